@@ -1,0 +1,73 @@
+"""Small helpers shared by the host tool: logging with timings, subprocesses, paths."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+
+class HostError(Exception):
+    """A failure with a message meant for the person running hack/host."""
+
+
+def cache_dir() -> Path:
+    """Build outputs live here, outside the clone, so a second `up` builds nothing."""
+    root = os.environ.get("PYTEST_VCLUSTER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-vcluster"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def state_dir() -> Path:
+    """Everything a running host owns: PKI, configs, logs, etcd data, containerd state."""
+    return Path(os.environ.get("PYTEST_VCLUSTER_HOST_STATE", "/var/lib/pytest-vcluster-host"))
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def step(name: str) -> Iterator[None]:
+    """Prints one progress line per step with its duration."""
+    start = time.monotonic()
+    log(f"==> {name} ...")
+    try:
+        yield
+    except BaseException:
+        log(f"<== {name}: FAILED after {time.monotonic() - start:.1f}s")
+        raise
+    log(f"<== {name}: {time.monotonic() - start:.1f}s")
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    capture: bool = False,
+    check: bool = True,
+    input: str | bytes | None = None,
+    quiet: bool = False,
+) -> str:
+    """Runs a command; on failure raises HostError with the command and its output tail."""
+    kwargs: dict = {"env": dict(env) if env is not None else None, "cwd": cwd}
+    if isinstance(input, str):
+        input = input.encode()
+    if capture or quiet:
+        proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+        out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    else:
+        proc = subprocess.run(cmd, input=input, **kwargs)
+        out, err = "", ""
+    if check and proc.returncode != 0:
+        tail = "\n".join((out + err).strip().splitlines()[-30:])
+        raise HostError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return out

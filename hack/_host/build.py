@@ -1,0 +1,251 @@
+"""Builds the host's binaries from the Go module proxy, cached outside the clone.
+
+Most of these modules carry ``replace`` directives (Kubernetes points every
+staging module at ``./staging``; etcd's server points at sibling folders), so
+``go install mod@version`` refuses them.  Each one is built through a small
+wrapper module that requires it and re-expresses its replaces with published
+versions: a relative replace becomes the published module at the version the
+release ships (for Kubernetes staging modules ``v0.<minor>.<patch>``), a
+replace onto another module version is copied as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import versions
+from ._util import cache_dir, log, run, step
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """One module at one version, and the main packages to build from it."""
+
+    name: str
+    module: str
+    version: str
+    packages: tuple[str, ...]
+    ldflags: str = ""
+    # Version given to relative replaces whose required version is v0.0.0
+    # (Kubernetes' staging modules); None drops such replaces.
+    staging_version: str | None = None
+    tags: tuple[str, ...] = field(default=())
+
+    def key(self) -> str:
+        text = json.dumps([self.module, self.version, self.packages, self.ldflags, self.tags])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["CGO_ENABLED"] = "0"
+    env.setdefault("GOFLAGS", "")
+    env["GOFLAGS"] = (env["GOFLAGS"] + " -mod=mod").strip()
+    # The module proxy is the only source reachable here; never try VCS.
+    env.setdefault("GOPROXY", "https://proxy.golang.org")
+    env["GOTOOLCHAIN"] = "local"
+    return env
+
+
+_REPLACE_LINE = re.compile(r"^\s*(?:replace\s+)?(\S+)(?:\s+(v\S+))?\s+=>\s+(\S+)(?:\s+(v\S+))?\s*$")
+
+
+def parse_replaces(gomod: str) -> list[tuple[str, str | None, str, str | None]]:
+    """Returns (old path, old version, new path, new version) of each replace."""
+    out = []
+    in_block = False
+    for raw in gomod.splitlines():
+        line = raw.split("//", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        if in_block:
+            if line.strip() == ")":
+                in_block = False
+                continue
+            m = _REPLACE_LINE.match(line)
+            if m:
+                out.append((m.group(1), m.group(2), m.group(3), m.group(4)))
+            continue
+        if re.match(r"^replace\s*\($", line.strip()):
+            in_block = True
+            continue
+        if line.startswith("replace "):
+            m = _REPLACE_LINE.match(line)
+            if m:
+                out.append((m.group(1), m.group(2), m.group(3), m.group(4)))
+    return out
+
+
+def parse_requires(gomod: str) -> dict[str, str]:
+    reqs: dict[str, str] = {}
+    in_block = False
+    for raw in gomod.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if in_block:
+            if line == ")":
+                in_block = False
+            elif line:
+                parts = line.split()
+                reqs[parts[0]] = parts[1]
+            continue
+        if line == "require (":
+            in_block = True
+        elif line.startswith("require "):
+            parts = line.split()
+            reqs[parts[1]] = parts[2]
+    return reqs
+
+
+def wrapper_gomod(build: GoBuild, upstream_gomod: str) -> str:
+    """The go.mod of the wrapper module for ``build``."""
+    requires = parse_requires(upstream_gomod)
+    go_line = re.search(r"^go\s+(\S+)", upstream_gomod, re.M)
+    godebug = re.search(r"^godebug\s+(.+)$", upstream_gomod, re.M)
+    lines = [f"module pytest-vcluster.local/build/{build.name}", ""]
+    lines.append(f"go {go_line.group(1) if go_line else '1.22'}")
+    if godebug:
+        # A dependency's godebug line is ignored; the main module must say it
+        # for the binary to behave as upstream built it.
+        lines.append(f"godebug {godebug.group(1)}")
+    lines += ["", f"require {build.module} {build.version}", "", "replace ("]
+    for old, old_v, new, new_v in parse_replaces(upstream_gomod):
+        if new.startswith("."):
+            if requires.get(old, "v0.0.0") == "v0.0.0" and build.staging_version:
+                lines.append(f"\t{old} => {old} {build.staging_version}")
+            # Otherwise the require line already names a published version.
+            continue
+        left = f"{old} {old_v}" if old_v else old
+        lines.append(f"\t{left} => {new} {new_v}")
+    lines.append(")")
+    return "\n".join(lines) + "\n"
+
+
+def go_build(build: GoBuild) -> Path:
+    """Builds ``build`` unless cached; returns the folder holding its binaries."""
+    out = cache_dir() / "bin" / f"{build.name}-{build.version}-{build.key()}"
+    stamp = out / ".complete"
+    if stamp.exists():
+        log(f"  {build.name} {build.version}: cached in {out}")
+        return out
+    env = _go_env()
+    work = cache_dir() / "gowork" / build.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    info = json.loads(
+        run(["go", "mod", "download", "-json", f"{build.module}@{build.version}"], env=env, cwd=work, capture=True)
+    )
+    upstream = Path(info["GoMod"]).read_text()
+    release_time = json.loads(Path(info["Info"]).read_text()).get("Time", "1970-01-01T00:00:00Z")
+    (work / "go.mod").write_text(wrapper_gomod(build, upstream))
+    (work / "main.go").write_text("package main\n\nfunc main() {}\n")
+    tmp_out = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp_out, ignore_errors=True)
+    tmp_out.mkdir(parents=True)
+    cmd = ["go", "build", "-trimpath", "-o", str(tmp_out) + "/"]
+    if build.ldflags:
+        cmd += ["-ldflags", build.ldflags.replace("{release_time}", release_time)]
+    if build.tags:
+        cmd += ["-tags", ",".join(build.tags)]
+    cmd += list(build.packages)
+    run(cmd, env=env, cwd=work)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp_out.rename(out)
+    stamp.write_text(build.version + "\n")
+    return out
+
+
+def _kube_ldflags() -> str:
+    v = versions.KUBERNETES
+    major, minor = v.lstrip("v").split(".")[:2]
+    flags = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={v}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitCommit=module-{v}",
+            f"-X {pkg}.gitTreeState=clean",
+            # go_build fills in the release time the module proxy reports.
+            f"-X {pkg}.buildDate={{release_time}}",
+        ]
+    return "-s -w " + " ".join(flags)
+
+
+KUBE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
+
+
+def builds() -> list[GoBuild]:
+    return [
+        GoBuild(
+            name="kubernetes",
+            module="k8s.io/kubernetes",
+            version=versions.KUBERNETES,
+            packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMPONENTS),
+            ldflags=_kube_ldflags(),
+            staging_version=versions.KUBERNETES_STAGING,
+        ),
+        GoBuild(
+            name="etcd",
+            module="go.etcd.io/etcd/server/v3",
+            version=versions.ETCD,
+            packages=("go.etcd.io/etcd/server/v3",),
+            ldflags="-s -w",
+        ),
+        GoBuild(
+            name="coredns",
+            module="github.com/coredns/coredns",
+            version=versions.COREDNS,
+            packages=("github.com/coredns/coredns",),
+            ldflags="-s -w",
+        ),
+        GoBuild(
+            name="helm",
+            module="helm.sh/helm/v3",
+            version=versions.HELM,
+            packages=("helm.sh/helm/v3/cmd/helm",),
+            ldflags=f"-s -w -X helm.sh/helm/v3/internal/version.version={versions.HELM}",
+        ),
+        GoBuild(
+            name="local-path-provisioner",
+            module="github.com/rancher/local-path-provisioner",
+            version=versions.LOCAL_PATH_PROVISIONER,
+            packages=("github.com/rancher/local-path-provisioner",),
+            ldflags="-s -w",
+        ),
+        GoBuild(
+            name="kind",
+            module="sigs.k8s.io/kind",
+            version=versions.KIND,
+            packages=("sigs.k8s.io/kind",),
+            ldflags="-s -w",
+        ),
+    ]
+
+
+def build_all() -> dict[str, Path]:
+    """Builds (or finds cached) every binary; returns name -> binary path."""
+    paths: dict[str, Path] = {}
+    for b in builds():
+        with step(f"build {b.name} {b.version}"):
+            folder = go_build(b)
+        for f in folder.iterdir():
+            if f.is_file() and os.access(f, os.X_OK):
+                paths[f.name] = f
+    # Binary names differ from the package's last element in a few cases.
+    if "v3" in paths:
+        paths["etcd"] = paths.pop("v3")
+    if "server" in paths:
+        paths["etcd"] = paths.pop("server")
+    return paths
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    for k, v in sorted(build_all().items()):
+        print(k, v)
