@@ -132,7 +132,6 @@ def go_build(build: GoBuild) -> Path:
     out = cache_dir() / "bin" / f"{build.name}-{build.version}-{build.key()}"
     stamp = out / ".complete"
     if stamp.exists():
-        log(f"  {build.name} {build.version}: cached in {out}")
         return out
     env = _go_env()
     work = cache_dir() / "gowork" / build.name
@@ -210,7 +209,12 @@ def builds() -> list[GoBuild]:
             module="helm.sh/helm/v3",
             version=versions.HELM,
             packages=("helm.sh/helm/v3/cmd/helm",),
-            ldflags=f"-s -w -X helm.sh/helm/v3/internal/version.version={versions.HELM}",
+            # As helm's Makefile does: the default Kubernetes version of
+            # `helm template`/`lint` is the client-go it was built with (1.34).
+            ldflags=f"-s -w -X helm.sh/helm/v3/internal/version.version={versions.HELM}"
+            " -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+            + "".join(f" -X helm.sh/helm/v3/pkg/{pkg}.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/{pkg}.k8sVersionMinor=34"
+                      for pkg in ("chartutil", "lint/rules")),
         ),
         GoBuild(
             name="local-path-provisioner",
@@ -229,12 +233,19 @@ def builds() -> list[GoBuild]:
     ]
 
 
+def cached(build: GoBuild) -> bool:
+    return (cache_dir() / "bin" / f"{build.name}-{build.version}-{build.key()}" / ".complete").exists()
+
+
 def build_all() -> dict[str, Path]:
     """Builds (or finds cached) every binary; returns name -> binary path."""
     paths: dict[str, Path] = {}
     for b in builds():
-        with step(f"build {b.name} {b.version}"):
+        if cached(b):
             folder = go_build(b)
+        else:
+            with step(f"build {b.name} {b.version}"):
+                folder = go_build(b)
         for f in folder.iterdir():
             if f.is_file() and os.access(f, os.X_OK):
                 paths[f.name] = f

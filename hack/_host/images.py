@@ -1,0 +1,198 @@
+"""Images for the host, built locally with docker and imported into its containerd.
+
+No registry is reachable, so every image a pod of the host runs is built here:
+the control-plane images under their upstream names (built from the same
+sources at the same versions, so the chart's defaults run unchanged), the
+pause image under the exact name of containerd's sandbox image, a Debian base
+with Python 3 (from debootstrap) for the syncer, and small test workloads.
+Dockerfiles live in hack/images/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import versions
+from ._util import HostError, log, run, step
+from .layout import Layout
+
+HERE = Path(__file__).resolve().parent
+DOCKERFILES = HERE.parent / "images"
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    dockerfile: str
+    # files copied into the build context: context name -> source path
+    files: dict[str, Path] = field(default_factory=dict)
+    # images this one is built FROM (built first)
+    base: tuple[str, ...] = ()
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
+def docker(layout: Layout, *args: str, capture: bool = False, input: bytes | None = None) -> str:
+    env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}", DOCKER_BUILDKIT="0")
+    # Debian's client matches Debian's engine; a newer client elsewhere on PATH
+    # insists on buildx for `build`.
+    client = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+    return run([client, *args], env=env, capture=capture, input=input, quiet=not capture)
+
+
+def ctr(layout: Layout, *args: str, capture: bool = True, stdin: int | None = None) -> str:
+    return run(["ctr", "--address", str(layout.containerd_socket), "--namespace", "k8s.io", *args], capture=capture)
+
+
+def build_pause(layout: Layout) -> Path:
+    """Compiles Kubernetes' own pause.c (from the k8s.io/kubernetes module) statically."""
+    out = layout.cache / "bin" / f"pause-{versions.PAUSE}" / "pause"
+    if out.exists():
+        return out
+    modcache = run(["go", "env", "GOMODCACHE"], capture=True).strip()
+    src = Path(modcache) / f"k8s.io/kubernetes@{versions.KUBERNETES}" / "build/pause/linux/pause.c"
+    if not src.exists():
+        raise HostError(f"{src} is missing: build Kubernetes first (hack/host up builds it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run(["gcc", "-Os", "-Wall", "-Werror", "-static", f'-DVERSION=v{versions.PAUSE}-pytest-vcluster',
+         "-o", str(out), str(src)], quiet=True)
+    run(["strip", str(out)], quiet=True)
+    return out
+
+
+def python_rootfs(layout: Layout) -> Path:
+    """A minimal Debian bookworm root with python3 and pip, made by debootstrap (cached)."""
+    tarball = layout.cache / "rootfs" / "bookworm-python3.tar"
+    if tarball.exists():
+        return tarball
+    if not shutil.which("debootstrap"):
+        raise HostError("debootstrap is missing: apt-get install -y debootstrap (hack/install-deps does it)")
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=layout.cache) as tmp:
+        root = Path(tmp) / "root"
+        run(["debootstrap", "--variant=minbase", "--include=python3,python3-pip,python3-venv,ca-certificates",
+             "bookworm", str(root), "http://deb.debian.org/debian"], quiet=True)
+        # The apt lists and caches are only weight in an image.
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            shutil.rmtree(root / junk, ignore_errors=True)
+        run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball) + ".tmp", "."], quiet=True)
+        os.replace(str(tarball) + ".tmp", tarball)
+    return tarball
+
+
+def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
+    """Every image the host offers, in build order."""
+    busybox = Path("/bin/busybox")
+    return [
+        Image(versions.PAUSE_IMAGE, "pause.Dockerfile", {"pause": build_pause(layout)}),
+        Image(versions.APISERVER_IMAGE, "kube-component.Dockerfile", {"component": binaries["kube-apiserver"]},
+              build_args={"NAME": "kube-apiserver"}),
+        Image(versions.CONTROLLER_MANAGER_IMAGE, "kube-component.Dockerfile",
+              {"component": binaries["kube-controller-manager"]}, build_args={"NAME": "kube-controller-manager"}),
+        Image(versions.ETCD_IMAGE, "etcd.Dockerfile", {"etcd": binaries["etcd"]}),
+        Image(versions.COREDNS_IMAGE, "coredns.Dockerfile", {"coredns": binaries["coredns"]}),
+        Image(versions.SHELL_IMAGE, "busybox.Dockerfile", {"busybox": busybox}),
+        Image(versions.HTTP_IMAGE, "httpd.Dockerfile", {}, base=(versions.SHELL_IMAGE,)),
+        Image(versions.PYTHON_IMAGE, "", {}),  # imported from the debootstrap rootfs
+    ]
+
+
+def _key(image: Image) -> str:
+    h = hashlib.sha256(image.name.encode())
+    if image.dockerfile:
+        h.update((DOCKERFILES / image.dockerfile).read_bytes())
+    h.update(repr(sorted(image.build_args.items())).encode())
+    for name, path in sorted(image.files.items()):
+        st = path.stat()
+        h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def _stamp(layout: Layout, kind: str, image: str) -> Path:
+    safe = image.replace("/", "_").replace(":", "_")
+    return layout.cache / "image-stamps" / kind / safe
+
+
+def docker_images(layout: Layout) -> set[str]:
+    out = docker(layout, "images", "--format", "{{.Repository}}:{{.Tag}}", capture=True)
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def build_images(layout: Layout, binaries: dict[str, Path]) -> list[str]:
+    """Builds what changed; returns the names of all images in the catalogue."""
+    present = docker_images(layout)
+    names = []
+    for image in catalogue(binaries, layout):
+        names.append(image.name)
+        stamp = _stamp(layout, "docker", image.name)
+        key = _key(image)
+        if image.name in present and stamp.exists() and stamp.read_text() == key:
+            continue
+        with step(f"image {image.name}"):
+            if not image.dockerfile:
+                tarball = python_rootfs(layout)
+                with open(tarball, "rb") as f:
+                    env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}")
+                    proc = subprocess.run(
+                        ["/usr/bin/docker", "import", "--change", 'CMD ["python3"]',
+                         "--change", "ENV LANG=C.UTF-8", "-", image.name],
+                        stdin=f, env=env, capture_output=True)
+                    if proc.returncode:
+                        raise HostError(f"docker import failed: {proc.stderr.decode()}")
+            else:
+                with tempfile.TemporaryDirectory(prefix="ctx-") as tmp:
+                    ctx = Path(tmp)
+                    for name, src in image.files.items():
+                        shutil.copy2(src, ctx / name)
+                    shutil.copy2(DOCKERFILES / image.dockerfile, ctx / "Dockerfile")
+                    args = [a for k, v in image.build_args.items() for a in ("--build-arg", f"{k}={v}")]
+                    docker(layout, "build", "-q", "--network", "host", *args, "-t", image.name, str(ctx))
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(key)
+    return names
+
+
+def containerd_images(layout: Layout) -> set[str]:
+    return {line.strip() for line in ctr(layout, "images", "ls", "-q").splitlines() if line.strip()}
+
+
+def docker_image_id(layout: Layout, name: str) -> str:
+    return docker(layout, "image", "inspect", "--format", "{{.Id}}", name, capture=True).strip()
+
+
+def import_images(layout: Layout, names: list[str], *, force: bool = False) -> list[str]:
+    """Copies images from docker into the host's containerd when missing or changed."""
+    present = containerd_images(layout)
+    todo = []
+    for name in names:
+        stamp = _stamp(layout, "containerd", name)
+        image_id = docker_image_id(layout, name)
+        if force or name not in present or not stamp.exists() or stamp.read_text() != image_id:
+            todo.append((name, image_id, stamp))
+    if not todo:
+        return []
+    with step(f"import {len(todo)} image(s) into containerd"):
+        env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}")
+        save = subprocess.Popen(["/usr/bin/docker", "save", *[t[0] for t in todo]], stdout=subprocess.PIPE, env=env)
+        imp = subprocess.run(
+            ["ctr", "--address", str(layout.containerd_socket), "--namespace", "k8s.io", "images", "import",
+             "--no-unpack", "-"], stdin=save.stdout, capture_output=True)
+        save.wait()
+        if save.returncode or imp.returncode:
+            raise HostError(f"image import failed: {imp.stderr.decode()[-2000:]}")
+    for name, image_id, stamp in todo:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(image_id)
+    return [t[0] for t in todo]
+
+
+def docker_passthrough(layout: Layout, args: list[str]) -> int:
+    """Runs the docker CLI against the host's image builder (e.g. to build the syncer image)."""
+    env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}", DOCKER_BUILDKIT="0")
+    client = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+    return subprocess.run([client, *args], env=env).returncode

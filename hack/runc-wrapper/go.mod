@@ -1,0 +1,3 @@
+module pytest-vcluster.local/runc-wrapper
+
+go 1.22
