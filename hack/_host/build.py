@@ -249,12 +249,32 @@ def build_all() -> dict[str, Path]:
         for f in folder.iterdir():
             if f.is_file() and os.access(f, os.X_OK):
                 paths[f.name] = f
-    # Binary names differ from the package's last element in a few cases.
-    if "v3" in paths:
-        paths["etcd"] = paths.pop("v3")
+    # go build names a binary after its package's last element: etcd's is "server".
     if "server" in paths:
         paths["etcd"] = paths.pop("server")
+    link_tools(paths)
     return paths
+
+
+TOOLS = ("helm", "kubectl", "kind")
+
+
+def tools_dir() -> Path:
+    """A folder for PATH with the client tools tests use (helm, kubectl, kind)."""
+    return cache_dir() / "tools"
+
+
+def link_tools(paths: dict[str, Path]) -> None:
+    d = tools_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    for name in TOOLS:
+        link = d / name
+        if link.is_symlink() and os.readlink(link) == str(paths[name]):
+            continue
+        tmp = d / f".{name}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(paths[name])
+        os.replace(tmp, link)
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

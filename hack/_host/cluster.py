@@ -472,6 +472,8 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
     start_time = time.monotonic()
     if layout.state.exists():
         if not problems(layout):
+            # Still rebuild images whose Dockerfile or binary changed.
+            images.import_images(layout, images.build_images(layout, build_outputs()))
             log("host is already up and healthy")
             return
         with step("clean up what an earlier run left"):

@@ -1,0 +1,61 @@
+"""Shared fixtures of the end-to-end tests: they run against the real host from `hack/host up`.
+
+A host that is not up is a failure here, never a skip: CI brings it up before
+the tests (hack/test), and a developer runs `hack/host up` once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = REPO / "hack" / "host"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart the host (marker `disruptive`) run after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "disruptive: stops and restarts the host cluster; runs last")
+
+
+@pytest.fixture(scope="session")
+def host_kubeconfig() -> Path:
+    """Path of the host's admin kubeconfig (VCLUSTER_HOST_KUBECONFIG or `hack/host kubeconfig`)."""
+    configured = os.environ.get("VCLUSTER_HOST_KUBECONFIG")
+    if configured:
+        return Path(configured)
+    proc = subprocess.run([str(HOST), "kubeconfig"], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        pytest.fail(f"no host cluster: `hack/host kubeconfig` failed ({proc.stderr.strip()}); run `hack/host up`")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def host_api(host_kubeconfig: Path) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(host_kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def namespace(host_api: client.ApiClient) -> Iterator[str]:
+    """A fresh host namespace for one test, deleted afterwards."""
+    core = client.CoreV1Api(host_api)
+    name = f"e2e-host-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"e2e": "host"})))
+    yield name
+    try:
+        core.delete_namespace(name)
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
