@@ -1,0 +1,217 @@
+{{/*
+Names. Every object name derives from the release name R (docs/architecture.md):
+StatefulSet/Service R, Secrets R-certs and vc-R, ServiceAccounts vc-R and
+vc-workload-R, Role/RoleBinding vc-R, ClusterRole/ClusterRoleBinding vc-R-N.
+*/}}
+
+{{/* Chart name, the value of app.kubernetes.io/name. */}}
+{{- define "vcluster.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full name: the release name itself. A StatefulSet's pods carry the label
+controller-revision-hash=<name>-<10 chars>, which must fit in 63 characters.
+*/}}
+{{- define "vcluster.fullname" -}}
+{{- if gt (len .Release.Name) 52 -}}
+{{- fail (printf "release name %q is %d characters long; at most 52 are allowed (StatefulSet name limit)" .Release.Name (len .Release.Name)) -}}
+{{- end -}}
+{{- .Release.Name -}}
+{{- end -}}
+
+{{- define "vcluster.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* ServiceAccount, Role and RoleBinding of the syncer; also the kubeconfig Secret. */}}
+{{- define "vcluster.syncerName" -}}
+{{- printf "vc-%s" (include "vcluster.fullname" .) -}}
+{{- end -}}
+
+{{- define "vcluster.kubeconfigSecretName" -}}
+{{- printf "vc-%s" (include "vcluster.fullname" .) -}}
+{{- end -}}
+
+{{/* ServiceAccount every synced pod runs as. */}}
+{{- define "vcluster.workloadServiceAccountName" -}}
+{{- printf "vc-workload-%s" (include "vcluster.fullname" .) -}}
+{{- end -}}
+
+{{/* Secret with the PKI, the admin token and the controller-manager kubeconfig. */}}
+{{- define "vcluster.certsSecretName" -}}
+{{- printf "%s-certs" (include "vcluster.fullname" .) -}}
+{{- end -}}
+
+{{/* ClusterRole and ClusterRoleBinding, only when an option needs host-wide reads. */}}
+{{- define "vcluster.clusterRoleName" -}}
+{{- printf "vc-%s-%s" (include "vcluster.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* "true" when some value needs cluster-scoped rights on the host, else "". */}}
+{{- define "vcluster.needsClusterRole" -}}
+{{- if or (eq .Values.sync.fromHost.nodes.mode "all") .Values.sync.fromHost.storageClasses.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+Labels. Selector labels are immutable on the StatefulSet: never add to them.
+*/}}
+{{- define "vcluster.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vcluster.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: control-plane
+{{- end -}}
+
+{{/*
+Common labels; call with (dict "ctx" $ "component" "NAME").
+*/}}
+{{- define "vcluster.labels" -}}
+{{- $ctx := .ctx -}}
+helm.sh/chart: {{ include "vcluster.chart" $ctx }}
+app.kubernetes.io/name: {{ include "vcluster.name" $ctx }}
+app.kubernetes.io/instance: {{ $ctx.Release.Name }}
+app.kubernetes.io/version: {{ $ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $ctx.Release.Service }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Labels of cluster-scoped objects: findable by release and host namespace. */}}
+{{- define "vcluster.clusterLabels" -}}
+{{ include "vcluster.labels" . }}
+vcluster.pytest-vcluster.io/host-namespace: {{ .ctx.Release.Namespace }}
+{{- end -}}
+
+{{/* "repository:tag" of an image block; call with (dict "image" .Values.x.image "ctx" $). */}}
+{{- define "vcluster.image" -}}
+{{- printf "%s:%s" .image.repository (.image.tag | default .ctx.Chart.AppVersion) -}}
+{{- end -}}
+
+{{/*
+A random address in the dynamically allocated part of .Values.serviceCIDR.
+Kubernetes keeps the first min(max(16, size/16), 256) addresses of the range
+for static assignment (ServiceIPStaticSubrange) and hands out the rest at
+random; picking from the rest at random makes a clash with an existing
+Service about as unlikely as two dynamic allocations colliding.
+*/}}
+{{- define "vcluster.randomServiceIP" -}}
+{{- $parts := splitList "/" .Values.serviceCIDR -}}
+{{- $octets := splitList "." (index $parts 0) -}}
+{{- $prefix := atoi (index $parts 1) -}}
+{{- $size := 1 -}}
+{{- range until (sub 32 $prefix | int) -}}
+{{- $size = mul $size 2 -}}
+{{- end -}}
+{{- $addr := add (mul (atoi (index $octets 0)) 16777216) (mul (atoi (index $octets 1)) 65536) (mul (atoi (index $octets 2)) 256) (atoi (index $octets 3)) -}}
+{{- $base := sub $addr (mod $addr $size) -}}
+{{- $reserved := 0 -}}
+{{- if ge $size 16 -}}
+{{- $reserved = min (max 16 (div $size 16)) 256 -}}
+{{- end -}}
+{{- /* offsets 0 (network) and size-1 (broadcast) are never used */ -}}
+{{- $lo := add $reserved 1 -}}
+{{- if gt $lo (sub $size 2) -}}
+{{- $lo = 1 -}}
+{{- end -}}
+{{- $ip := add $base (randInt ($lo | int) (sub $size 1 | int)) -}}
+{{- printf "%d.%d.%d.%d" (div $ip 16777216) (mod (div $ip 65536) 256) (mod (div $ip 256) 256) (mod $ip 256) -}}
+{{- end -}}
+
+{{/*
+Cluster PKI, admin token and Service IP, as JSON:
+  {"clusterIP", "caCrt", "caKey", "apiserverCrt", "apiserverKey", "saKey", "token", "sansHash"}
+Certificates and keys are base64-encoded PEM (Secret data form), token is plain.
+
+Computed once per render (memoised in the root context) so that every template
+sees the same random values. Kept across `helm upgrade`: when Secret R-certs
+exists its CA, service-account key and token are reused; the serving
+certificate is re-signed (by the same CA) only when its list of names/IPs
+changed, which the Secret records in an annotation. The Service IP is read
+back from Service R when it exists (it is immutable anyway).
+*/}}
+{{- define "vcluster.pki" -}}
+{{- if not (hasKey . "_vclusterPki") -}}
+{{- $name := include "vcluster.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $domain := .Values.clusterDomain -}}
+{{- /* Service IP */ -}}
+{{- $svc := lookup "v1" "Service" $ns $name | default dict -}}
+{{- $clusterIP := "" -}}
+{{- if and $svc.spec $svc.spec.clusterIP (ne $svc.spec.clusterIP "None") -}}
+{{- $clusterIP = $svc.spec.clusterIP -}}
+{{- else if .Values.service.clusterIP -}}
+{{- $clusterIP = .Values.service.clusterIP -}}
+{{- else -}}
+{{- $clusterIP = include "vcluster.randomServiceIP" . -}}
+{{- end -}}
+{{- /* names in the serving certificate */ -}}
+{{- $ips := list "127.0.0.1" $clusterIP | uniq -}}
+{{- $dns := list $name (printf "%s.%s" $name $ns) (printf "%s.%s.svc" $name $ns) (printf "%s.%s.svc.cluster.local" $name $ns) (printf "%s.%s.svc.%s" $name $ns $domain) "localhost" "kubernetes" "kubernetes.default" "kubernetes.default.svc" (printf "kubernetes.default.svc.%s" $domain) | uniq -}}
+{{- $sansHash := printf "%s|%s" (join "," $ips) (join "," $dns) | sha256sum | trunc 16 -}}
+{{- /* existing Secret */ -}}
+{{- $old := lookup "v1" "Secret" $ns (include "vcluster.certsSecretName" .) | default dict -}}
+{{- $data := $old.data | default dict -}}
+{{- $oldMeta := $old.metadata | default dict -}}
+{{- $oldAnnotations := $oldMeta.annotations | default dict -}}
+{{- $pki := dict "clusterIP" $clusterIP "sansHash" $sansHash -}}
+{{- $complete := true -}}
+{{- range list "ca.crt" "ca.key" "apiserver.crt" "apiserver.key" "sa.key" "token" -}}
+{{- if not (index $data .) -}}
+{{- $complete = false -}}
+{{- end -}}
+{{- end -}}
+{{- if $complete -}}
+{{- $_ := set $pki "caCrt" (index $data "ca.crt") -}}
+{{- $_ := set $pki "caKey" (index $data "ca.key") -}}
+{{- $_ := set $pki "saKey" (index $data "sa.key") -}}
+{{- $_ := set $pki "token" (index $data "token" | b64dec) -}}
+{{- if eq (index $oldAnnotations "vcluster.pytest-vcluster.io/serving-cert-sans" | default "") $sansHash -}}
+{{- $_ := set $pki "apiserverCrt" (index $data "apiserver.crt") -}}
+{{- $_ := set $pki "apiserverKey" (index $data "apiserver.key") -}}
+{{- else -}}
+{{- $ca := buildCustomCert (index $data "ca.crt") (index $data "ca.key") -}}
+{{- $cert := genSignedCert "kube-apiserver" $ips $dns 3650 $ca -}}
+{{- $_ := set $pki "apiserverCrt" ($cert.Cert | b64enc) -}}
+{{- $_ := set $pki "apiserverKey" ($cert.Key | b64enc) -}}
+{{- end -}}
+{{- else -}}
+{{- $ca := genCA (printf "vcluster-%s-ca" $name) 3650 -}}
+{{- $cert := genSignedCert "kube-apiserver" $ips $dns 3650 $ca -}}
+{{- $_ := set $pki "caCrt" ($ca.Cert | b64enc) -}}
+{{- $_ := set $pki "caKey" ($ca.Key | b64enc) -}}
+{{- $_ := set $pki "apiserverCrt" ($cert.Cert | b64enc) -}}
+{{- $_ := set $pki "apiserverKey" ($cert.Key | b64enc) -}}
+{{- $_ := set $pki "saKey" (genPrivateKey "rsa" | b64enc) -}}
+{{- $_ := set $pki "token" (randAlphaNum 48) -}}
+{{- end -}}
+{{- $_ := set . "_vclusterPki" $pki -}}
+{{- end -}}
+{{- get . "_vclusterPki" | toJson -}}
+{{- end -}}
+
+{{/*
+A kubeconfig with a bearer token; call with
+(dict "name" NAME "server" URL "ca" BASE64_PEM "token" TOKEN).
+*/}}
+{{- define "vcluster.kubeconfig" -}}
+apiVersion: v1
+kind: Config
+clusters:
+  - name: {{ .name }}
+    cluster:
+      server: {{ .server }}
+      certificate-authority-data: {{ .ca }}
+users:
+  - name: {{ .name }}
+    user:
+      token: {{ .token }}
+contexts:
+  - name: {{ .name }}
+    context:
+      cluster: {{ .name }}
+      user: {{ .name }}
+      namespace: default
+current-context: {{ .name }}
+preferences: {}
+{{- end -}}

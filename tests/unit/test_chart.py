@@ -1,0 +1,778 @@
+"""Unit tests of the Helm chart in chart/: render it with `helm template` and
+inspect the objects. Needs a helm binary (HELM_BIN, PATH, or the one
+`hack/host` builds into ~/.cache/pytest-vcluster/bin/helm-*/helm); without
+one these tests fail, they do not skip.
+
+No cluster is involved: `lookup` returns nothing under `helm template`, so
+every render generates fresh certificates and a fresh Service IP.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import glob
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+CHART = Path(__file__).resolve().parents[2] / "chart"
+RELEASE = "vc1"
+NAMESPACE = "test-ns"
+# Our helm may be built without the Kubernetes version stamped in (it then
+# claims v1.20 and refuses the chart's kubeVersion); say which one we target.
+KUBE_VERSION = "v1.33.13"
+
+CLUSTER_SCOPED_KINDS = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Namespace",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "CustomResourceDefinition",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "IngressClass",
+    "RuntimeClass",
+    "APIService",
+}
+
+Objects = dict[tuple[str, str], dict[str, Any]]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def find_helm() -> str | None:
+    env = os.environ.get("HELM_BIN")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    on_path = shutil.which("helm")
+    if on_path:
+        return on_path
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    found = sorted(glob.glob(str(cache / "pytest-vcluster" / "bin" / "helm-*" / "helm")))
+    return found[-1] if found else None
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    env = os.environ.get("HELM_BIN")
+    if env and not os.access(env, os.X_OK):
+        pytest.fail(f"HELM_BIN={env!r} is not an executable file", pytrace=False)
+    path = find_helm()
+    if path is None:
+        pytest.fail(
+            "helm not found: set HELM_BIN, put helm on PATH, or build it with `hack/host up` "
+            "(it lands in ~/.cache/pytest-vcluster/bin/helm-*/helm)",
+            pytrace=False,
+        )
+    return path
+
+
+def helm_template(
+    helm: str, *sets: str, release: str = RELEASE, namespace: str = NAMESPACE
+) -> subprocess.CompletedProcess[str]:
+    cmd = [helm, "template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
+    for s in sets:
+        cmd += ["--set", s]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@functools.cache
+def _render_cached(helm: str, sets: tuple[str, ...], release: str, namespace: str) -> tuple[dict[str, Any], ...]:
+    proc = helm_template(helm, *sets, release=release, namespace=namespace)
+    assert proc.returncode == 0, f"helm template failed:\n{proc.stderr}"
+    return tuple(d for d in yaml.safe_load_all(proc.stdout) if d)
+
+
+def render(helm: str, *sets: str, release: str = RELEASE, namespace: str = NAMESPACE) -> Objects:
+    """Render and index the objects by (kind, name). Cached: same args, same random values."""
+    docs = _render_cached(helm, tuple(sets), release, namespace)
+    objs: Objects = {}
+    for d in docs:
+        key = (d["kind"], d["metadata"]["name"])
+        assert key not in objs, f"duplicate object {key}"
+        objs[key] = d
+    return objs
+
+
+def secret_data(obj: dict[str, Any]) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in obj["data"].items()}
+
+
+def pod_spec(objs: Objects, release: str = RELEASE) -> dict[str, Any]:
+    return objs[("StatefulSet", release)]["spec"]["template"]["spec"]
+
+
+def containers(objs: Objects, release: str = RELEASE) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in pod_spec(objs, release)["containers"]}
+
+
+def flags(args: list[str]) -> dict[str, str]:
+    """--name=value arguments as a dict (last one wins, as for the binaries)."""
+    out: dict[str, str] = {}
+    for a in args:
+        assert a.startswith("--"), f"unexpected argument {a!r}"
+        name, _, value = a[2:].partition("=")
+        out[name] = value
+    return out
+
+
+def san_of(cert_pem: bytes) -> tuple[set[str], set[str]]:
+    """(DNS names, IP addresses) of a PEM certificate."""
+    try:
+        from cryptography import x509
+    except ImportError:
+        text = subprocess.run(
+            ["openssl", "x509", "-noout", "-ext", "subjectAltName"],
+            input=cert_pem,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        dns = set(re.findall(r"DNS:([^,\s]+)", text))
+        ips = set(re.findall(r"IP Address:([^,\s]+)", text))
+        return dns, ips
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return set(ext.get_values_for_type(x509.DNSName)), {str(i) for i in ext.get_values_for_type(x509.IPAddress)}
+
+
+def verify_issued_by(cert_pem: bytes, ca_pem: bytes) -> None:
+    try:
+        from cryptography import x509
+    except ImportError:
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "ca.crt").write_bytes(ca_pem)
+            Path(tmp, "cert.crt").write_bytes(cert_pem)
+            subprocess.run(["openssl", "verify", "-CAfile", f"{tmp}/ca.crt", f"{tmp}/cert.crt"], check=True)
+        return
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    cert.verify_directly_issued_by(ca)
+
+
+@pytest.fixture(scope="session")
+def default(helm: str) -> Objects:
+    return render(helm)
+
+
+# --------------------------------------------------------------------------- lint
+
+
+def test_helm_lint(helm: str) -> None:
+    proc = subprocess.run(
+        [helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, "--namespace", NAMESPACE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- object inventory
+
+EXPECTED_DEFAULT = {
+    ("StatefulSet", RELEASE),
+    ("Service", RELEASE),
+    ("Secret", f"{RELEASE}-certs"),
+    ("Secret", f"vc-{RELEASE}"),
+    ("ServiceAccount", f"vc-{RELEASE}"),
+    ("ServiceAccount", f"vc-workload-{RELEASE}"),
+    ("Role", f"vc-{RELEASE}"),
+    ("RoleBinding", f"vc-{RELEASE}"),
+}
+
+
+def test_default_objects(default: Objects) -> None:
+    assert set(default) == EXPECTED_DEFAULT
+
+
+def test_no_cluster_scoped_object_by_default(default: Objects) -> None:
+    for kind, name in default:
+        assert kind not in CLUSTER_SCOPED_KINDS, f"cluster-scoped {kind}/{name} rendered by default"
+        assert default[(kind, name)]["metadata"]["namespace"] == NAMESPACE
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED_DEFAULT))
+def test_standard_labels(default: Objects, key: tuple[str, str]) -> None:
+    labels = default[key]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "pytest-vcluster"
+    assert labels["app.kubernetes.io/instance"] == RELEASE
+    assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert labels["app.kubernetes.io/version"] == chart_meta()["appVersion"]
+    assert labels["app.kubernetes.io/component"]
+
+
+def chart_meta() -> dict[str, Any]:
+    return yaml.safe_load((CHART / "Chart.yaml").read_text())
+
+
+def test_chart_metadata() -> None:
+    meta = chart_meta()
+    assert meta["apiVersion"] == "v2"
+    assert meta["version"] == "0.1.0"
+    assert meta["appVersion"] == "0.1.0"
+    assert meta["kubeVersion"] == ">=1.27.0-0"
+
+
+# --------------------------------------------------------------------------- cluster-scoped options
+
+
+@pytest.mark.parametrize(
+    ("sets", "resources"),
+    [
+        ((), None),
+        (("sync.fromHost.nodes.mode=synced",), None),
+        (("sync.fromHost.nodes.mode=all",), {"nodes"}),
+        (("sync.fromHost.storageClasses.enabled=true",), {"storageclasses"}),
+        (("sync.fromHost.nodes.mode=all", "sync.fromHost.storageClasses.enabled=true"), {"nodes", "storageclasses"}),
+    ],
+)
+def test_cluster_role_only_when_needed(helm: str, sets: tuple[str, ...], resources: set[str] | None) -> None:
+    objs = render(helm, *sets)
+    name = f"vc-{RELEASE}-{NAMESPACE}"
+    cluster_scoped = {k for k in objs if k[0] in CLUSTER_SCOPED_KINDS}
+    if resources is None:
+        assert cluster_scoped == set()
+        return
+    assert cluster_scoped == {("ClusterRole", name), ("ClusterRoleBinding", name)}
+    for key in cluster_scoped:
+        meta = objs[key]["metadata"]
+        assert "namespace" not in meta
+        assert meta["labels"]["app.kubernetes.io/instance"] == RELEASE
+        assert meta["labels"]["vcluster.pytest-vcluster.io/host-namespace"] == NAMESPACE
+    rules = objs[("ClusterRole", name)]["rules"]
+    granted = {r for rule in rules for r in rule["resources"]}
+    assert granted == resources
+    for rule in rules:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, "cluster-wide rights must stay read-only"
+    binding = objs[("ClusterRoleBinding", name)]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"vc-{RELEASE}", "namespace": NAMESPACE}]
+
+
+# --------------------------------------------------------------------------- RBAC
+
+
+def role_grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                out.setdefault((group, res), set()).update(rule["verbs"])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "verbs"),
+    [
+        ("", "pods", {"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("", "services", {"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("", "endpoints", {"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("", "configmaps", {"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("", "secrets", {"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("", "persistentvolumeclaims", {"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("networking.k8s.io", "networkpolicies", {"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("", "events", {"get", "list", "watch"}),
+        ("", "pods/log", {"get"}),
+        ("", "pods/exec", {"create"}),
+        ("", "pods/portforward", {"create"}),
+        ("", "pods/attach", {"create"}),
+        ("", "serviceaccounts", {"get", "list", "watch"}),
+    ],
+)
+def test_syncer_role_grants(default: Objects, group: str, resource: str, verbs: set[str]) -> None:
+    grants = role_grants(default[("Role", f"vc-{RELEASE}")])
+    assert verbs <= grants.get((group, resource), set())
+
+
+def test_syncer_role_is_bounded(default: Objects) -> None:
+    grants = role_grants(default[("Role", f"vc-{RELEASE}")])
+    for (group, res), verbs in grants.items():
+        assert "*" not in verbs and group != "*" and res != "*", f"wildcard in {group}/{res}"
+    assert grants[("", "serviceaccounts")] == {"get", "list", "watch"}
+    assert grants[("", "events")] == {"get", "list", "watch"}
+
+
+def test_role_binding(default: Objects) -> None:
+    rb = default[("RoleBinding", f"vc-{RELEASE}")]
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"vc-{RELEASE}"}
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": f"vc-{RELEASE}", "namespace": NAMESPACE}]
+
+
+def test_service_accounts(default: Objects) -> None:
+    workload = default[("ServiceAccount", f"vc-workload-{RELEASE}")]
+    assert workload["automountServiceAccountToken"] is False
+    # The workload account has no rights: nothing binds it.
+    for (kind, _), obj in default.items():
+        if kind.endswith("Binding"):
+            assert all(s["name"] != f"vc-workload-{RELEASE}" for s in obj["subjects"])
+
+
+# --------------------------------------------------------------------------- StatefulSet
+
+
+def test_statefulset_shape(default: Objects) -> None:
+    sts = default[("StatefulSet", RELEASE)]
+    spec = sts["spec"]
+    assert spec["replicas"] == 1
+    assert spec["serviceName"] in (RELEASE, f"{RELEASE}-headless")
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == f"vc-{RELEASE}"
+    assert pod["automountServiceAccountToken"] is False
+    assert [c["name"] for c in pod["containers"]] == ["etcd", "kube-apiserver", "syncer", "kube-controller-manager"]
+    assert not pod.get("initContainers")
+
+
+@pytest.mark.parametrize(
+    ("container", "image", "command"),
+    [
+        ("etcd", "registry.k8s.io/etcd:3.5.24-0", ["/usr/local/bin/etcd"]),
+        ("kube-apiserver", "registry.k8s.io/kube-apiserver:v1.33.13", ["/usr/local/bin/kube-apiserver"]),
+        (
+            "kube-controller-manager",
+            "registry.k8s.io/kube-controller-manager:v1.33.13",
+            ["/usr/local/bin/kube-controller-manager"],
+        ),
+        ("syncer", "ghcr.io/pytest-vcluster/syncer:0.1.0", None),
+    ],
+)
+def test_images_and_commands(default: Objects, container: str, image: str, command: list[str] | None) -> None:
+    c = containers(default)[container]
+    assert c["image"] == image
+    assert c.get("command") == command
+
+
+def test_no_shell_anywhere(default: Objects) -> None:
+    """The images are distroless: no `sh -c`, every setting is an argument."""
+    for c in pod_spec(default)["containers"]:
+        argv = (c.get("command") or []) + (c.get("args") or [])
+        assert not any(Path(a).name in ("sh", "bash", "ash") for a in argv), c["name"]
+        assert "-c" not in argv, c["name"]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert "exec" not in c.get(probe, {}), f"{c['name']} {probe} uses exec"
+
+
+def test_etcd_args_default(default: Objects) -> None:
+    f = flags(containers(default)["etcd"]["args"])
+    assert f["listen-client-urls"] == "http://127.0.0.1:2379"
+    assert f["listen-peer-urls"] == "http://127.0.0.1:2380"
+    assert f["unsafe-no-fsync"] == "true"
+    assert int(f["snapshot-count"]) <= 10000
+    volumes = {v["name"]: v for v in pod_spec(default)["volumes"]}
+    assert "emptyDir" in volumes["data"]
+    assert "volumeClaimTemplates" not in default[("StatefulSet", RELEASE)]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "size", "storage_class"),
+    [
+        (("controlPlane.etcd.persistence.enabled=true",), "1Gi", None),
+        (
+            (
+                "controlPlane.etcd.persistence.enabled=true",
+                "controlPlane.etcd.persistence.size=3Gi",
+                "controlPlane.etcd.persistence.storageClass=local-path",
+            ),
+            "3Gi",
+            "local-path",
+        ),
+    ],
+)
+def test_etcd_persistence(helm: str, sets: tuple[str, ...], size: str, storage_class: str | None) -> None:
+    objs = render(helm, *sets)
+    spec = objs[("StatefulSet", RELEASE)]["spec"]
+    (vct,) = spec["volumeClaimTemplates"]
+    assert vct["metadata"]["name"] == "data"
+    assert vct["spec"]["resources"]["requests"]["storage"] == size
+    assert vct["spec"].get("storageClassName") == storage_class
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    assert "data" not in {v["name"] for v in spec["template"]["spec"]["volumes"]}
+    assert "unsafe-no-fsync" not in flags(containers(objs)["etcd"]["args"])
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("etcd-servers", "http://127.0.0.1:2379"),
+        ("secure-port", "6443"),
+        ("authorization-mode", "RBAC"),
+        ("service-account-issuer", "https://kubernetes.default.svc.cluster.local"),
+        ("service-cluster-ip-range", "10.96.0.0/12"),
+        ("endpoint-reconciler-type", "none"),
+        ("enable-priority-and-fairness", "false"),
+    ],
+)
+def test_apiserver_flags(default: Objects, flag: str, value: str) -> None:
+    assert flags(containers(default)["kube-apiserver"]["args"])[flag] == value
+
+
+def test_apiserver_files_are_mounted(default: Objects) -> None:
+    c = containers(default)["kube-apiserver"]
+    f = flags(c["args"])
+    mounted = files_in_container(default, c)
+    for flag in (
+        "tls-cert-file",
+        "tls-private-key-file",
+        "token-auth-file",
+        "service-account-key-file",
+        "service-account-signing-key-file",
+        "client-ca-file",
+    ):
+        assert f[flag] in mounted, f"--{flag}={f[flag]} is not a mounted file"
+
+
+def files_in_container(objs: Objects, c: dict[str, Any]) -> dict[str, str]:
+    """Mounted path -> Secret key, for Secret volumes with items."""
+    volumes = {v["name"]: v for v in pod_spec(objs)["volumes"]}
+    out = {}
+    for m in c.get("volumeMounts", []):
+        secret = volumes[m["name"]].get("secret")
+        if secret:
+            for item in secret["items"]:
+                out[f"{m['mountPath']}/{item['path']}"] = item["key"]
+    return out
+
+
+def test_controller_manager(default: Objects) -> None:
+    c = containers(default)["kube-controller-manager"]
+    f = flags(c["args"])
+    assert f["controllers"] == (
+        "*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,"
+        "-cloud-node-lifecycle,-ttl,-bootstrapsigner,-tokencleaner,-service-lb-controller,-route"
+    )
+    assert "use-service-account-credentials" not in f
+    mounted = files_in_container(default, c)
+    assert mounted[f["service-account-private-key-file"]] == "sa.key"
+    assert mounted[f["root-ca-file"]] == "ca.crt"
+    assert mounted[f["kubeconfig"]] == "controller-manager.conf"
+    kubeconfig = yaml.safe_load(secret_data(default[("Secret", f"{RELEASE}-certs")])["controller-manager.conf"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+
+
+def test_only_syncer_has_host_credentials(default: Objects) -> None:
+    for c in pod_spec(default)["containers"]:
+        paths = {m["mountPath"] for m in c.get("volumeMounts", [])}
+        has_token = "/var/run/secrets/kubernetes.io/serviceaccount" in paths
+        assert has_token == (c["name"] == "syncer"), c["name"]
+
+
+def test_only_apiserver_and_controller_manager_see_private_keys(default: Objects) -> None:
+    for c in pod_spec(default)["containers"]:
+        keys = set(files_in_container(default, c).values())
+        if c["name"] == "syncer":
+            assert keys == {"ca.crt", "token"}
+        if c["name"] == "etcd":
+            assert keys == set()
+
+
+EXPECTED_ENV = {
+    "VCLUSTER_NAME",
+    "HOST_NAMESPACE",
+    "VIRTUAL_SERVER",
+    "VIRTUAL_TOKEN_FILE",
+    "VIRTUAL_CA_FILE",
+    "SERVICE_NAME",
+    "WORKLOAD_SERVICE_ACCOUNT",
+    "SYNC_ALL_CONFIGMAPS",
+    "SYNC_ALL_SECRETS",
+    "SYNC_NETWORK_POLICIES",
+    "SYNC_NODES_MODE",
+    "SYNC_STORAGE_CLASSES",
+    "CLUSTER_DOMAIN",
+}
+
+
+def syncer_env(objs: Objects) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in containers(objs)["syncer"]["env"]}
+
+
+def test_syncer_env_default(default: Objects) -> None:
+    env = syncer_env(default)
+    assert set(env) == EXPECTED_ENV
+    assert env["VCLUSTER_NAME"] == RELEASE
+    assert env["HOST_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["VIRTUAL_SERVER"] == "https://127.0.0.1:6443"
+    assert env["SERVICE_NAME"] == RELEASE
+    assert env["WORKLOAD_SERVICE_ACCOUNT"] == f"vc-workload-{RELEASE}"
+    assert env["CLUSTER_DOMAIN"] == "cluster.local"
+    mounted = files_in_container(default, containers(default)["syncer"])
+    assert mounted[env["VIRTUAL_TOKEN_FILE"]] == "token"
+    assert mounted[env["VIRTUAL_CA_FILE"]] == "ca.crt"
+
+
+@pytest.mark.parametrize(
+    ("setting", "variable", "default_value", "set_value"),
+    [
+        ("sync.toHost.configMaps.all=true", "SYNC_ALL_CONFIGMAPS", "false", "true"),
+        ("sync.toHost.secrets.all=true", "SYNC_ALL_SECRETS", "false", "true"),
+        ("sync.toHost.networkPolicies.enabled=true", "SYNC_NETWORK_POLICIES", "false", "true"),
+        ("sync.fromHost.nodes.mode=all", "SYNC_NODES_MODE", "synced", "all"),
+        ("sync.fromHost.storageClasses.enabled=true", "SYNC_STORAGE_CLASSES", "false", "true"),
+        ("clusterDomain=example.test", "CLUSTER_DOMAIN", "cluster.local", "example.test"),
+    ],
+)
+def test_syncer_switches(
+    helm: str, default: Objects, setting: str, variable: str, default_value: str, set_value: str
+) -> None:
+    assert syncer_env(default)[variable] == default_value
+    assert syncer_env(render(helm, setting))[variable] == set_value
+
+
+def test_probes(default: Objects) -> None:
+    cs = containers(default)
+    syncer = cs["syncer"]
+    assert syncer["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8081}
+    assert syncer["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert syncer["readinessProbe"]["periodSeconds"] <= 2
+    api = cs["kube-apiserver"]
+    assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 6443, "scheme": "HTTPS"}
+    assert api["startupProbe"]["periodSeconds"] <= 2
+    assert api["readinessProbe"]["periodSeconds"] <= 2
+
+
+@pytest.mark.parametrize(
+    ("container", "cpu", "memory"),
+    [
+        ("etcd", "20m", "64Mi"),
+        ("kube-apiserver", "50m", "200Mi"),
+        ("kube-controller-manager", "20m", "64Mi"),
+        ("syncer", "10m", "64Mi"),
+    ],
+)
+def test_small_requests_no_cpu_limit(default: Objects, container: str, cpu: str, memory: str) -> None:
+    res = containers(default)[container]["resources"]
+    assert res["requests"] == {"cpu": cpu, "memory": memory}
+    assert "cpu" not in res.get("limits", {})
+
+
+def test_overrides(helm: str) -> None:
+    objs = render(
+        helm,
+        "syncer.image.repository=example.test/syncer",
+        "syncer.image.tag=dev",
+        "syncer.extraArgs[0]=--verbose",
+        "controlPlane.apiServer.extraArgs[0]=--v=4",
+        "controlPlane.etcd.image.pullPolicy=Never",
+        "podLabels.team=qa",
+        "podAnnotations.note=hello",
+        "nodeSelector.disk=ssd",
+        "tolerations[0].operator=Exists",
+    )
+    cs = containers(objs)
+    assert cs["syncer"]["image"] == "example.test/syncer:dev"
+    assert cs["syncer"]["args"] == ["--verbose"]
+    assert cs["kube-apiserver"]["args"][-1] == "--v=4"
+    assert cs["etcd"]["imagePullPolicy"] == "Never"
+    meta = objs[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]
+    assert meta["labels"]["team"] == "qa"
+    assert meta["annotations"]["note"] == "hello"
+    pod = pod_spec(objs)
+    assert pod["nodeSelector"] == {"disk": "ssd"}
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+
+
+def test_pod_labels_cannot_break_selector(helm: str) -> None:
+    objs = render(helm, "podLabels.app\\.kubernetes\\.io/instance=other")
+    spec = objs[("StatefulSet", RELEASE)]["spec"]
+    assert spec["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+
+
+# --------------------------------------------------------------------------- Service and PKI
+
+
+def test_service(default: Objects) -> None:
+    svc = default[("Service", RELEASE)]
+    spec = svc["spec"]
+    assert spec["type"] == "ClusterIP"
+    assert spec["ports"] == [{"name": "https", "port": 443, "targetPort": 6443, "protocol": "TCP"}]
+    pod_labels = default[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]["labels"]
+    assert spec["selector"].items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize("cidr", ["10.96.0.0/12", "10.43.0.0/16", "192.168.7.0/24", "172.16.5.0/28", "172.16.5.4/30"])
+def test_service_ip_in_range(helm: str, cidr: str) -> None:
+    net = ipaddress.ip_network(cidr)
+    for attempt in range(3):
+        objs = render(helm, f"serviceCIDR={cidr}", f"podAnnotations.attempt=a{attempt}")
+        ip = ipaddress.ip_address(objs[("Service", RELEASE)]["spec"]["clusterIP"])
+        assert ip in net and ip not in (net.network_address, net.broadcast_address)
+        if net.num_addresses >= 4096:
+            # outside the band Kubernetes keeps for static addresses
+            assert int(ip) - int(net.network_address) > min(max(16, net.num_addresses // 16), 256)
+        assert flags(containers(objs)["kube-apiserver"]["args"])["service-cluster-ip-range"] == cidr
+
+
+def test_explicit_service_ip(helm: str) -> None:
+    objs = render(helm, "service.clusterIP=10.96.55.66")
+    assert objs[("Service", RELEASE)]["spec"]["clusterIP"] == "10.96.55.66"
+    _, ips = san_of(secret_data(objs[("Secret", f"{RELEASE}-certs")])["apiserver.crt"])
+    assert "10.96.55.66" in ips
+
+
+def test_serving_certificate(default: Objects) -> None:
+    data = secret_data(default[("Secret", f"{RELEASE}-certs")])
+    dns, ips = san_of(data["apiserver.crt"])
+    expected_dns = {
+        RELEASE,
+        f"{RELEASE}.{NAMESPACE}",
+        f"{RELEASE}.{NAMESPACE}.svc",
+        f"{RELEASE}.{NAMESPACE}.svc.cluster.local",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    }
+    assert expected_dns <= dns
+    assert {"127.0.0.1", default[("Service", RELEASE)]["spec"]["clusterIP"]} <= ips
+    verify_issued_by(data["apiserver.crt"], data["ca.crt"])
+
+
+def test_pki_secret_keys(default: Objects) -> None:
+    data = secret_data(default[("Secret", f"{RELEASE}-certs")])
+    assert {"ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "sa.key", "token", "tokens.csv"} <= set(data)
+    for key in ("ca.key", "apiserver.key", "sa.key"):
+        assert b"PRIVATE KEY" in data[key]
+    token = data["token"].decode()
+    assert len(token) >= 32 and token.isalnum()
+    # token,user,uid,"groups": the admin is in system:masters
+    line = data["tokens.csv"].decode().strip()
+    assert line.startswith(f"{token},") and line.endswith('"system:masters"')
+
+
+def test_kubeconfig_secret(default: Objects) -> None:
+    data = secret_data(default[("Secret", f"vc-{RELEASE}")])
+    certs = secret_data(default[("Secret", f"{RELEASE}-certs")])
+    assert set(data) == {"config", "certificate-authority", "token"}
+    assert data["certificate-authority"] == certs["ca.crt"]
+    assert data["token"] == certs["token"]
+    config = yaml.safe_load(data["config"])
+    assert config["kind"] == "Config"
+    ctx = next(c for c in config["contexts"] if c["name"] == config["current-context"])["context"]
+    cluster = next(c for c in config["clusters"] if c["name"] == ctx["cluster"])["cluster"]
+    user = next(u for u in config["users"] if u["name"] == ctx["user"])["user"]
+    assert cluster["server"] == "https://localhost:8443"
+    assert base64.b64decode(cluster["certificate-authority-data"]) == certs["ca.crt"]
+    assert user["token"] == certs["token"].decode()
+
+
+def test_fresh_pki_per_render(helm: str) -> None:
+    a = secret_data(render(helm, "podAnnotations.x=a")[("Secret", f"{RELEASE}-certs")])
+    b = secret_data(render(helm, "podAnnotations.x=b")[("Secret", f"{RELEASE}-certs")])
+    assert a["ca.crt"] != b["ca.crt"] and a["token"] != b["token"]
+
+
+def test_one_pki_per_render(default: Objects) -> None:
+    """The Service IP, certificate and both Secrets come from the same random draw."""
+    certs = secret_data(default[("Secret", f"{RELEASE}-certs")])
+    kubeconfig = secret_data(default[("Secret", f"vc-{RELEASE}")])
+    assert kubeconfig["token"] == certs["token"]
+    _, ips = san_of(certs["apiserver.crt"])
+    assert default[("Service", RELEASE)]["spec"]["clusterIP"] in ips
+
+
+# --------------------------------------------------------------------------- values and schema
+
+
+@pytest.mark.parametrize(
+    ("setting", "must_mention"),
+    [
+        ("controlPlane.etcd.persistance.enabled=true", "persistance"),
+        ("syncer.image.tga=x", "tga"),
+        ("sync.toHost.configmaps.all=true", "configmaps"),
+        ("colderDomain=x", "colderDomain"),
+        ("sync.fromHost.nodes.mode=some", "/sync/fromHost/nodes/mode"),
+        ("serviceCIDR=10.96.0.0", "/serviceCIDR"),
+        ("serviceCIDR=banana/12", "/serviceCIDR"),
+        ("service.clusterIP=10.96.0", "/service/clusterIP"),
+        ("controlPlane.etcd.persistence.enabled=yes", "/controlPlane/etcd/persistence/enabled"),
+        ("controlPlane.apiServer.image.pullPolicy=Sometimes", "/controlPlane/apiServer/image/pullPolicy"),
+    ],
+)
+def test_schema_rejects(helm: str, setting: str, must_mention: str) -> None:
+    proc = helm_template(helm, setting)
+    assert proc.returncode != 0, f"{setting} was accepted"
+    assert must_mention in proc.stderr, proc.stderr
+
+
+def test_release_name_too_long(helm: str) -> None:
+    proc = helm_template(helm, release="r" * 53)
+    assert proc.returncode != 0
+    assert "at most 52" in proc.stderr or "53" in proc.stderr, proc.stderr
+
+
+def values_leaf_comments() -> list[str]:
+    """Leaf keys of values.yaml with no comment directly above them or above an ancestor key."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    keyed = []  # (index, indent, key, has_comment_above)
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*)([A-Za-z0-9_.-]+):(.*)$", line)
+        if not m:
+            continue
+        above = lines[i - 1].strip() if i else ""
+        keyed.append((i, len(m.group(1)), m.group(2), above.startswith("#")))
+    missing = []
+    stack: list[tuple[int, str, bool]] = []
+    for n, (_, indent, key, commented) in enumerate(keyed):
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, key, commented))
+        is_leaf = n + 1 == len(keyed) or keyed[n + 1][1] <= indent
+        if is_leaf and not any(c for _, _, c in stack):
+            missing.append(".".join(k for _, k, _ in stack))
+    return missing
+
+
+def test_every_value_commented() -> None:
+    assert values_leaf_comments() == []
+
+
+def test_required_value_keys() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    required = [
+        "serviceCIDR",
+        "clusterDomain",
+        "controlPlane.etcd.persistence.enabled",
+        "controlPlane.etcd.persistence.size",
+        "controlPlane.etcd.persistence.storageClass",
+        "syncer.image.repository",
+        "syncer.image.tag",
+        "syncer.image.pullPolicy",
+        "syncer.resources",
+        "syncer.extraArgs",
+        "sync.toHost.configMaps.all",
+        "sync.toHost.secrets.all",
+        "sync.toHost.networkPolicies.enabled",
+        "sync.fromHost.nodes.mode",
+        "sync.fromHost.storageClasses.enabled",
+        "sync.fromHost.events.enabled",
+        "coredns.enabled",
+        "coredns.image",
+        "podAnnotations",
+        "podLabels",
+        "tolerations",
+        "nodeSelector",
+    ]
+    for comp in ("etcd", "apiServer", "controllerManager"):
+        for leaf in ("image.repository", "image.tag", "image.pullPolicy", "resources", "extraArgs"):
+            required.append(f"controlPlane.{comp}.{leaf}")
+    for path in required:
+        node: Any = values
+        for part in path.split("."):
+            assert isinstance(node, dict) and part in node, f"values.yaml lacks {path}"
+            node = node[part]
+    assert values["serviceCIDR"] == "10.96.0.0/12"
+    assert values["controlPlane"]["etcd"]["persistence"]["enabled"] is False
+    assert values["coredns"]["enabled"] is True
