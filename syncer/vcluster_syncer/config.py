@@ -1,0 +1,103 @@
+"""The syncer's environment (set by the chart; see docs/architecture.md), validated."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .translate.settings import TranslatorSettings
+
+
+class ConfigError(ValueError):
+    """A missing or invalid environment variable; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    vcluster_name: str
+    host_namespace: str
+    virtual_server: str
+    virtual_token_file: str
+    virtual_ca_file: str
+    service_name: str
+    workload_service_account: str
+    sync_all_configmaps: bool
+    sync_all_secrets: bool
+    sync_network_policies: bool
+    sync_nodes_mode: str
+    sync_storage_classes: bool
+    cluster_domain: str
+    health_port: int
+    log_level: str
+
+    def settings(self, service_uid: str) -> TranslatorSettings:
+        return TranslatorSettings(
+            vcluster_name=self.vcluster_name,
+            host_namespace=self.host_namespace,
+            service_name=self.service_name,
+            service_uid=service_uid,
+            workload_service_account=self.workload_service_account,
+            cluster_domain=self.cluster_domain,
+            sync_all_configmaps=self.sync_all_configmaps,
+            sync_all_secrets=self.sync_all_secrets,
+            sync_network_policies=self.sync_network_policies,
+            nodes_mode=self.sync_nodes_mode,
+            sync_storage_classes=self.sync_storage_classes,
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required but not set")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise ConfigError(f"environment variable {name} must be 'true' or 'false', not {env[name]!r}")
+
+
+def _file(env: Mapping[str, str], name: str, check_files: bool) -> str:
+    path = _required(env, name)
+    if check_files and not os.path.isfile(path):
+        raise ConfigError(f"environment variable {name} names {path!r}, which is not a readable file")
+    return path
+
+
+def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:
+    name = _required(env, "VCLUSTER_NAME")
+    server = _required(env, "VIRTUAL_SERVER")
+    if not server.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"environment variable VIRTUAL_SERVER must be a URL like https://127.0.0.1:6443, not {server!r}")
+    mode = env.get("SYNC_NODES_MODE", "synced").strip() or "synced"
+    if mode not in ("synced", "all"):
+        raise ConfigError(f"environment variable SYNC_NODES_MODE must be 'synced' or 'all', not {mode!r}")
+    port_text = env.get("HEALTH_PORT", "8081").strip() or "8081"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"environment variable HEALTH_PORT must be a port number, not {port_text!r}") from None
+    return Config(
+        vcluster_name=name,
+        host_namespace=_required(env, "HOST_NAMESPACE"),
+        virtual_server=server,
+        virtual_token_file=_file(env, "VIRTUAL_TOKEN_FILE", check_files),
+        virtual_ca_file=_file(env, "VIRTUAL_CA_FILE", check_files),
+        service_name=env.get("SERVICE_NAME", "").strip() or name,
+        workload_service_account=env.get("WORKLOAD_SERVICE_ACCOUNT", "").strip() or f"vc-workload-{name}",
+        sync_all_configmaps=_bool(env, "SYNC_ALL_CONFIGMAPS"),
+        sync_all_secrets=_bool(env, "SYNC_ALL_SECRETS"),
+        sync_network_policies=_bool(env, "SYNC_NETWORK_POLICIES"),
+        sync_nodes_mode=mode,
+        sync_storage_classes=_bool(env, "SYNC_STORAGE_CLASSES"),
+        cluster_domain=env.get("CLUSTER_DOMAIN", "").strip() or "cluster.local",
+        health_port=port,
+        log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+    )

@@ -1,0 +1,310 @@
+"""The only module that talks to Kubernetes API servers.
+
+Plain dicts in, plain dicts out. Everything else in the syncer takes a ``Kube`` (this module's
+``ApiKube``, or the in-memory fake in the unit tests) as a parameter.
+
+Built on the ``kubernetes`` client's ``ApiClient`` (configuration, TLS, auth, token refresh) and
+``DynamicClient.request`` (a path-based request that returns JSON), without API discovery: the
+kinds the syncer handles are all known, built-in kinds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str  # "v1" or "group/version"
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name, safe='')}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+
+PODS = Kind("v1", "Pod", "pods")
+SERVICES = Kind("v1", "Service", "services")
+ENDPOINTS = Kind("v1", "Endpoints", "endpoints")
+CONFIGMAPS = Kind("v1", "ConfigMap", "configmaps")
+SECRETS = Kind("v1", "Secret", "secrets")
+PVCS = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+EVENTS = Kind("v1", "Event", "events")
+SERVICEACCOUNTS = Kind("v1", "ServiceAccount", "serviceaccounts")
+NAMESPACES = Kind("v1", "Namespace", "namespaces", namespaced=False)
+NODES = Kind("v1", "Node", "nodes", namespaced=False)
+NETWORK_POLICIES = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+STORAGE_CLASSES = Kind("storage.k8s.io/v1", "StorageClass", "storageclasses", namespaced=False)
+
+
+class ApiError(Exception):
+    """A failed API call. ``status`` 0 means the server was not reached."""
+
+    def __init__(self, status: int, reason: str = "", message: str = "") -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """409 with reason Conflict: stale resourceVersion or failed precondition."""
+
+
+class AlreadyExists(ApiError):
+    pass
+
+
+class Gone(ApiError):
+    """410: the watch's resourceVersion is too old; list again."""
+
+
+class Forbidden(ApiError):
+    pass
+
+
+class Invalid(ApiError):
+    pass
+
+
+def error_for(status: int, reason: str = "", message: str = "") -> ApiError:
+    if status == 404:
+        return NotFound(status, reason, message)
+    if status == 409:
+        if reason == "AlreadyExists":
+            return AlreadyExists(status, reason, message)
+        return Conflict(status, reason, message)
+    if status == 410:
+        return Gone(status, reason, message)
+    if status == 403:
+        return Forbidden(status, reason, message)
+    if status == 422:
+        return Invalid(status, reason, message)
+    return ApiError(status, reason, message)
+
+
+class Kube(Protocol):
+    """What the syncer needs from one API server."""
+
+    def list(self, kind: Kind, namespace: str | None = None,
+             label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]: ...
+
+    def watch(
+        self, kind: Kind, resource_version: str, namespace: str | None = None,
+        label_selector: str | None = None, timeout_seconds: int = 300,
+    ) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+    def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
+
+    def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    def patch(self, kind: Kind, name: str, patch: dict[str, Any], namespace: str | None = None,
+              subresource: str | None = None) -> dict[str, Any]: ...
+
+    def delete(self, kind: Kind, name: str, namespace: str | None = None, grace_period_seconds: int | None = None,
+               uid: str | None = None) -> bool: ...
+
+    def post_subresource(self, kind: Kind, name: str, namespace: str | None, subresource: str,
+                         body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def _namespace_of(kind: Kind, obj: dict[str, Any]) -> str | None:
+    return (obj.get("metadata") or {}).get("namespace") if kind.namespaced else None
+
+
+class ApiKube:
+    """``Kube`` over a ``kubernetes.client.ApiClient``."""
+
+    def __init__(self, api_client: Any, name: str = "api", request_timeout: float = 30.0) -> None:
+        from kubernetes.dynamic import DynamicClient
+
+        class _NoDiscovery:
+            """The syncer builds paths itself; skip the discovery round trips DynamicClient would make."""
+
+            def __init__(self, client: Any, cache_file: Any) -> None:
+                pass
+
+        self._dyn = DynamicClient(api_client, discoverer=_NoDiscovery)
+        self.name = name
+        self._timeout = request_timeout
+
+    # -- plumbing
+
+    def _request(self, method: str, path: str, body: Any = None, query: list[tuple[str, Any]] | None = None,
+                 content_type: str | None = None, stream: bool = False, timeout: float | None = None) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        # serialize=False: the raw HTTP response (no ResourceInstance wrapping), read here as plain JSON
+        params: dict[str, Any] = {"query_params": list(query or []), "_request_timeout": timeout or self._timeout,
+                                  "serialize": False, "_preload_content": False}
+        if content_type:
+            params["content_type"] = content_type
+        try:
+            resp = self._dyn.request(method, path, body=body, **params)
+            if stream:
+                return resp
+            data = resp.data
+        except ApiException as exc:
+            raise self._convert(exc) from exc
+        except Exception as exc:  # connection refused, TLS, timeouts: not reached
+            raise ApiError(0, type(exc).__name__, str(exc)) from exc
+        if isinstance(data, bytes):
+            data = data.decode("utf-8")
+        return json.loads(data) if data else {}
+
+    @staticmethod
+    def _convert(exc: Any) -> ApiError:
+        status = int(getattr(exc, "status", 0) or 0)
+        reason, message = str(getattr(exc, "reason", "") or ""), ""
+        body = getattr(exc, "body", None)
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        if body:
+            try:
+                data = json.loads(body)
+                reason = data.get("reason", reason) or reason
+                message = data.get("message", "")
+            except (ValueError, AttributeError):
+                message = str(body)
+        return error_for(status, reason, message)
+
+    # -- Kube
+
+    def list(self, kind: Kind, namespace: str | None = None,
+             label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        items: list[dict[str, Any]] = []
+        query: list[tuple[str, Any]] = [("limit", 500)]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        resource_version = ""
+        while True:
+            data = self._request("get", kind.path(namespace), query=query, timeout=120)
+            for item in data.get("items") or []:
+                item.setdefault("apiVersion", kind.api_version)
+                item.setdefault("kind", kind.kind)
+                items.append(item)
+            meta = data.get("metadata") or {}
+            resource_version = meta.get("resourceVersion", resource_version)
+            token = meta.get("continue")
+            if not token:
+                return items, resource_version
+            query = [q for q in query if q[0] != "continue"] + [("continue", token)]
+
+    def watch(self, kind: Kind, resource_version: str, namespace: str | None = None,
+              label_selector: str | None = None, timeout_seconds: int = 300) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield (type, object) from ``resource_version`` on; BOOKMARK objects carry only the new version.
+        Ends when the server closes the watch; raises Gone when the version is too old."""
+        query: list[tuple[str, Any]] = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", timeout_seconds),
+        ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        resp = self._request("get", kind.path(namespace), query=query, stream=True,
+                             timeout=(10, timeout_seconds + 30))  # type: ignore[arg-type]
+        try:
+            for line in _lines(resp):
+                event = json.loads(line)
+                kind_of_event, obj = event.get("type"), event.get("object") or {}
+                if kind_of_event == "ERROR":
+                    raise error_for(int(obj.get("code") or 0), obj.get("reason", ""), obj.get("message", ""))
+                yield kind_of_event, obj
+        finally:
+            try:
+                resp.close()
+                resp.release_conn()
+            except Exception:  # noqa: BLE001 - closing a broken stream
+                pass
+
+    def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            return self._request("get", kind.path(namespace, name))
+        except NotFound:
+            return None
+
+    def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+        return self._request("post", kind.path(_namespace_of(kind, obj)), body=obj)
+
+    def patch(self, kind: Kind, name: str, patch: dict[str, Any], namespace: str | None = None,
+              subresource: str | None = None) -> dict[str, Any]:
+        return self._request("patch", kind.path(namespace, name, subresource), body=patch,
+                             content_type="application/merge-patch+json")
+
+    def delete(self, kind: Kind, name: str, namespace: str | None = None, grace_period_seconds: int | None = None,
+               uid: str | None = None) -> bool:
+        """Delete; False if it was not there. ``uid``: only that incarnation of the object."""
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            self._request("delete", kind.path(namespace, name), body=body)
+            return True
+        except NotFound:
+            return False
+
+    def post_subresource(self, kind: Kind, name: str, namespace: str | None, subresource: str,
+                         body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("post", kind.path(namespace, name, subresource), body=body)
+
+
+def _lines(resp: Any) -> Iterator[str]:
+    buffer = b""
+    for chunk in resp.stream(amt=None, decode_content=False) if hasattr(resp, "stream") else iter([resp.data]):
+        buffer += chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield line.decode("utf-8", "replace")
+    if buffer.strip():
+        yield buffer.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- connections
+
+def virtual_client(server: str, token_file: str, ca_file: str) -> ApiKube:
+    """The virtual API server, with the admin token the chart mounts."""
+    from kubernetes import client
+
+    config = client.Configuration()
+    config.host = server
+    config.ssl_ca_cert = ca_file
+    config.verify_ssl = True
+    with open(token_file, encoding="utf-8") as fh:
+        config.api_key = {"authorization": "Bearer " + fh.read().strip()}
+    return ApiKube(client.ApiClient(config), name="virtual")
+
+
+def host_client() -> ApiKube:
+    """The host API server, as the pod's own ServiceAccount (in-cluster), or KUBECONFIG outside a cluster."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    return ApiKube(client.ApiClient(configuration), name="host")

@@ -1,0 +1,472 @@
+"""Pods: the host form of a virtual pod, what may change later, and status flowing back.
+
+The host pod must run on the host while looking, from inside, like the virtual pod. Every field that
+is dropped or rewritten says why next to the code.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .metadata import (
+    ANN_ANNOTATIONS,
+    ANN_LABELS,
+    ANN_NAME,
+    ANN_NAMESPACE,
+    ANN_SERVICE_ACCOUNT,
+    ANN_TOKEN_EXPIRATION,
+    ANN_UID,
+    FAKE_NODE_LABEL,
+    KIND_TOKEN_SECRET,
+    add_to_selector,
+    format_map,
+    host_metadata,
+    marker_labels,
+    selector_for_namespaces,
+    selector_matches,
+    translate_label_selector,
+)
+from .names import host_name_for, hostname_for_pod, token_secret_name, translate_label_key
+from .podspec import CONTAINER_FIELDS, ROOT_CA_CONFIGMAP, is_token_projection
+from .settings import PodContext, TranslatorSettings
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+TOKEN_EXPIRATION_SECONDS = 3600
+
+_LABEL_FIELD = re.compile(r"^metadata\.labels\['(.+)'\]$")
+
+
+# ---------------------------------------------------------------- downward API
+
+def rewrite_field_path(path: str, settings: TranslatorSettings) -> str:
+    """Make a downward-API fieldPath report the virtual value on the host pod."""
+    simple = {
+        # The host pod's own name/namespace/uid/serviceAccountName are the translated ones; the
+        # virtual values live in annotations of the host pod.
+        "metadata.name": ANN_NAME,
+        "metadata.namespace": ANN_NAMESPACE,
+        "metadata.uid": ANN_UID,
+        "spec.serviceAccountName": ANN_SERVICE_ACCOUNT,
+        # Whole-map fields: the host maps carry translated keys and syncer annotations; the
+        # annotations below hold the virtual maps pre-formatted the way the kubelet writes them.
+        "metadata.labels": ANN_LABELS,
+        "metadata.annotations": ANN_ANNOTATIONS,
+    }
+    if path in simple:
+        return f"metadata.annotations['{simple[path]}']"
+    match = _LABEL_FIELD.match(path)
+    if match:
+        # One label: same value, under its translated key.
+        return f"metadata.labels['{translate_label_key(match.group(1), settings)}']"
+    # metadata.annotations['k'] (copied verbatim), spec.nodeName (fake nodes carry host node names),
+    # status.podIP(s) and status.hostIP(s) (the host's are the real ones) need no change.
+    return path
+
+
+def _rewrite_field_ref(holder: dict[str, Any], settings: TranslatorSettings) -> None:
+    ref = holder.get("fieldRef")
+    if ref and ref.get("fieldPath"):
+        ref["fieldPath"] = rewrite_field_path(ref["fieldPath"], settings)
+
+
+def _reads_all_annotations(spec: Mapping[str, Any]) -> bool:
+    def items_of(volume: Mapping[str, Any]) -> list[dict[str, Any]]:
+        out = list((volume.get("downwardAPI") or {}).get("items") or [])
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            out.extend((source.get("downwardAPI") or {}).get("items") or [])
+        return out
+
+    for volume in spec.get("volumes") or []:
+        for item in items_of(volume):
+            if (item.get("fieldRef") or {}).get("fieldPath") == "metadata.annotations":
+                return True
+    return False
+
+
+# ---------------------------------------------------------------- volumes
+
+def _only_namespace_items(source: Mapping[str, Any]) -> bool:
+    items = (source.get("downwardAPI") or {}).get("items") or []
+    return bool(items) and all((i.get("fieldRef") or {}).get("fieldPath") == "metadata.namespace" for i in items)
+
+
+def _translate_projected(volume: dict[str, Any], vns: str, token_secret: str, settings: TranslatorSettings) -> None:
+    token_projection = is_token_projection(volume)
+    new_sources = []
+    for source in volume["projected"].get("sources") or []:
+        source = copy.deepcopy(source)
+        if "serviceAccountToken" in source:
+            # The host kubelet would mint a *host* token. The syncer asks the virtual API server for a
+            # token of the virtual service account, bound to the virtual pod, and keeps it in a Secret.
+            path = source["serviceAccountToken"].get("path") or "token"
+            source = {"secret": {"name": token_secret, "items": [{"key": "token", "path": path}]}}
+        elif token_projection and (source.get("configMap") or {}).get("name") == ROOT_CA_CONFIGMAP:
+            # kube-root-ca.crt next to a token is the CA for that token's API server: the virtual one's,
+            # which the token Secret carries.
+            items = [{"key": "ca.crt", "path": i.get("path", "ca.crt")}
+                     for i in source["configMap"].get("items") or [{"key": "ca.crt", "path": "ca.crt"}]
+                     if i.get("key") == "ca.crt"]
+            source = {"secret": {"name": token_secret, "items": items}}
+        elif token_projection and _only_namespace_items(source):
+            # the namespace file next to a token: the virtual namespace, also in the token Secret
+            items = [{"key": "namespace", "path": i.get("path", "namespace")}
+                     for i in source["downwardAPI"]["items"]]
+            source = {"secret": {"name": token_secret, "items": items}}
+        elif "configMap" in source and source["configMap"].get("name"):
+            source["configMap"]["name"] = host_name_for("ConfigMap", source["configMap"]["name"], vns, settings)
+        elif "secret" in source and source["secret"].get("name"):
+            source["secret"]["name"] = host_name_for("Secret", source["secret"]["name"], vns, settings)
+        elif "downwardAPI" in source:
+            for item in source["downwardAPI"].get("items") or []:
+                _rewrite_field_ref(item, settings)
+        new_sources.append(source)
+    volume["projected"]["sources"] = new_sources
+
+
+def _translate_volumes(spec: dict[str, Any], vns: str, token_secret: str, settings: TranslatorSettings) -> None:
+    for volume in spec.get("volumes") or []:
+        if volume.get("configMap", {}).get("name"):
+            volume["configMap"]["name"] = host_name_for("ConfigMap", volume["configMap"]["name"], vns, settings)
+        if volume.get("secret", {}).get("secretName"):
+            volume["secret"]["secretName"] = host_name_for("Secret", volume["secret"]["secretName"], vns, settings)
+        if volume.get("persistentVolumeClaim", {}).get("claimName"):
+            claim = volume["persistentVolumeClaim"]
+            claim["claimName"] = host_name_for("PersistentVolumeClaim", claim["claimName"], vns, settings)
+        csi_ref = (volume.get("csi") or {}).get("nodePublishSecretRef")
+        if csi_ref and csi_ref.get("name"):
+            csi_ref["name"] = host_name_for("Secret", csi_ref["name"], vns, settings)
+        if "projected" in volume:
+            _translate_projected(volume, vns, token_secret, settings)
+        if "downwardAPI" in volume:
+            for item in volume["downwardAPI"].get("items") or []:
+                _rewrite_field_ref(item, settings)
+
+
+# ---------------------------------------------------------------- containers
+
+def api_server_env(api_ip: str) -> list[dict[str, str]]:
+    """In-cluster clients find "their" API server through these: make them reach the virtual one.
+
+    The kubelet injects the *host* API server here; explicit container env wins over injected values.
+    """
+    return [
+        {"name": "KUBERNETES_SERVICE_HOST", "value": api_ip},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": "443"},
+        {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": "443"},
+        {"name": "KUBERNETES_PORT", "value": f"tcp://{api_ip}:443"},
+        {"name": "KUBERNETES_PORT_443_TCP", "value": f"tcp://{api_ip}:443"},
+        {"name": "KUBERNETES_PORT_443_TCP_PROTO", "value": "tcp"},
+        {"name": "KUBERNETES_PORT_443_TCP_PORT", "value": "443"},
+        {"name": "KUBERNETES_PORT_443_TCP_ADDR", "value": api_ip},
+    ]
+
+
+def _translate_container(container: dict[str, Any], vns: str, api_ip: str, settings: TranslatorSettings) -> None:
+    env = []
+    for var in container.get("env") or []:
+        var = copy.deepcopy(var)
+        source = var.get("valueFrom") or {}
+        if source.get("configMapKeyRef", {}).get("name"):
+            source["configMapKeyRef"]["name"] = host_name_for("ConfigMap", source["configMapKeyRef"]["name"], vns,
+                                                              settings)
+        if source.get("secretKeyRef", {}).get("name"):
+            source["secretKeyRef"]["name"] = host_name_for("Secret", source["secretKeyRef"]["name"], vns, settings)
+        _rewrite_field_ref(source, settings)
+        env.append(var)
+    # Ours first: a user's own KUBERNETES_SERVICE_HOST later in the list still wins.
+    user_names = {v.get("name") for v in env}
+    container["env"] = [v for v in api_server_env(api_ip) if v["name"] not in user_names] + env
+    for env_from in container.get("envFrom") or []:
+        if env_from.get("configMapRef", {}).get("name"):
+            env_from["configMapRef"]["name"] = host_name_for("ConfigMap", env_from["configMapRef"]["name"], vns,
+                                                             settings)
+        if env_from.get("secretRef", {}).get("name"):
+            env_from["secretRef"]["name"] = host_name_for("Secret", env_from["secretRef"]["name"], vns, settings)
+
+
+# ---------------------------------------------------------------- scheduling
+
+def _translate_pod_selector_term(term: dict[str, Any], vns: str, settings: TranslatorSettings,
+                                 ctx: PodContext) -> dict[str, Any]:
+    """A pod (anti-)affinity term: pod labels translated; the namespaces it looks at become marker labels."""
+    term = copy.deepcopy(term)
+    selector = translate_label_selector(term.get("labelSelector"), settings)
+    if term.get("namespaceSelector") is not None:
+        namespaces = [ns for ns, labels in ctx.namespace_labels.items()
+                      if selector_matches(term["namespaceSelector"], labels)]
+        namespaces.extend(term.get("namespaces") or [])
+        scope = selector_for_namespaces(namespaces, settings)
+    else:
+        scope = selector_for_namespaces(term.get("namespaces") or [vns], settings)
+    selector = add_to_selector(selector, scope.get("matchLabels") or {})
+    selector.setdefault("matchExpressions", []).extend(scope.get("matchExpressions") or [])
+    term["labelSelector"] = selector
+    # All host copies live in N, the pod's own namespace: the namespace scope is in the selector now.
+    term.pop("namespaceSelector", None)
+    term.pop("namespaces", None)
+    for field in ("matchLabelKeys", "mismatchLabelKeys"):
+        if term.get(field):
+            term[field] = [translate_label_key(k, settings) for k in term[field]]
+    return term
+
+
+def _translate_affinity(affinity: dict[str, Any], vns: str, settings: TranslatorSettings, ctx: PodContext) -> None:
+    for kind in ("podAffinity", "podAntiAffinity"):
+        block = affinity.get(kind)
+        if not block:
+            continue
+        required = block.get("requiredDuringSchedulingIgnoredDuringExecution")
+        if required:
+            block["requiredDuringSchedulingIgnoredDuringExecution"] = [
+                _translate_pod_selector_term(t, vns, settings, ctx) for t in required
+            ]
+        preferred = block.get("preferredDuringSchedulingIgnoredDuringExecution")
+        if preferred:
+            block["preferredDuringSchedulingIgnoredDuringExecution"] = [
+                {**p, "podAffinityTerm": _translate_pod_selector_term(p["podAffinityTerm"], vns, settings, ctx)}
+                for p in preferred
+            ]
+
+
+def _translate_scheduling(spec: dict[str, Any], vns: str, settings: TranslatorSettings, ctx: PodContext) -> None:
+    node_name = spec.get("nodeName")
+    if node_name and node_name not in ctx.host_node_names:
+        # The host scheduler places the host pod. A virtual nodeName names a fake node (a virtual stand-in
+        # for a host node that may have gone) or something the host does not know: pinning the host pod to
+        # it could leave it Pending forever. Only a host node the syncer can see is kept.
+        spec.pop("nodeName")
+    selector = spec.get("nodeSelector")
+    if selector:
+        kept = {}
+        for key, value in selector.items():
+            if key == FAKE_NODE_LABEL:
+                continue  # only fake (virtual) nodes carry this label; no host node has it
+            if key == HOSTNAME_LABEL and value in ctx.fake_node_names and value not in ctx.host_node_names:
+                continue  # names a fake node, same reasoning as nodeName
+            kept[key] = value
+        if kept:
+            spec["nodeSelector"] = kept
+        else:
+            spec.pop("nodeSelector")
+    if spec.get("affinity"):
+        _translate_affinity(spec["affinity"], vns, settings, ctx)
+    for constraint in spec.get("topologySpreadConstraints") or []:
+        # Spreading counts pods matching the selector in the pod's namespace (N on the host): restrict it
+        # to the host copies of this virtual namespace.
+        constraint["labelSelector"] = add_to_selector(
+            translate_label_selector(constraint.get("labelSelector"), settings), marker_labels(vns, settings))
+        if constraint.get("matchLabelKeys"):
+            constraint["matchLabelKeys"] = [translate_label_key(k, settings) for k in constraint["matchLabelKeys"]]
+
+
+# ---------------------------------------------------------------- DNS
+
+def _translate_dns(spec: dict[str, Any], vns: str, settings: TranslatorSettings, ctx: PodContext) -> None:
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    host_network = bool(spec.get("hostNetwork"))
+    uses_cluster_dns = policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not host_network)
+    if not ctx.dns_ip or not uses_cluster_dns:
+        # No virtual DNS server (the host's answers, without virtual names), or the pod does not use
+        # cluster DNS at all: nothing to change.
+        return
+    # "Cluster DNS" of a virtual pod is the virtual CoreDNS, reached through its host Service. The host
+    # kubelet would write the host DNS server and host search path (N.svc...), so spell it out instead,
+    # the way the kubelet would for a pod in the virtual namespace.
+    domain = settings.cluster_domain
+    user = spec.get("dnsConfig") or {}
+    nameservers = [ctx.dns_ip] + [s for s in user.get("nameservers") or [] if s != ctx.dns_ip]
+    searches = [f"{vns}.svc.{domain}", f"svc.{domain}", domain]
+    searches += [s for s in user.get("searches") or [] if s not in searches]
+    options: list[dict[str, Any]] = [{"name": "ndots", "value": "5"}]
+    for option in user.get("options") or []:
+        options = [o for o in options if o["name"] != option.get("name")] + [option]
+    spec["dnsPolicy"] = "None"
+    spec["dnsConfig"] = {"nameservers": nameservers[:3], "searches": searches[:32], "options": options}
+
+
+# ---------------------------------------------------------------- the pod
+
+def wants_token(vpod: Mapping[str, Any]) -> bool:
+    """Does the host pod need a token Secret (the virtual pod mounts a service account token)?"""
+    return any(is_token_projection(v) for v in (vpod.get("spec") or {}).get("volumes") or [])
+
+
+def host_annotations(vpod: Mapping[str, Any]) -> dict[str, str]:
+    """Annotations holding virtual values for the downward API (see rewrite_field_path)."""
+    meta, spec = vpod.get("metadata") or {}, vpod.get("spec") or {}
+    out = {
+        ANN_LABELS: format_map(meta.get("labels")),
+        ANN_SERVICE_ACCOUNT: spec.get("serviceAccountName") or spec.get("serviceAccount") or "default",
+    }
+    if _reads_all_annotations(spec):
+        # Only when a volume renders all annotations: this doubles the size of the annotations.
+        out[ANN_ANNOTATIONS] = format_map(meta.get("annotations"))
+    return out
+
+
+def translate_pod(vpod: Mapping[str, Any], settings: TranslatorSettings, ctx: PodContext) -> dict[str, Any]:
+    """The host pod for a virtual pod."""
+    meta = vpod["metadata"]
+    vname, vns = meta["name"], meta["namespace"]
+    spec: dict[str, Any] = copy.deepcopy(vpod.get("spec") or {})
+    token_secret = token_secret_name(vname, vns, settings)
+
+    # Identity: the host pod runs as the one workload ServiceAccount, which has no rights; the host must not
+    # mount its token. The virtual service account token arrives through the token Secret instead.
+    spec["serviceAccountName"] = settings.workload_service_account
+    spec.pop("serviceAccount", None)  # deprecated alias of serviceAccountName
+    spec["automountServiceAccountToken"] = False
+
+    _translate_volumes(spec, vns, token_secret, settings)
+    for field in CONTAINER_FIELDS:
+        for container in spec.get(field) or []:
+            _translate_container(container, vns, ctx.api_service_ip, settings)
+    # Ephemeral containers cannot be part of a create; they are added through a subresource later.
+    spec.pop("ephemeralContainers", None)
+    for pull in spec.get("imagePullSecrets") or []:
+        if pull.get("name"):
+            pull["name"] = host_name_for("Secret", pull["name"], vns, settings)
+
+    # The virtual Services' environment variables (FOO_SERVICE_HOST...) would be computed from host
+    # Services in N (translated names, other namespaces' Services): wrong names and values.
+    spec["enableServiceLinks"] = False
+    # kubernetes.default.svc must reach the virtual API server, also before/without the virtual DNS.
+    # (Host-network pods share the node's /etc/hosts; they are left alone.)
+    if not spec.get("hostNetwork"):
+        aliases = [a for a in spec.get("hostAliases") or [] if a.get("ip") != ctx.api_service_ip]
+        svc = "kubernetes.default.svc"
+        names = ["kubernetes", "kubernetes.default", svc, f"{svc}.{settings.cluster_domain}"]
+        aliases.append({"ip": ctx.api_service_ip, "hostnames": names})
+        spec["hostAliases"] = aliases
+    # The pod's hostname is its virtual name (the host pod's name is the translated one).
+    if not spec.get("hostname"):
+        hostname = hostname_for_pod(vname)
+        if hostname:
+            spec["hostname"] = hostname
+    # subdomain names a virtual headless Service; on the host it would build an FQDN in namespace N that no
+    # DNS server answers. Names of pods behind headless Services are served by the virtual DNS.
+    spec.pop("subdomain", None)
+    # Priority classes are virtual objects and are not synced; the host admission plugin rejects a pod naming
+    # an unknown class, or carrying a priority that does not match its class.
+    for field in ("priorityClassName", "priority", "preemptionPolicy"):
+        spec.pop(field, None)
+    # Set by the virtual RuntimeClass admission; the host admission recomputes it and rejects a mismatch.
+    spec.pop("overhead", None)
+    _translate_scheduling(spec, vns, settings, ctx)
+    _translate_dns(spec, vns, settings, ctx)
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": host_metadata(
+            vpod, "Pod", host_name_for("Pod", vname, vns, settings), settings,
+            translate_all_labels=True, extra_annotations=host_annotations(vpod),
+        ),
+        "spec": spec,
+    }
+
+
+# ---------------------------------------------------------------- updates and status
+
+def pod_spec_patch(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Changes to the host pod spec the API server allows: container images, activeDeadlineSeconds,
+    added tolerations, removed scheduling gates. Everything else in a pod spec is immutable."""
+    dspec, aspec = desired.get("spec") or {}, actual.get("spec") or {}
+    patch: dict[str, Any] = {}
+    for field in ("containers", "initContainers"):
+        dlist, alist = dspec.get(field) or [], aspec.get(field) or []
+        if len(dlist) == len(alist) and any(
+            d.get("image") != a.get("image") for d, a in zip(dlist, alist, strict=True)
+        ):
+            # a merge patch replaces lists: send the whole list with the new images
+            patch[field] = [{**a, "image": d.get("image")} for d, a in zip(dlist, alist, strict=True)]
+    deadline = dspec.get("activeDeadlineSeconds")
+    if deadline and deadline != aspec.get("activeDeadlineSeconds"):
+        patch["activeDeadlineSeconds"] = deadline
+    dtol, atol = dspec.get("tolerations") or [], aspec.get("tolerations") or []
+    added = [t for t in dtol if t not in atol]
+    if added:
+        patch["tolerations"] = atol + added  # only additions are allowed
+    dgates, agates = dspec.get("schedulingGates") or [], aspec.get("schedulingGates") or []
+    if agates and dgates != agates:
+        remaining = [g for g in agates if g in dgates]  # gates may only be removed
+        if remaining != agates:
+            patch["schedulingGates"] = remaining
+    return {"spec": patch} if patch else None
+
+
+def pod_status_patch(host_pod: Mapping[str, Any], vpod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Status of the host pod for the virtual pod (None: already equal). Only the kubelet writes pod
+    status, and there is no kubelet in the virtual cluster: the host's status is the truth."""
+    status = copy.deepcopy(host_pod.get("status") or {})
+    status.pop("nominatedNodeName", None)  # refers to host scheduling decisions
+    if not status:
+        return None
+    current = vpod.get("status") or {}
+    if all(current.get(k) == v for k, v in status.items()):
+        return None
+    return {"status": status}
+
+
+def was_synced(vpod: Mapping[str, Any]) -> bool:
+    """Has this virtual pod had a host copy? Nobody but the syncer writes scheduling or start data into a
+    virtual pod's status (no scheduler, no kubelet there), so if it has some, a host pod existed."""
+    status = vpod.get("status") or {}
+    if status.get("startTime") or status.get("hostIP"):
+        return True
+    return any(c.get("type") == "PodScheduled" for c in status.get("conditions") or [])
+
+
+def binding(vpod: Mapping[str, Any], node_name: str) -> dict[str, Any]:
+    """Body for the pods/binding subresource."""
+    meta = vpod["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
+    }
+
+
+def token_request(vpod: Mapping[str, Any], expiration_seconds: int = TOKEN_EXPIRATION_SECONDS) -> dict[str, Any]:
+    """TokenRequest for the virtual pod's service account, bound to the virtual pod (dies with it)."""
+    meta = vpod["metadata"]
+    return {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {
+            "expirationSeconds": expiration_seconds,
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta.get("uid")},
+        },
+    }
+
+
+def service_account_of(vpod: Mapping[str, Any]) -> str:
+    spec = vpod.get("spec") or {}
+    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def token_secret(vpod: Mapping[str, Any], token: str, ca_pem: str, expiration: str,
+                 settings: TranslatorSettings) -> dict[str, Any]:
+    """The host Secret the host pod mounts at /var/run/secrets/kubernetes.io/serviceaccount."""
+    meta = vpod["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": host_metadata(
+            {"metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid", "")}},
+            KIND_TOKEN_SECRET, token_secret_name(meta["name"], meta["namespace"], settings), settings,
+            extra_annotations={ANN_TOKEN_EXPIRATION: expiration},
+        ),
+        "data": {"token": _b64(token), "ca.crt": _b64(ca_pem), "namespace": _b64(meta["namespace"])},
+    }
+
