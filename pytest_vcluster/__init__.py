@@ -1,0 +1,35 @@
+"""pytest-vcluster: every test gets its own real, throwaway Kubernetes cluster (a virtual cluster).
+
+Fixtures (see ``pytest --fixtures``): ``vcluster``, ``vcluster_session``, ``vcluster_factory``,
+``vcluster_manager``, ``vcluster_host``. Without pytest: ``Host.from_kubeconfig(path)`` and
+``VCluster.create(host, ...)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+if TYPE_CHECKING:
+    from ._errors import NotReadyError, VClusterError
+    from ._hostprovider import Host
+    from .vcluster import VCluster
+
+__all__ = ["Host", "NotReadyError", "VCluster", "VClusterError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VCluster":
+        from .vcluster import VCluster
+
+        return VCluster
+    if name == "Host":
+        from ._hostprovider import Host
+
+        return Host
+    if name in ("VClusterError", "NotReadyError"):
+        from . import _errors
+
+        return getattr(_errors, name)
+    raise AttributeError(name)

@@ -1,0 +1,176 @@
+"""Removing the host namespaces that killed runs left behind.
+
+Only namespaces whose run is certainly dead are deleted:
+
+* same machine (label ``/host`` equals ours): the process in label ``/pid`` is not alive
+  (or it is a different, younger process that reused the pid);
+* another machine: the namespace is older than ``stale_after`` seconds, counted from the
+  later of label ``/created`` and annotation ``/heartbeat`` (live runs refresh it).
+
+Namespaces of this run, namespaces without complete labels, and namespaces already being
+deleted are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import _labels
+
+log = logging.getLogger(__name__)
+
+PidAlive = Callable[[int, float], bool]
+
+
+@dataclass(frozen=True)
+class Decision:
+    stale: bool
+    reason: str
+
+
+def decide(
+    labels: Mapping[str, str] | None,
+    annotations: Mapping[str, str] | None = None,
+    *,
+    now: float,
+    my_host: str,
+    my_run: str,
+    stale_after: float,
+    pid_alive: PidAlive,
+) -> Decision:
+    """Whether a namespace with these labels belongs to a dead run (pure function)."""
+    labels = labels or {}
+    run = labels.get(_labels.LABEL_RUN)
+    if not run:
+        return Decision(False, "not created by pytest-vcluster")
+    if run == my_run:
+        return Decision(False, "belongs to this run")
+    host = labels.get(_labels.LABEL_HOST)
+    created = _labels.parse_int(labels, _labels.LABEL_CREATED)
+    if not host or created is None:
+        return Decision(False, "incomplete labels")
+    heartbeat = _labels.parse_int(annotations, _labels.ANNOTATION_HEARTBEAT)
+    last_alive = max(created, heartbeat or 0)
+    if host == my_host:
+        pid = _labels.parse_int(labels, _labels.LABEL_PID)
+        if pid is None:
+            return Decision(False, "incomplete labels")
+        if pid_alive(pid, float(created)):
+            return Decision(False, f"process {pid} on this machine is alive")
+        return Decision(True, f"process {pid} on this machine is gone")
+    age = now - last_alive
+    if age > stale_after:
+        return Decision(True, f"from machine {host}, last alive {int(age)}s ago (> {int(stale_after)}s)")
+    return Decision(False, f"from machine {host}, last alive {int(age)}s ago")
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat") as fh:
+            for line in fh:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _process_start_time(pid: int) -> float | None:
+    """Unix start time of ``pid`` from /proc (Linux), ``None`` when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    try:
+        fields = stat[stat.rindex(")") + 2 :].split()
+        start_ticks = int(fields[19])  # field 22 of the full line
+    except (ValueError, IndexError):
+        return None
+    boot = _boot_time()
+    if boot is None:
+        return None
+    return boot + start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def pid_alive(pid: int, created: float) -> bool:
+    """True when ``pid`` runs and may be the process that created the namespace at ``created``.
+
+    A process that started clearly after ``created`` reused the pid, so the creator is dead.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    except OSError:
+        return True
+    started = _process_start_time(pid)
+    if started is not None and started > created + 5:
+        return False
+    return True
+
+
+def stale_namespaces(
+    namespaces: Iterable[Any],
+    *,
+    my_host: str,
+    my_run: str,
+    stale_after: float,
+    now: float | None = None,
+    pid_alive: PidAlive = pid_alive,
+) -> list[tuple[str, str]]:
+    """``(name, reason)`` of the namespaces (kubernetes ``V1Namespace`` objects) to delete."""
+    now = time.time() if now is None else now
+    result = []
+    for ns in namespaces:
+        meta = ns.metadata
+        if meta is None or meta.name is None or meta.deletion_timestamp is not None:
+            continue
+        decision = decide(
+            meta.labels,
+            meta.annotations,
+            now=now,
+            my_host=my_host,
+            my_run=my_run,
+            stale_after=stale_after,
+            pid_alive=pid_alive,
+        )
+        if decision.stale:
+            result.append((meta.name, decision.reason))
+    return result
+
+
+def remove_stale(core_v1: Any, *, my_host: str, my_run: str, stale_after: float) -> list[str]:
+    """Delete the host namespaces of dead runs; returns their names. Errors are logged, not raised."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        listing = core_v1.list_namespace(label_selector=_labels.SELECTOR)
+    except ApiException as exc:  # e.g. no permission to list namespaces
+        log.warning("pytest-vcluster: cannot list namespaces to remove leftovers: %s", exc.reason)
+        return []
+    removed = []
+    for name, reason in stale_namespaces(
+        listing.items, my_host=my_host, my_run=my_run, stale_after=stale_after
+    ):
+        try:
+            core_v1.delete_namespace(name, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                log.warning("pytest-vcluster: cannot delete leftover namespace %s: %s", name, exc.reason)
+            continue
+        from .vcluster import delete_cluster_scoped
+
+        delete_cluster_scoped(getattr(core_v1, "api_client", None), name)
+        log.info("pytest-vcluster: deleted leftover namespace %s (%s)", name, reason)
+        removed.append(name)
+    return removed

@@ -1,0 +1,20 @@
+"""Errors raised by pytest-vcluster.
+
+``VClusterError`` carries a complete, human-readable message: the fixtures turn
+it into a test failure without a traceback (the message says what went wrong and
+what to do).
+"""
+
+from __future__ import annotations
+
+
+class VClusterError(Exception):
+    """A virtual cluster or the host cluster could not be provided."""
+
+
+class HostError(VClusterError):
+    """The host cluster is missing, unreachable or cannot do what was asked."""
+
+
+class NotReadyError(VClusterError):
+    """A virtual cluster did not become ready in time."""

@@ -1,0 +1,326 @@
+"""The host cluster: from a kubeconfig, or a kind cluster created (once, under a file lock) if missing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import _kubeconfig
+from ._config import Settings
+from ._errors import HostError
+
+log = logging.getLogger(__name__)
+
+CIDR_PROBE_IP = "1.1.1.1"
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+_VALID_RANGE = re.compile(r"[Tt]he range of valid IPs is\s+([0-9A-Fa-f:.]+/\d+(?:\s*,\s*[0-9A-Fa-f:.]+/\d+)*)")
+
+
+def parse_service_cidr(message: str) -> str | None:
+    """The service range from the API server's error for a ClusterIP outside it.
+
+    ``... the provided IP (1.1.1.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12``
+    -> ``10.96.0.0/12``. With several ranges (dual stack) the IPv4 one is preferred.
+    """
+    match = _VALID_RANGE.search(message)
+    if match is None:
+        return None
+    cidrs = [c.strip() for c in match.group(1).split(",") if c.strip()]
+    for cidr in cidrs:
+        if ":" not in cidr:
+            return cidr
+    return cidrs[0] if cidrs else None
+
+
+class Host:
+    """The host cluster that virtual clusters are installed into.
+
+    Attributes: ``kubeconfig_path`` (a file usable by kubectl/helm), ``context``, ``provider``
+    (``kubeconfig`` or ``kind``), ``server`` and ``api_client`` (a ``kubernetes.client.ApiClient``).
+    """
+
+    def __init__(
+        self,
+        kubeconfig_path: Path,
+        context: str | None = None,
+        *,
+        provider: str = "kubeconfig",
+        image_loader: str | None = None,
+        kind_cluster: str | None = None,
+    ) -> None:
+        self.kubeconfig_path = Path(kubeconfig_path)
+        self.context = context
+        self.provider = provider
+        self.image_loader = image_loader
+        self.kind_cluster = kind_cluster
+        self.server = ""
+        try:
+            raw = _kubeconfig.load(self.kubeconfig_path.read_text())
+            self.server = _kubeconfig.server_of(raw, context)
+        except (OSError, ValueError) as exc:
+            raise HostError(f"cannot use host kubeconfig {self.kubeconfig_path}: {exc}") from None
+        self._lock = threading.Lock()
+        self._api_client: Any = None
+        self._version: str | None = None
+        self._service_cidr: str | None = None
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | os.PathLike[str], context: str | None = None) -> Host:
+        """A host from a kubeconfig file (no pytest needed); checks that it is reachable."""
+        host = cls(Path(path), context)
+        host.check_reachable()
+        return host
+
+    def __repr__(self) -> str:
+        return f"<Host {self.provider} server={self.server} kubeconfig={self.kubeconfig_path}>"
+
+    # ------------------------------------------------------------------ clients
+
+    def new_configuration(self) -> Any:
+        """A fresh ``kubernetes.client.Configuration`` for the host."""
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(
+                config_file=str(self.kubeconfig_path),
+                context=self.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - the kubernetes loader raises many kinds
+            raise HostError(
+                f"cannot load host kubeconfig {self.kubeconfig_path} (context {self.context}): {exc}"
+            ) from exc
+        return configuration
+
+    def new_api_client(self) -> Any:
+        from kubernetes import client
+
+        return client.ApiClient(self.new_configuration())
+
+    @property
+    def api_client(self) -> Any:
+        """The shared ``kubernetes.client.ApiClient`` of the host cluster."""
+        with self._lock:
+            if self._api_client is None:
+                self._api_client = self.new_api_client()
+            return self._api_client
+
+    def core_v1(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api_client)
+
+    # ------------------------------------------------------------------ facts
+
+    def check_reachable(self, timeout: float = 15) -> str:
+        """Ask the API server its version; one clear :class:`HostError` naming the server when it fails."""
+        from kubernetes import client
+
+        try:
+            info = client.VersionApi(self.api_client).get_code(_request_timeout=timeout)
+        except Exception as exc:  # noqa: BLE001
+            reason = getattr(exc, "reason", None) or exc
+            raise HostError(
+                f"cannot reach the host cluster's API server at {self.server} "
+                f"(kubeconfig {self.kubeconfig_path}{', context ' + self.context if self.context else ''}): "
+                f"{reason}. Start the host cluster or point --vcluster-host-kubeconfig at a running one."
+            ) from None
+        self._version = str(info.git_version)
+        return self._version
+
+    @property
+    def version(self) -> str:
+        if self._version is None:
+            self.check_reachable()
+        return self._version or "unknown"
+
+    def service_cidr(self, namespace: str) -> str:
+        """The host's Service range, discovered once (a dry-run Service with an out-of-range ClusterIP)."""
+        with self._lock:
+            if self._service_cidr is not None:
+                return self._service_cidr
+        cidr = self._discover_service_cidr(namespace)
+        with self._lock:
+            self._service_cidr = cidr
+        return cidr
+
+    def _discover_service_cidr(self, namespace: str) -> str:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        probe = client.V1Service(
+            metadata=client.V1ObjectMeta(generate_name="pytest-vcluster-cidr-probe-"),
+            spec=client.V1ServiceSpec(cluster_ip=CIDR_PROBE_IP, ports=[client.V1ServicePort(port=443)]),
+        )
+        try:
+            client.CoreV1Api(self.api_client).create_namespaced_service(
+                namespace, probe, dry_run="All", _request_timeout=30
+            )
+        except ApiException as exc:
+            cidr = parse_service_cidr(f"{exc.body or ''} {exc.reason or ''}")
+            if cidr is not None:
+                return cidr
+            log.warning("pytest-vcluster: cannot parse the service range from: %s", exc.body)
+        else:
+            log.warning("pytest-vcluster: %s is inside the host's service range", CIDR_PROBE_IP)
+        log.warning("pytest-vcluster: using the default service range %s", DEFAULT_SERVICE_CIDR)
+        return DEFAULT_SERVICE_CIDR
+
+    # ------------------------------------------------------------------ images
+
+    def load_image(self, name: str) -> None:
+        """Make a local (docker) image available to the host's nodes.
+
+        kind: ``kind load docker-image``. kubeconfig: runs the ``--vcluster-image-loader`` command
+        with the image name appended (and ``KUBECONFIG`` set to the host's kubeconfig).
+        """
+        if self.provider == "kind" and self.kind_cluster:
+            command = [require_kind(), "load", "docker-image", name, "--name", self.kind_cluster]
+        elif self.image_loader:
+            command = [*shlex.split(self.image_loader), name]
+        else:
+            raise HostError(
+                f"cannot load image {name!r}: a host given by kubeconfig has no way to load images. "
+                "Pass --vcluster-image-loader='COMMAND' (run as COMMAND IMAGE, with KUBECONFIG set to the host's), "
+                "or use --vcluster-host=kind"
+            )
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig_path)}
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise HostError(f"loading image {name!r} with {shlex.join(command)} failed: {exc}") from None
+        if proc.returncode != 0:
+            raise HostError(
+                f"loading image {name!r} with {shlex.join(command)} failed (exit {proc.returncode}): "
+                f"{(proc.stderr or proc.stdout).strip()}"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            api_client, self._api_client = self._api_client, None
+        if api_client is not None:
+            with contextlib.suppress(Exception):
+                api_client.close()
+
+
+# --------------------------------------------------------------------------- providers
+
+
+def find_kubeconfig(settings: Settings, env: Mapping[str, str]) -> Path | None:
+    """``--vcluster-host-kubeconfig`` / ``VCLUSTER_HOST_KUBECONFIG`` (already in settings), else ``KUBECONFIG``."""
+    if settings.host_kubeconfig is not None:
+        return settings.host_kubeconfig
+    for entry in env.get("KUBECONFIG", "").split(os.pathsep):
+        if entry and Path(entry).expanduser().is_file():
+            return Path(entry).expanduser().resolve()
+    return None
+
+
+def require_kind() -> str:
+    path = shutil.which("kind")
+    if path is None:
+        raise HostError(
+            "--vcluster-host=kind needs the `kind` binary, which is not on PATH: install kind "
+            "(https://kind.sigs.k8s.io/docs/user/quick-start/#installation) or use "
+            "--vcluster-host=kubeconfig --vcluster-host-kubeconfig=PATH"
+        )
+    return path
+
+
+def choose_provider(settings: Settings, env: Mapping[str, str]) -> str:
+    """``kubeconfig`` or ``kind`` for ``--vcluster-host`` (``auto``: a kubeconfig if one is given, else kind)."""
+    if settings.host != "auto":
+        return settings.host
+    if find_kubeconfig(settings, env) is not None:
+        return "kubeconfig"
+    if shutil.which("kind") is not None:
+        return "kind"
+    raise HostError(
+        "no host cluster: pass --vcluster-host-kubeconfig=PATH (or set VCLUSTER_HOST_KUBECONFIG or KUBECONFIG), "
+        "or install kind to let pytest-vcluster create one"
+    )
+
+
+def _run(command: list[str], *, what: str, timeout: float) -> str:
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise HostError(f"{what}: `{shlex.join(command)}` did not finish within {timeout:.0f}s") from None
+    except OSError as exc:
+        raise HostError(f"{what}: cannot run `{shlex.join(command)}`: {exc}") from None
+    if proc.returncode != 0:
+        raise HostError(f"{what}: `{shlex.join(command)}` failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def kind_marker(shared_dir: Path, cluster: str) -> Path:
+    """File recording that this run created the kind cluster (so the run deletes it at the end)."""
+    return shared_dir / f"kind-{cluster}.created"
+
+
+def ensure_kind(settings: Settings, shared_dir: Path) -> Host:
+    """The kind cluster ``--vcluster-kind-cluster``: reused if present, else created (once, under a lock)."""
+    from filelock import FileLock
+
+    kind = require_kind()
+    name = settings.kind_cluster
+    shared_dir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = shared_dir / f"kind-{name}.kubeconfig"
+    with FileLock(str(shared_dir / f"kind-{name}.lock"), timeout=900):
+        clusters = _run([kind, "get", "clusters"], what="listing kind clusters", timeout=60).split()
+        if name not in clusters:
+            log.info("pytest-vcluster: creating kind cluster %s", name)
+            _run(
+                [kind, "create", "cluster", "--name", name, "--wait", "180s"], what="creating kind cluster", timeout=900
+            )
+            kind_marker(shared_dir, name).write_text(str(os.getpid()))
+        if not kubeconfig.exists():
+            text = _run([kind, "get", "kubeconfig", "--name", name], what="reading kind kubeconfig", timeout=60)
+            _kubeconfig.write(kubeconfig, _kubeconfig.load(text))
+    host = Host(kubeconfig, f"kind-{name}", provider="kind", kind_cluster=name, image_loader=settings.image_loader)
+    host.check_reachable()
+    return host
+
+
+def delete_kind_if_created(settings: Settings, shared_dir: Path) -> str | None:
+    """Delete the kind cluster at the end of the run if this run created it and it is not kept."""
+    marker = kind_marker(shared_dir, settings.kind_cluster)
+    if settings.kind_keep or not marker.exists():
+        return None
+    kind = shutil.which("kind")
+    if kind is None:
+        return None
+    try:
+        _run([kind, "delete", "cluster", "--name", settings.kind_cluster], what="deleting kind cluster", timeout=300)
+    except HostError as exc:
+        return str(exc)
+    with contextlib.suppress(OSError):
+        marker.unlink()
+    return None
+
+
+def open_host(settings: Settings, shared_dir: Path, env: Mapping[str, str]) -> Host:
+    """The host cluster for these settings, checked reachable."""
+    provider = choose_provider(settings, env)
+    if provider == "kind":
+        return ensure_kind(settings, shared_dir)
+    path = find_kubeconfig(settings, env)
+    if path is None:
+        raise HostError(
+            "--vcluster-host=kubeconfig needs a kubeconfig: pass --vcluster-host-kubeconfig=PATH "
+            "or set VCLUSTER_HOST_KUBECONFIG or KUBECONFIG"
+        )
+    host = Host(path, settings.host_context, provider="kubeconfig", image_loader=settings.image_loader)
+    host.check_reachable()
+    return host

@@ -1,0 +1,102 @@
+"""What pytest-vcluster shows: the header line, the terminal summary and failure diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import _kubeconfig
+from ._config import Settings, chart_candidates
+from ._hostprovider import find_kubeconfig
+from ._manager import Summary
+
+
+def chart_version(path: Path) -> str | None:
+    """``version`` from ``Chart.yaml`` (no Helm needed), ``None`` when unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((path / "Chart.yaml").read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("version") is not None:
+        return str(data["version"])
+    return None
+
+
+def header_line(settings: Settings, env: Mapping[str, str]) -> str:
+    """One line, without contacting any cluster: host mode and server, chart and its version."""
+    parts = [f"vcluster: host={settings.host}"]
+    if settings.host in ("auto", "kubeconfig"):
+        path = find_kubeconfig(settings, env)
+        if path is not None:
+            server = "?"
+            try:
+                server = _kubeconfig.server_of(_kubeconfig.load(path.read_text()), settings.host_context)
+            except (OSError, ValueError):
+                pass
+            parts.append(f"server {server} (kubeconfig {path})")
+        elif settings.host == "auto":
+            parts.append(f"kind cluster {settings.kind_cluster}")
+    else:
+        parts.append(f"kind cluster {settings.kind_cluster}")
+    chart = settings.chart
+    if chart is None:
+        chart = next((c for c in chart_candidates() if (c / "Chart.yaml").is_file()), None)
+    if chart is None:
+        parts.append("chart: not found")
+    else:
+        parts.append(f"chart {chart} version {chart_version(chart) or '?'}")
+    parts.append(f"timeout {settings.timeout:.0f}s")
+    return ", ".join(parts)
+
+
+def write_summary(terminalreporter: Any, summary: Summary, settings: Settings) -> None:
+    """The ``vcluster`` section of the terminal summary (only when clusters were used or something leaked)."""
+    if not (summary.records or summary.leaks or summary.errors or summary.host):
+        return
+    tr = terminalreporter
+    tr.section("vcluster", sep="-")
+    if summary.host:
+        tr.write_line(f"host: {summary.host}")
+    if summary.stale_removed:
+        tr.write_line(f"removed host namespaces of dead runs: {', '.join(sorted(set(summary.stale_removed)))}")
+    if summary.records:
+        tr.write_line("setup and teardown per cluster:")
+        width = max(len(r.name) for r in summary.records)
+        for r in sorted(summary.records, key=lambda r: r.name):
+            teardown = f"{r.teardown_seconds:.1f}s" if r.teardown_seconds is not None else "-"
+            tr.write_line(
+                f"  {r.name:<{width}}  setup {r.setup_seconds:6.1f}s  teardown {teardown:>6}  "
+                f"{r.fixture}  {r.owner}"
+            )
+        total = sum(r.setup_seconds for r in summary.records)
+        tr.write_line(f"  {len(summary.records)} cluster(s), {total:.1f}s of setup in total")
+    kept = [r for r in summary.records if r.kept]
+    for r in kept:
+        tr.write_line(f"kept cluster {r.name} (test {r.owner}) in host namespace {r.namespace}:", yellow=True)
+        tr.write_line(f"  1. {r.port_forward_command}")
+        tr.write_line(f"  2. kubectl --kubeconfig {r.kubeconfig} get pods -A")
+        tr.write_line(f"  delete it with: kubectl delete namespace {r.namespace}")
+    for error in summary.errors:
+        tr.write_line(f"WARNING: {error}", yellow=True)
+    if summary.leaks:
+        tr.write_line(
+            "WARNING: pytest-vcluster: host namespaces still present after teardown (leaked): "
+            + ", ".join(sorted(set(summary.leaks))),
+            yellow=True,
+            bold=True,
+        )
+
+
+def diagnostics_section(clusters: list[Any]) -> list[tuple[str, str]]:
+    """``(title, text)`` report sections for the clusters of a failed test."""
+    sections = []
+    for vc in clusters:
+        text = (
+            f"host namespace: {vc.host_namespace}\nkubeconfig: {vc.kubeconfig_path}\n"
+            f"server: {vc.server}\n{vc.diagnostics()}"
+        )
+        sections.append((f"vcluster {vc.name}", text))
+    return sections

@@ -1,0 +1,141 @@
+"""The public fixtures of pytest-vcluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from ._config import ClusterOptions, cluster_options, deep_merge
+from ._errors import VClusterError
+from ._state import item_failed, manager_of
+
+if TYPE_CHECKING:
+    from ._hostprovider import Host
+    from ._manager import VClusterManager
+    from .vcluster import VCluster
+
+
+def _fail(message: str) -> NoReturn:
+    __tracebackhide__ = True
+    pytest.fail(message, pytrace=False)
+
+
+def _create(manager: VClusterManager, options: ClusterOptions, *, owner: str, fixture: str) -> VCluster:
+    """Create a cluster; a :class:`VClusterError` fails the test with its message only (no traceback)."""
+    __tracebackhide__ = True
+    try:
+        return manager.create(options, owner=owner, fixture=fixture)
+    except VClusterError as exc:
+        message = str(exc)
+    _fail(message)
+
+
+def marker_options(node: pytest.Item) -> ClusterOptions:
+    """The merged ``@pytest.mark.vcluster(...)`` options of a test (closest marker wins)."""
+    merged: dict[str, Any] = {}
+    for marker in reversed(list(node.iter_markers("vcluster"))):
+        if marker.args:
+            raise pytest.UsageError(
+                f"{node.nodeid}: @pytest.mark.vcluster takes keywords only, not {marker.args!r}"
+            )
+        cluster_options(marker.kwargs, where=f"{node.nodeid}: @pytest.mark.vcluster")
+        for key, value in marker.kwargs.items():
+            if key == "values" and isinstance(merged.get("values"), dict) and isinstance(value, dict):
+                merged["values"] = deep_merge(merged["values"], value)
+            else:
+                merged[key] = value
+    return cluster_options(merged, where=f"{node.nodeid}: @pytest.mark.vcluster")
+
+
+def _record(item: Any, key: str, value: float) -> None:
+    props = getattr(item, "user_properties", None)
+    if props is not None:
+        props.append((key, f"{value:.3f}"))
+
+
+@pytest.fixture(scope="session")
+def vcluster_manager(pytestconfig: pytest.Config) -> VClusterManager:
+    """Session-scoped factory of virtual clusters usable from fixtures of any scope.
+    Yields a ``VClusterManager``. ``with vcluster_manager.cluster(values=..., set=..., timeout=...) as vc:``
+    creates a cluster (a ``VCluster``) and deletes it when the block ends (kept when the block raised
+    and ``--vcluster-keep-on-failure`` is given). Clusters still alive at the end of the session are
+    deleted, and the session waits for their host namespaces to be gone. Under pytest-xdist each
+    worker has its own manager and clusters; the host cluster is shared.
+    """
+    return manager_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def vcluster_host(vcluster_manager: VClusterManager) -> Host:
+    """Session-scoped host cluster that virtual clusters run on.
+    Yields a ``Host`` with ``kubeconfig_path``, ``context``, ``server``, ``api_client`` (a
+    ``kubernetes.client.ApiClient`` for the host) and ``load_image(name)`` (kind: ``kind load
+    docker-image``; kubeconfig host: the ``--vcluster-image-loader`` command, else an error).
+    A kind host is created once per run under a file lock shared by the xdist workers, and deleted
+    at the end if this run created it (unless ``--vcluster-kind-keep``). Setup fails with one clear
+    message when the host is missing or unreachable.
+    """
+    try:
+        return vcluster_manager.host
+    except VClusterError as exc:
+        message = str(exc)
+    _fail(message)
+
+
+@pytest.fixture
+def vcluster(request: pytest.FixtureRequest, vcluster_manager: VClusterManager) -> Iterator[VCluster]:
+    """Function-scoped fresh virtual Kubernetes cluster for one test.
+    Yields a ready ``VCluster``: ``api_client`` (``kubernetes.client.ApiClient``, admin of the virtual
+    cluster), ``kubeconfig_path`` (for kubectl/helm subprocesses), ``name``, ``host_namespace`` and
+    ``host_name(kind, name, namespace)``. Options come from ``@pytest.mark.vcluster(values=..., set=...,
+    timeout=...)`` and the ``--vcluster-*`` options. Cleanup: the host namespace is deleted in the
+    background after the test (kept, with connection instructions, when the test failed and
+    ``--vcluster-keep-on-failure`` is given). Under pytest-xdist every worker creates its own clusters.
+    """
+    options = marker_options(request.node)
+    vc = _create(vcluster_manager, options, owner=request.node.nodeid, fixture="vcluster")
+    _record(request.node, "vcluster_setup_seconds", vc.setup_seconds)
+    yield vc
+    record = vcluster_manager.release(vc, failed=item_failed(request.node))
+    if record is not None and record.teardown_seconds is not None:
+        _record(request.node, "vcluster_teardown_seconds", record.teardown_seconds)
+
+
+@pytest.fixture(scope="session")
+def vcluster_session(request: pytest.FixtureRequest, vcluster_manager: VClusterManager) -> Iterator[VCluster]:
+    """Session-scoped virtual cluster shared by all the tests of the session.
+    Yields one ready ``VCluster`` (same attributes as ``vcluster``), created on first use with the
+    ``--vcluster-*`` options. Tests sharing it must not depend on each other's objects. Cleanup: deleted
+    at the end of the session (kept when a test failed and ``--vcluster-keep-on-failure`` is given).
+    Under pytest-xdist there is one per worker.
+    """
+    vc = _create(vcluster_manager, ClusterOptions(), owner="session", fixture="vcluster_session")
+    yield vc
+    vcluster_manager.release(vc, failed=request.session.testsfailed > 0)
+
+
+@pytest.fixture
+def vcluster_factory(
+    request: pytest.FixtureRequest, vcluster_manager: VClusterManager
+) -> Iterator[Callable[..., VCluster]]:
+    """Function-scoped factory for several virtual clusters in one test.
+    Yields a callable: ``vcluster_factory(values=..., set=..., values_files=..., timeout=..., chart=...,
+    connect=...)`` returns a new ready ``VCluster`` each call. Cleanup: every cluster it made is deleted
+    after the test (in the background; kept when the test failed and ``--vcluster-keep-on-failure`` is
+    given). Under pytest-xdist each worker makes its own clusters.
+    """
+    made: list[VCluster] = []
+
+    def factory(**options: Any) -> VCluster:
+        parsed = cluster_options(options, where="vcluster_factory()")
+        vc = _create(vcluster_manager, parsed, owner=request.node.nodeid, fixture="vcluster_factory")
+        _record(request.node, f"vcluster_factory_{len(made)}_setup_seconds", vc.setup_seconds)
+        made.append(vc)
+        return vc
+
+    yield factory
+    failed = item_failed(request.node)
+    for vc in reversed(made):
+        vcluster_manager.release(vc, failed=failed)

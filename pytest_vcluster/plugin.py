@@ -1,0 +1,221 @@
+"""pytest-vcluster's hooks and options (the fixtures are in :mod:`pytest_vcluster.fixtures`)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import _config, _naming
+from ._state import MANAGER_KEY, REPORTS_KEY, RUN_ID_KEY, SETTINGS_KEY, SUMMARY_KEY
+
+pytest_plugins = ["pytest_vcluster.fixtures"]
+
+MARKER = (
+    "vcluster(values=None, set=None, values_files=None, timeout=None, chart=None, connect=None): "
+    "options of the virtual cluster the `vcluster` fixture creates for this test: chart values (dict), "
+    "Helm-style set (dict of dotted keys or list of 'key=value'), extra values files, readiness timeout "
+    "in seconds, chart path, connect mode (auto, port-forward, service)."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vcluster", "virtual Kubernetes clusters (pytest-vcluster)")
+    opts = _config.OPTIONS
+
+    def add(dest: str, help: str, ini_type: str | None = None, ini_default: Any = None, **kwargs: Any) -> None:
+        flag, ini_key, env = opts[dest]
+        env_note = f" [env {env}]" if env else ""
+        group.addoption(flag, dest=dest, default=None, help=f"{help}{env_note} [ini {ini_key}]", **kwargs)
+        parser.addini(ini_key, help=help, type=ini_type, default=ini_default)  # type: ignore[arg-type]
+
+    add(
+        "vcluster_host",
+        "host cluster: auto (a kubeconfig if given, else kind), kubeconfig, or kind. Default: auto.",
+        metavar="{auto,kubeconfig,kind}",
+    )
+    add(
+        "vcluster_host_kubeconfig",
+        "kubeconfig of the host cluster (auto falls back to KUBECONFIG).",
+        metavar="PATH",
+    )
+    add("vcluster_host_context", "context of the host kubeconfig to use (default: its current context).",
+        metavar="NAME")
+    add(
+        "vcluster_kind_cluster",
+        f"kind cluster used as host: reused if present, else created. Default: {_config.DEFAULT_KIND_CLUSTER}.",
+        metavar="NAME",
+    )
+    add("vcluster_kind_keep", "keep the kind cluster this run created (default: delete it at the end).",
+        ini_type="bool", ini_default=False, action="store_true")
+    add(
+        "vcluster_chart",
+        "Helm chart of the virtual cluster (default: the chart shipped with pytest-vcluster).",
+        metavar="PATH",
+    )
+    add("vcluster_values", "extra chart values file (repeatable; later files win).", ini_type="linelist",
+        ini_default=[], action="append", metavar="FILE")
+    add("vcluster_set", "extra chart value, Helm --set syntax (repeatable), e.g. syncer.logLevel=debug.",
+        ini_type="linelist", ini_default=[], action="append", metavar="KEY=VALUE")
+    add(
+        "vcluster_timeout",
+        f"seconds to wait for a virtual cluster to be ready. Default: {_config.DEFAULT_TIMEOUT:.0f}.",
+        metavar="SECONDS",
+    )
+    add("vcluster_keep_on_failure", "keep the virtual clusters of failed tests and print how to connect.",
+        ini_type="bool", ini_default=False, action="store_true")
+    add(
+        "vcluster_connect",
+        "how to reach a virtual API server: auto, port-forward (through the host API server), or service "
+        "(its Service DNS name, when the tests run inside the host cluster). Default: auto.",
+        metavar="{auto,port-forward,service}",
+    )
+    add(
+        "vcluster_stale_after",
+        "age after which namespaces of runs from other machines are removed as leftovers (e.g. 2h, 90m). "
+        "Default: 2h.",
+        metavar="DURATION",
+    )
+    add(
+        "vcluster_image_loader",
+        "command loading a local image into a kubeconfig host, run as COMMAND IMAGE (for vcluster_host.load_image).",
+        metavar="COMMAND",
+    )
+
+
+def _shared_dir(config: pytest.Config) -> Path:
+    """A directory shared by the xdist controller and its workers (the controller's basetemp)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        base = Path(tempfile.gettempdir()) / f"pytest-vcluster-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    else:
+        base = factory.getbasetemp()
+        if hasattr(config, "workerinput"):
+            base = base.parent
+    path = base / "vcluster-shared"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _workdir(config: pytest.Config) -> Path:
+    factory = getattr(config, "_tmp_path_factory", None)
+    base = Path(tempfile.mkdtemp(prefix="pytest-vcluster-")) if factory is None else factory.getbasetemp()
+    path = base / "vcluster"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+    if config.getoption("help", default=False):
+        return
+    from ._manager import Summary, VClusterManager
+
+    settings = _config.from_pytest_config(config, os.environ)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        run_id = str(workerinput.get("vcluster_run_id") or _naming.run_id_from_token(workerinput["testrunuid"]))
+        worker = str(workerinput.get("workerid", "gw"))
+    else:
+        run_id = _naming.new_run_id()
+        worker = "main"
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[RUN_ID_KEY] = run_id
+    config.stash[SUMMARY_KEY] = Summary()
+    config.stash[MANAGER_KEY] = VClusterManager(
+        settings,
+        run_id=run_id,
+        worker=worker,
+        shared_dir=lambda: _shared_dir(config),
+        workdir=lambda: _workdir(config),
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: give every worker this run's id (shared name prefix and labels)."""
+    run_id = node.config.stash.get(RUN_ID_KEY, None)
+    if run_id:
+        node.workerinput["vcluster_run_id"] = run_id
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect a worker's timings, kept clusters and leaks for the summary."""
+    data = getattr(node, "workeroutput", {}).get("vcluster")
+    summary = node.config.stash.get(SUMMARY_KEY, None)
+    if data and summary is not None:
+        summary.merge_dict(data)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Reject wrong ``@pytest.mark.vcluster`` keywords before any cluster is made."""
+    from .fixtures import marker_options
+
+    for item in items:
+        if item.get_closest_marker("vcluster") is not None:
+            marker_options(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    item.stash.setdefault(REPORTS_KEY, {})[report.when] = report
+    if report.failed and report.when in ("call", "setup"):
+        manager = item.config.stash.get(MANAGER_KEY, None)
+        if manager is None:
+            return
+        clusters = manager.clusters_of(item.nodeid)
+        if clusters:
+            from ._report import diagnostics_section
+
+            for title, text in diagnostics_section(clusters):
+                report.sections.append((title, text))
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return None
+    from ._report import header_line
+
+    return header_line(settings, os.environ)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After the session's fixtures are torn down: wait for deleted namespaces, report leaks,
+    hand results to the xdist controller, delete a kind host this run created."""
+    config = session.config
+    manager = config.stash.get(MANAGER_KEY, None)
+    summary = config.stash.get(SUMMARY_KEY, None)
+    if manager is None or summary is None:
+        return
+    manager.finish()
+    summary.merge_dict(manager.summary.to_dict())
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["vcluster"] = manager.summary.to_dict()
+        return
+    settings = config.stash[SETTINGS_KEY]
+    if settings.host in ("kind", "auto") and not settings.kind_keep:
+        from ._hostprovider import delete_kind_if_created
+
+        error = delete_kind_if_created(settings, _shared_dir(config))
+        if error:
+            summary.errors.append(error)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    summary = config.stash.get(SUMMARY_KEY, None)
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if summary is None or settings is None:
+        return
+    from ._report import write_summary
+
+    write_summary(terminalreporter, summary, settings)

@@ -1,0 +1,367 @@
+"""The :class:`VCluster` handle: one virtual cluster on a host cluster, usable without pytest.
+
+>>> from pytest_vcluster import Host, VCluster
+>>> host = Host.from_kubeconfig("host.kubeconfig")
+>>> with VCluster.create(host, set={"syncer.logLevel": "debug"}) as vc:
+...     kubernetes.client.CoreV1Api(vc.api_client).list_namespace()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import _kubeconfig, _labels, _naming, _ready
+from ._config import deep_merge, parse_set, set_layer
+from ._errors import NotReadyError, VClusterError
+from ._hostprovider import Host
+from ._portforward import PortForward, kubernetes_stream_opener
+
+log = logging.getLogger(__name__)
+
+API_PORT = 6443
+SERVICE_PORT = 443
+_standalone_run = _naming.new_run_id()
+_standalone_counter = itertools.count(1)
+
+
+def _set_layer(set_values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
+    """``{"a.b": 1}`` (values kept as given) or ``["a.b=1"]`` (Helm typing) as nested values."""
+    if not set_values:
+        return {}
+    if isinstance(set_values, Mapping):
+        return set_layer(set_values.items())
+    if isinstance(set_values, str):
+        set_values = [set_values]
+    return deep_merge(*(parse_set(item, source="set") for item in set_values))
+
+
+def _object_kind_name_namespace(obj: Any) -> tuple[str | None, str | None]:
+    if isinstance(obj, Mapping):
+        meta = obj.get("metadata") or {}
+        return meta.get("name"), meta.get("namespace")
+    meta = getattr(obj, "metadata", None)
+    return getattr(meta, "name", None), getattr(meta, "namespace", None)
+
+
+class VCluster:
+    """A running virtual cluster.
+
+    Attributes:
+        name: the cluster's name (also its Helm release name ``R``).
+        host_namespace: the host namespace ``N`` holding it.
+        api_client: a ``kubernetes.client.ApiClient`` authenticated to the virtual cluster (admin).
+        kubeconfig_path: a kubeconfig file for kubectl/helm in subprocesses (valid while it lives).
+        host: the :class:`~pytest_vcluster.Host` it runs on.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        name: str,
+        host_namespace: str,
+        *,
+        kubeconfig_path: Path,
+        api_client: Any,
+        server: str,
+        forward: PortForward | None,
+        owned_dir: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.name = name
+        self.release = name
+        self.host_namespace = host_namespace
+        self.kubeconfig_path = kubeconfig_path
+        self.api_client = api_client
+        self.server = server
+        self._forward = forward
+        self._owned_dir = owned_dir
+        self._deleted = False
+        self._lock = threading.Lock()
+        self.setup_seconds: float = 0.0
+        self.teardown_seconds: float = 0.0
+        self.phase_seconds: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"<VCluster {self.name} in host namespace {self.host_namespace} at {self.server}>"
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    def create(
+        cls,
+        host: Host,
+        *,
+        name: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        set: Mapping[str, Any] | Sequence[str] | None = None,  # noqa: A002 - mirrors helm --set
+        chart: str | os.PathLike[str] | None = None,
+        timeout: float = 180.0,
+        connect: str = "auto",
+        labels: Mapping[str, str] | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        helm: Any = None,
+        keep_on_error: bool = False,
+    ) -> VCluster:
+        """Create a virtual cluster and wait until it is ready (bounded by ``timeout`` seconds).
+
+        ``values`` and ``set`` (``{"a.b": 1}`` or ``["a.b=1"]``) are chart values on top of the
+        discovered ``serviceCIDR``; ``chart`` defaults to the chart shipped with pytest-vcluster.
+        On failure the host namespace is deleted (unless ``keep_on_error``) and
+        :class:`~pytest_vcluster.VClusterError` says what was awaited and why it failed.
+        """
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        from ._config import default_chart_path
+        from ._helm import Helm
+
+        started = time.monotonic()
+        if name is None:
+            name = _naming.make_name(_standalone_run, f"p{os.getpid() % 10000}", next(_standalone_counter))
+        if not _naming.is_valid_name(name):
+            raise VClusterError(f"{name!r} cannot name a virtual cluster: use at most 53 of a-z, 0-9 and '-'")
+        chart_path = Path(chart).resolve() if chart is not None else default_chart_path()
+        owned_dir = None
+        if workdir is None:
+            owned_dir = Path(tempfile.mkdtemp(prefix=f"pytest-vcluster-{name}-"))
+            workdir_path = owned_dir
+        else:
+            workdir_path = Path(workdir)
+            workdir_path.mkdir(parents=True, exist_ok=True)
+        namespace = name
+        ns_labels = dict(labels) if labels is not None else _labels.namespace_labels(_standalone_run, "standalone")
+        core = host.core_v1()
+        deadline = _ready.Deadline(timeout)
+        phases: dict[str, float] = {}
+
+        def lap(phase: str, since: float) -> float:
+            now = time.monotonic()
+            phases[phase] = now - since
+            return now
+
+        t = time.monotonic()
+        try:
+            core.create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=ns_labels)),
+                _request_timeout=30,
+            )
+        except ApiException as exc:
+            if owned_dir is not None:
+                shutil.rmtree(owned_dir, ignore_errors=True)
+            raise VClusterError(
+                f"cannot create host namespace {namespace}: HTTP {exc.status} {exc.reason}"
+                + (": it already exists (choose another name)" if exc.status == 409 else "")
+            ) from None
+        t = lap("namespace", t)
+        forward: PortForward | None = None
+        try:
+            chart_values = deep_merge({"serviceCIDR": host.service_cidr(namespace)}, values, _set_layer(set))
+            t = lap("service-cidr", t)
+            helm = helm if helm is not None else Helm(host.kubeconfig_path, host.context)
+            helm.install(name, namespace, chart_path, chart_values, timeout=max(deadline.remaining, 10))
+            t = lap("helm-install", t)
+            try:
+                secret = _ready.wait_host_side(core, namespace, name, deadline)
+                t = lap("pod-ready", t)
+                source = _kubeconfig.from_secret(secret.data, name=name)
+                forward, server = _connect(host, namespace, name, connect)
+                kubeconfig = _kubeconfig.rewrite(source, server=server, name=name)
+                kubeconfig_path = _kubeconfig.write(workdir_path / f"{name}.kubeconfig", kubeconfig)
+                from kubernetes import config as kube_config
+
+                api_client = kube_config.new_client_from_config_dict(kubeconfig)
+                _ready.wait_virtual_side(api_client, server, deadline)
+                lap("virtual-api", t)
+            except _ready.ConditionTimeout as exc:
+                details = _ready.diagnostics(core, namespace, name)
+                if forward is not None and forward.last_error:
+                    details += f"\nlast port-forward error: {forward.last_error}"
+                raise _ready.not_ready_error(name, timeout, exc, details) from None
+        except BaseException as exc:
+            if forward is not None:
+                forward.close()
+            if keep_on_error:
+                log.warning("pytest-vcluster: keeping host namespace %s of failed cluster %s", namespace, name)
+            else:
+                with contextlib.suppress(Exception):
+                    core.delete_namespace(namespace, propagation_policy="Background", _request_timeout=30)
+                delete_cluster_scoped(host.api_client, namespace)
+                if owned_dir is not None:
+                    shutil.rmtree(owned_dir, ignore_errors=True)
+            if isinstance(exc, (VClusterError, KeyboardInterrupt, SystemExit)):
+                raise
+            if isinstance(exc, ApiException):
+                raise VClusterError(
+                    f"creating virtual cluster {name} in host namespace {namespace} failed: "
+                    f"HTTP {exc.status} {exc.reason}: {(exc.body or '')[:500]}"
+                ) from exc
+            raise
+        vc = cls(
+            host,
+            name,
+            namespace,
+            kubeconfig_path=kubeconfig_path,
+            api_client=api_client,
+            server=server,
+            forward=forward,
+            owned_dir=owned_dir,
+        )
+        vc.setup_seconds = time.monotonic() - started
+        vc.phase_seconds = phases
+        return vc
+
+    # ------------------------------------------------------------------ helpers
+
+    def host_name(self, kind_or_obj: Any, name: str | None = None, namespace: str | None = None) -> str:
+        """The name the syncer gives a virtual object in the host namespace.
+
+        ``vc.host_name("Pod", "web", "default")`` or ``vc.host_name(pod_object)`` (a kubernetes model
+        or a dict with ``metadata``) -> ``web-x-default-x-<release>`` (hashed when over 63 characters).
+        """
+        if not isinstance(kind_or_obj, str):
+            obj_name, obj_namespace = _object_kind_name_namespace(kind_or_obj)
+            name = name or obj_name
+            namespace = namespace or obj_namespace
+        if not name:
+            raise ValueError("host_name needs the object's name")
+        return _naming.translate_host_name(name, namespace or "default", self.release)
+
+    def diagnostics(self) -> str:
+        """The pod's status, the host namespace's events and the containers' last log lines."""
+        try:
+            return _ready.diagnostics(self.host.core_v1(), self.host_namespace, self.release)
+        except Exception as exc:  # noqa: BLE001
+            return f"(no diagnostics: {exc})"
+
+    @property
+    def port_forward_command(self) -> str:
+        """A kubectl command that forwards ``localhost:8443`` to the virtual API server."""
+        context = f" --context {self.host.context}" if self.host.context else ""
+        return (
+            f"kubectl --kubeconfig {self.host.kubeconfig_path}{context} -n {self.host_namespace} "
+            f"port-forward pod/{self.release}-0 8443:{API_PORT}"
+        )
+
+    def write_standalone_kubeconfig(self, path: Path, local_port: int = 8443) -> Path:
+        """A kubeconfig for use with :attr:`port_forward_command` after this process exits."""
+        current = _kubeconfig.load(self.kubeconfig_path.read_text())
+        return _kubeconfig.write(
+            path, _kubeconfig.rewrite(current, server=f"https://127.0.0.1:{local_port}", name=self.name)
+        )
+
+    # ------------------------------------------------------------------ teardown
+
+    def disconnect(self) -> None:
+        """Close the client and the port-forward, leaving the cluster running."""
+        if self._forward is not None:
+            self._forward.close()
+        with contextlib.suppress(Exception):
+            self.api_client.close()
+
+    def delete(self, wait: bool = False, timeout: float = 120.0) -> None:
+        """Disconnect and delete the host namespace (in the background unless ``wait``)."""
+        from kubernetes.client.exceptions import ApiException
+
+        with self._lock:
+            if self._deleted:
+                return
+            self._deleted = True
+        started = time.monotonic()
+        self.disconnect()
+        core = self.host.core_v1()
+        try:
+            core.delete_namespace(self.host_namespace, propagation_policy="Background", _request_timeout=30)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise VClusterError(
+                    f"cannot delete host namespace {self.host_namespace}: HTTP {exc.status} {exc.reason}"
+                ) from None
+        delete_cluster_scoped(self.host.api_client, self.host_namespace)
+        if wait:
+            wait_namespaces_gone(core, [self.host_namespace], timeout)
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+        self.teardown_seconds = time.monotonic() - started
+
+    def __enter__(self) -> VCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.delete()
+
+
+def _connect(host: Host, namespace: str, release: str, connect: str) -> tuple[PortForward | None, str]:
+    """``(forward, server URL)`` reaching the virtual API server."""
+    service_host = f"{release}.{namespace}.svc"
+    if connect == "auto":
+        connect = "port-forward"
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            with contextlib.suppress(OSError):
+                socket.getaddrinfo(service_host, SERVICE_PORT)
+                connect = "service"
+    if connect == "service":
+        return None, f"https://{service_host}:{SERVICE_PORT}"
+    opener = kubernetes_stream_opener(host.new_configuration(), namespace, f"{release}-0", API_PORT)
+    forward = PortForward(opener, name=release)
+    return forward, f"https://127.0.0.1:{forward.port}"
+
+
+#: label the chart puts on its cluster-scoped objects (they outlive the namespace)
+CLUSTER_SCOPED_LABEL = "vcluster.pytest-vcluster.io/host-namespace"
+
+
+def delete_cluster_scoped(host_api_client: Any, namespace: str) -> None:
+    """Delete the chart's ClusterRoles/ClusterRoleBindings of the cluster in ``namespace`` (best effort)."""
+    from kubernetes import client
+
+    if host_api_client is None:
+        return
+    rbac = client.RbacAuthorizationV1Api(host_api_client)
+    selector = f"{CLUSTER_SCOPED_LABEL}={namespace}"
+    for delete in (rbac.delete_collection_cluster_role_binding, rbac.delete_collection_cluster_role):
+        try:
+            delete(label_selector=selector, _request_timeout=30)
+        except Exception as exc:  # noqa: BLE001 - e.g. no permission: nothing of ours can exist then
+            log.debug("pytest-vcluster: %s(%s): %s", delete.__name__, selector, exc)
+
+
+def wait_namespaces_gone(core_v1: Any, names: Sequence[str], timeout: float) -> list[str]:
+    """Poll until the namespaces are gone; returns those still present at the timeout."""
+    from kubernetes.client.exceptions import ApiException
+
+    remaining = list(names)
+    deadline = time.monotonic() + timeout
+    delay = 0.5
+    while remaining:
+        still = []
+        for name in remaining:
+            try:
+                core_v1.read_namespace(name, _request_timeout=10)
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue
+                still.append(name)
+            except Exception:  # noqa: BLE001 - transient; check again
+                still.append(name)
+            else:
+                still.append(name)
+        remaining = still
+        if not remaining or time.monotonic() >= deadline:
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 5.0)
+    return remaining
+
+
+__all__ = ["VCluster", "VClusterError", "NotReadyError", "wait_namespaces_gone"]

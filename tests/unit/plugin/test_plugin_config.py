@@ -1,0 +1,256 @@
+"""Unit tests of option resolution and validation (pytest_vcluster._config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_vcluster import _config
+from pytest_vcluster._config import (
+    ClusterOptions,
+    Settings,
+    cluster_options,
+    deep_merge,
+    options_values,
+    parse_duration,
+    parse_set,
+    resolve,
+)
+
+
+def _resolve(tmp_path: Path, cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None,
+             env: dict[str, str] | None = None) -> Settings:
+    return resolve(cli or {}, ini or {}, env or {}, cwd=tmp_path, inidir=tmp_path)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = _resolve(tmp_path)
+    assert s.host == "auto"
+    assert s.host_kubeconfig is None
+    assert s.timeout == 180.0
+    assert s.connect == "auto"
+    assert s.stale_after == 7200.0
+    assert s.kind_cluster == "pytest-vcluster"
+    assert not s.kind_keep and not s.keep_on_failure
+    assert s.values == {}
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    s = _resolve(tmp_path)
+    with pytest.raises(AttributeError):
+        s.host = "kind"  # type: ignore[misc]
+
+
+def test_bad_host_names_value_and_choices(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError,
+                       match=r"--vcluster-host='foo' is not valid: use one of auto, kubeconfig, kind"):
+        _resolve(tmp_path, cli={"vcluster_host": "foo"})
+
+
+def test_bad_host_from_env_names_env_var(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError, match=r"VCLUSTER_HOST='bar' is not valid"):
+        _resolve(tmp_path, env={"VCLUSTER_HOST": "bar"})
+
+
+def test_bad_host_from_ini_names_ini_key(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError, match=r"ini option vcluster_host='baz' is not valid"):
+        _resolve(tmp_path, ini={"vcluster_host": "baz"})
+
+
+def test_precedence_cli_env_ini(tmp_path: Path) -> None:
+    assert _resolve(tmp_path, cli={"vcluster_timeout": "10"}, env={"VCLUSTER_TIMEOUT": "20"},
+                    ini={"vcluster_timeout": "30"}).timeout == 10
+    assert _resolve(tmp_path, env={"VCLUSTER_TIMEOUT": "20"}, ini={"vcluster_timeout": "30"}).timeout == 20
+    assert _resolve(tmp_path, ini={"vcluster_timeout": "30"}).timeout == 30
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1.5", 1.5)])
+def test_durations(raw: str, seconds: float) -> None:
+    assert parse_duration(raw, source="--x") == seconds
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "10d", ""])
+def test_bad_durations(raw: str) -> None:
+    with pytest.raises(pytest.UsageError, match=r"--vcluster-timeout=.* is not valid: give a positive number"):
+        parse_duration(raw, source="--vcluster-timeout")
+
+
+def test_kubeconfig_missing(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError, match=r"--vcluster-host-kubeconfig: kubeconfig file not found: .*nope"):
+        _resolve(tmp_path, cli={"vcluster_host_kubeconfig": "nope"})
+
+
+def test_kubeconfig_from_env_relative_to_cwd(tmp_path: Path) -> None:
+    (tmp_path / "kc").write_text("apiVersion: v1\n")
+    s = _resolve(tmp_path, env={"VCLUSTER_HOST_KUBECONFIG": "kc"})
+    assert s.host_kubeconfig == (tmp_path / "kc").resolve()
+
+
+def test_kubeconfig_with_kind_is_contradictory(tmp_path: Path) -> None:
+    (tmp_path / "kc").write_text("apiVersion: v1\n")
+    with pytest.raises(pytest.UsageError, match="cannot be used with --vcluster-host=kind"):
+        _resolve(tmp_path, cli={"vcluster_host": "kind", "vcluster_host_kubeconfig": "kc"})
+
+
+def test_values_files_and_sets_merge_in_order(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("syncer:\n  image:\n    tag: a\n    repository: r\nx: 1\n")
+    (tmp_path / "b.yaml").write_text("syncer:\n  image:\n    tag: b\n")
+    s = _resolve(
+        tmp_path,
+        cli={"vcluster_values": ["b.yaml"], "vcluster_set": ["x=2", "syncer.debug=true"]},
+        ini={"vcluster_values": ["a.yaml"]},
+    )
+    assert s.values == {"syncer": {"image": {"tag": "b", "repository": "r"}, "debug": True}, "x": 2}
+    assert [p.name for p in s.values_files] == ["a.yaml", "b.yaml"]
+    assert s.set_values == ("x=2", "syncer.debug=true")
+
+
+def test_values_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError, match=r"--vcluster-values: file not found: .*missing.yaml: pass the path"):
+        _resolve(tmp_path, cli={"vcluster_values": ["missing.yaml"]})
+
+
+def test_values_file_not_a_mapping(tmp_path: Path) -> None:
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(pytest.UsageError, match="must hold a YAML mapping"):
+        _resolve(tmp_path, cli={"vcluster_values": ["list.yaml"]})
+
+
+def test_empty_values_file_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "empty.yaml").write_text("")
+    assert _resolve(tmp_path, cli={"vcluster_values": ["empty.yaml"]}).values == {}
+
+
+def test_bad_set(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError, match=r"--vcluster-set 'novalue' is not valid: expected KEY=VALUE"):
+        _resolve(tmp_path, cli={"vcluster_set": ["novalue"]})
+
+
+def test_bad_connect(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError, match=r"--vcluster-connect='tunnel' is not valid: use one of auto, "
+                                                 r"port-forward, service"):
+        _resolve(tmp_path, cli={"vcluster_connect": "tunnel"})
+
+
+def test_bad_kind_cluster_name(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError, match="--vcluster-kind-cluster='Bad_Name' is not valid"):
+        _resolve(tmp_path, cli={"vcluster_kind_cluster": "Bad_Name"})
+
+
+def test_bool_options(tmp_path: Path) -> None:
+    s = _resolve(tmp_path, cli={"vcluster_kind_keep": True}, ini={"vcluster_keep_on_failure": True})
+    assert s.kind_keep and s.keep_on_failure
+
+
+def test_chart_option_needs_chart_yaml(tmp_path: Path) -> None:
+    with pytest.raises(pytest.UsageError, match=r"--vcluster-chart: no Helm chart at .*nochart"):
+        _resolve(tmp_path, cli={"vcluster_chart": "nochart"})
+    (tmp_path / "chart").mkdir()
+    (tmp_path / "chart" / "Chart.yaml").write_text("name: c\nversion: 1.2.3\n")
+    s = _resolve(tmp_path, cli={"vcluster_chart": "chart"})
+    assert s.chart_path() == (tmp_path / "chart").resolve()
+
+
+def test_default_chart_candidates_wheel_then_checkout() -> None:
+    package_dir = Path(_config.__file__).resolve().parent
+    assert _config.chart_candidates() == [package_dir / "chart", package_dir.parent / "chart"]
+
+
+def test_default_chart_missing_is_usage_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(_config, "chart_candidates", lambda: [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(pytest.UsageError, match="chart shipped with the package was not found"):
+        _config.default_chart_path()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "Chart.yaml").write_text("name: x\n")
+    assert _config.default_chart_path() == tmp_path / "b"
+
+
+# ----------------------------------------------------------------------------- --set parsing
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("a=b", {"a": "b"}),
+        ("a.b.c=1", {"a": {"b": {"c": 1}}}),
+        ("a=true,b=false,c=null", {"a": True, "b": False, "c": None}),
+        ("a=1.5", {"a": "1.5"}),
+        ("a=007", {"a": "007"}),
+        ("a=-3", {"a": -3}),
+        ("a=", {"a": ""}),
+        ("a=x=y", {"a": "x=y"}),
+        (r"a\.b=1", {"a.b": 1}),
+        (r"a=x\,y", {"a": "x,y"}),
+        ("list[1]=x", {"list": [None, "x"]}),
+        ("l[0].name=n", {"l": [{"name": "n"}]}),
+        ("syncer.image.repository=does-not-exist", {"syncer": {"image": {"repository": "does-not-exist"}}}),
+    ],
+)
+def test_parse_set(expr: str, expected: dict[str, Any]) -> None:
+    assert parse_set(expr) == expected
+
+
+@pytest.mark.parametrize("expr", ["novalue", "=x", "a..b=1", "a[x]=1"])
+def test_parse_set_errors(expr: str) -> None:
+    with pytest.raises(pytest.UsageError, match="is not valid"):
+        parse_set(expr)
+
+
+def test_deep_merge_replaces_lists_and_does_not_alias() -> None:
+    base = {"a": {"b": 1, "l": [1, 2]}, "c": 1}
+    merged = deep_merge(base, {"a": {"l": [3]}}, None, {"d": {"e": 1}})
+    assert merged == {"a": {"b": 1, "l": [3]}, "c": 1, "d": {"e": 1}}
+    merged["a"]["b"] = 99
+    assert base["a"]["b"] == 1
+
+
+# ----------------------------------------------------------------------------- per-cluster options
+
+
+def test_cluster_options_unknown_keyword_names_allowed() -> None:
+    with pytest.raises(pytest.UsageError) as info:
+        cluster_options({"valuez": {}}, where="@pytest.mark.vcluster")
+    assert str(info.value) == (
+        "@pytest.mark.vcluster: unknown keyword valuez; allowed keywords: "
+        "values, set, values_files, timeout, chart, connect"
+    )
+
+
+def test_cluster_options_values_and_set(tmp_path: Path) -> None:
+    (tmp_path / "v.yaml").write_text("a: {b: 1, c: 1}\n")
+    opts = cluster_options(
+        {"values_files": [tmp_path / "v.yaml"], "values": {"a": {"c": 2}}, "set": {"a.d": "x"}, "timeout": 30},
+        where="w",
+    )
+    assert opts.timeout == 30
+    assert options_values(opts) == {"a": {"b": 1, "c": 2, "d": "x"}}
+
+
+def test_cluster_options_set_as_list_uses_helm_typing() -> None:
+    opts = cluster_options({"set": ["a.b=true", "n=3"]}, where="w")
+    assert options_values(opts) == {"a": {"b": True}, "n": 3}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"values": [1]}, "values= must be a dict"),
+        ({"timeout": "soon"}, "is not valid: give a positive number"),
+        ({"timeout": True}, "timeout= must be a number"),
+        ({"connect": "x"}, "use one of auto, port-forward, service"),
+        ({"set": 3}, "set= must be a dict"),
+        ({"set": ["novalue"]}, "expected KEY=VALUE"),
+        ({"chart": "/does/not/exist"}, "no Helm chart at"),
+        ({"values_files": ["/does/not/exist.yaml"]}, "file not found"),
+    ],
+)
+def test_cluster_options_errors(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(pytest.UsageError, match=message):
+        cluster_options(options, where="w")
+
+
+def test_empty_cluster_options() -> None:
+    assert cluster_options({}, where="w") == ClusterOptions()
+    assert options_values(ClusterOptions()) == {}

@@ -1,0 +1,277 @@
+"""VCluster.create and the manager's bookkeeping, with fake host, Helm and readiness (no cluster)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from types import SimpleNamespace as NS
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from pytest_vcluster import _labels, _ready
+from pytest_vcluster import vcluster as vcluster_module
+from pytest_vcluster._config import ClusterOptions, Settings
+from pytest_vcluster._errors import NotReadyError, VClusterError
+from pytest_vcluster._manager import Summary, VClusterManager
+from pytest_vcluster.vcluster import VCluster
+
+SECRET_KUBECONFIG = yaml.safe_dump({
+    "apiVersion": "v1", "kind": "Config", "current-context": "c",
+    "clusters": [{"name": "c", "cluster": {"server": "https://localhost:8443", "certificate-authority-data": "Q0E="}}],
+    "users": [{"name": "u", "user": {"token": "tok"}}],
+    "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+})
+
+
+class FakeCore:
+    def __init__(self, pod_ready: bool = True) -> None:
+        self.namespaces: dict[str, dict[str, str]] = {}
+        self.deleted: list[str] = []
+        self.pod_ready = pod_ready
+
+    def create_namespace(self, body: Any, **kw: Any) -> None:
+        name = body.metadata.name
+        if name in self.namespaces:
+            raise ApiException(status=409, reason="Conflict")
+        self.namespaces[name] = dict(body.metadata.labels)
+
+    def delete_namespace(self, name: str, **kw: Any) -> None:
+        self.deleted.append(name)
+
+    def read_namespace(self, name: str, **kw: Any) -> Any:
+        raise ApiException(status=404)
+
+    def read_namespaced_pod(self, name: str, namespace: str, **kw: Any) -> Any:
+        ready = "True" if self.pod_ready else "False"
+        return NS(metadata=NS(name=name), spec=NS(node_name="n", init_containers=[], containers=[]),
+                  status=NS(phase="Running", conditions=[NS(type="Ready", status=ready, reason=None, message=None)],
+                            container_statuses=[], init_container_statuses=[]))
+
+    def read_namespaced_secret(self, name: str, namespace: str, **kw: Any) -> Any:
+        return NS(data={"config": base64.b64encode(SECRET_KUBECONFIG.encode()).decode()})
+
+    def list_namespaced_event(self, namespace: str) -> Any:
+        return NS(items=[])
+
+    def read_namespaced_pod_log(self, *a: Any, **kw: Any) -> str:
+        return "log line"
+
+
+class FakeHost:
+    provider = "kubeconfig"
+    server = "https://host:6443"
+    version = "v1.33.13"
+    context = None
+    api_client = None
+
+    def __init__(self, tmp_path: Path, core: FakeCore) -> None:
+        self.kubeconfig_path = tmp_path / "host.kubeconfig"
+        self.core = core
+
+    def core_v1(self) -> FakeCore:
+        return self.core
+
+    def service_cidr(self, namespace: str) -> str:
+        return "10.96.0.0/12"
+
+    def close(self) -> None:
+        pass
+
+
+class FakeHelm:
+    def __init__(self) -> None:
+        self.installs: list[tuple[str, str, Path, dict[str, Any]]] = []
+
+    def install(self, release: str, namespace: str, chart: Path, values: dict[str, Any], timeout: float) -> None:
+        self.installs.append((release, namespace, chart, values))
+
+
+class FakeForward:
+    port = 45678
+    last_error = None
+    closed = False
+
+    def close(self) -> None:
+        FakeForward.closed = True
+
+
+@pytest.fixture
+def chart(tmp_path: Path) -> Path:
+    path = tmp_path / "chart"
+    path.mkdir()
+    (path / "Chart.yaml").write_text("apiVersion: v2\nname: vcluster\nversion: 0.1.0\n")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vcluster_module, "_connect",
+                        lambda host, ns, release, connect: (FakeForward(), "https://127.0.0.1:45678"))
+    monkeypatch.setattr(_ready, "wait_virtual_side", lambda api, server, deadline: None)
+
+
+def test_create_installs_with_labels_values_and_kubeconfig(tmp_path: Path, chart: Path) -> None:
+    core, helm = FakeCore(), FakeHelm()
+    host = FakeHost(tmp_path, core)
+    labels = _labels.namespace_labels("abcdef", "gw1")
+    vc = VCluster.create(host, name="vc-abcdef-gw1-1", values={"serviceCIDR": "x", "a": {"b": 1}},  # type: ignore[arg-type]
+                         set={"a.c": 2}, chart=chart, labels=labels, workdir=tmp_path / "work", helm=helm)
+    assert core.namespaces == {"vc-abcdef-gw1-1": labels}
+    release, namespace, chart_path, values = helm.installs[0]
+    assert (release, namespace, chart_path) == ("vc-abcdef-gw1-1", "vc-abcdef-gw1-1", chart)
+    assert values == {"serviceCIDR": "x", "a": {"b": 1, "c": 2}}  # user values win over discovery
+    kc = yaml.safe_load(vc.kubeconfig_path.read_text())
+    assert vc.kubeconfig_path == tmp_path / "work" / "vc-abcdef-gw1-1.kubeconfig"
+    assert kc["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:45678"
+    assert kc["clusters"][0]["cluster"]["tls-server-name"] == "localhost"
+    assert vc.api_client.configuration.host == "https://127.0.0.1:45678"
+    assert vc.setup_seconds >= 0
+    assert set(vc.phase_seconds) >= {"namespace", "helm-install", "pod-ready", "virtual-api"}
+    vc.delete()
+    assert core.deleted == ["vc-abcdef-gw1-1"]
+    assert FakeForward.closed
+
+
+def test_discovered_service_cidr_is_passed(tmp_path: Path, chart: Path) -> None:
+    helm = FakeHelm()
+    VCluster.create(FakeHost(tmp_path, FakeCore()), name="vc-a-m-1", chart=chart, workdir=tmp_path,  # type: ignore[arg-type]
+                    helm=helm)
+    assert helm.installs[0][3] == {"serviceCIDR": "10.96.0.0/12"}
+
+
+def test_existing_namespace_is_clear_error(tmp_path: Path, chart: Path) -> None:
+    core = FakeCore()
+    core.namespaces["vc-a-m-1"] = {}
+    with pytest.raises(VClusterError, match="cannot create host namespace vc-a-m-1: HTTP 409 Conflict: it already"):
+        VCluster.create(FakeHost(tmp_path, core), name="vc-a-m-1", chart=chart, workdir=tmp_path,  # type: ignore[arg-type]
+                        helm=FakeHelm())
+
+
+def test_not_ready_deletes_namespace_and_explains(tmp_path: Path, chart: Path) -> None:
+    core = FakeCore(pod_ready=False)
+    with pytest.raises(NotReadyError) as info:
+        VCluster.create(FakeHost(tmp_path, core), name="vc-a-m-1", chart=chart, workdir=tmp_path,  # type: ignore[arg-type]
+                        helm=FakeHelm(), timeout=0.5)
+    text = str(info.value)
+    assert "virtual cluster vc-a-m-1 was not ready within 0s" in text or "within 1s" in text
+    assert "for pod vc-a-m-1-0 in host namespace vc-a-m-1 to be Ready" in text
+    assert "condition Ready=False" in text
+    assert "events in host namespace vc-a-m-1" in text
+    assert core.deleted == ["vc-a-m-1"]
+
+
+def test_not_ready_keeps_namespace_on_request(tmp_path: Path, chart: Path) -> None:
+    core = FakeCore(pod_ready=False)
+    with pytest.raises(NotReadyError):
+        VCluster.create(FakeHost(tmp_path, core), name="vc-a-m-1", chart=chart, workdir=tmp_path,  # type: ignore[arg-type]
+                        helm=FakeHelm(), timeout=0.3, keep_on_error=True)
+    assert core.deleted == []
+
+
+def test_helm_failure_deletes_namespace(tmp_path: Path, chart: Path) -> None:
+    class BadHelm(FakeHelm):
+        def install(self, *a: Any, **kw: Any) -> None:
+            raise VClusterError("helm install failed: boom")
+
+    core = FakeCore()
+    with pytest.raises(VClusterError, match="boom"):
+        VCluster.create(FakeHost(tmp_path, core), name="vc-a-m-1", chart=chart, workdir=tmp_path,  # type: ignore[arg-type]
+                        helm=BadHelm())
+    assert core.deleted == ["vc-a-m-1"]
+
+
+def make_manager(tmp_path: Path, chart: Path, **settings: Any) -> tuple[VClusterManager, FakeCore, FakeHelm]:
+    core, helm = FakeCore(), FakeHelm()
+    manager = VClusterManager(Settings(chart=chart, **settings), run_id="abcdef", worker="gw0",
+                              shared_dir=lambda: tmp_path / "shared", workdir=lambda: tmp_path / "work", env={})
+    manager._host = FakeHost(tmp_path, core)  # type: ignore[assignment]
+    manager._helm = helm
+    return manager, core, helm
+
+
+def test_manager_names_labels_and_settings_values(tmp_path: Path, chart: Path) -> None:
+    manager, core, helm = make_manager(tmp_path, chart, values={"a": 1, "b": {"c": 1}})
+    vc1 = manager.create(ClusterOptions(values={"b": {"d": 2}}), owner="t::a", fixture="vcluster")
+    vc2 = manager.create(owner="t::a")
+    assert (vc1.name, vc2.name) == ("vc-abcdef-gw0-1", "vc-abcdef-gw0-2")
+    labels = core.namespaces["vc-abcdef-gw0-1"]
+    assert labels[_labels.LABEL_RUN] == "abcdef" and labels[_labels.LABEL_WORKER] == "gw0"
+    assert helm.installs[0][3] == {"serviceCIDR": "10.96.0.0/12", "a": 1, "b": {"c": 1, "d": 2}}
+    assert manager.clusters_of("t::a") == [vc1, vc2]
+    manager.release(vc1)
+    manager.release(vc2)
+    assert core.deleted == ["vc-abcdef-gw0-1", "vc-abcdef-gw0-2"]
+    assert manager.clusters_of("t::a") == []
+    assert manager.finish(timeout=1) == []
+    assert [r.name for r in manager.summary.records] == ["vc-abcdef-gw0-1", "vc-abcdef-gw0-2"]
+    assert all(r.teardown_seconds is not None for r in manager.summary.records)
+
+
+def test_manager_keep_on_failure(tmp_path: Path, chart: Path) -> None:
+    manager, core, _ = make_manager(tmp_path, chart, keep_on_failure=True)
+    vc = manager.create(owner="t::a", fixture="vcluster")
+    record = manager.release(vc, failed=True)
+    assert core.deleted == []
+    assert record is not None and record.kept
+    assert record.port_forward_command and "port-forward pod/vc-abcdef-gw0-1-0 8443:6443" in record.port_forward_command
+    assert Path(record.kubeconfig or "").exists()
+    ok = manager.create(owner="t::b")
+    manager.release(ok, failed=False)
+    assert core.deleted == [ok.name]
+
+
+def test_manager_cluster_context_manager(tmp_path: Path, chart: Path) -> None:
+    manager, core, _ = make_manager(tmp_path, chart)
+    with manager.cluster(set={"x": 1}) as vc:
+        assert vc.name == "vc-abcdef-gw0-1"
+    assert core.deleted == ["vc-abcdef-gw0-1"]
+    with pytest.raises(pytest.UsageError, match="unknown keyword bogus"):
+        with manager.cluster(bogus=1):
+            pass
+
+
+def test_manager_finish_reports_leaks(tmp_path: Path, chart: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manager, core, _ = make_manager(tmp_path, chart)
+    manager.create(owner="t::a")  # never released: finish deletes it
+    monkeypatch.setattr("pytest_vcluster._manager.wait_namespaces_gone", lambda core, names, timeout: list(names))
+    assert manager.finish(timeout=0.1) == ["vc-abcdef-gw0-1"]
+    assert manager.summary.leaks == ["vc-abcdef-gw0-1"]
+
+
+def test_summary_roundtrip_for_xdist(tmp_path: Path, chart: Path) -> None:
+    manager, _, _ = make_manager(tmp_path, chart)
+    manager.release(manager.create(owner="t::a"))
+    manager.summary.leaks.append("leaky")
+    merged = Summary()
+    merged.merge_dict(manager.summary.to_dict())
+    merged.merge_dict(manager.summary.to_dict())
+    assert len(merged.records) == 2
+    assert merged.leaks == ["leaky", "leaky"]
+
+
+def test_summary_terminal_output(tmp_path: Path, chart: Path) -> None:
+    from pytest_vcluster._report import write_summary
+
+    manager, _, _ = make_manager(tmp_path, chart, keep_on_failure=True)
+    manager.summary.host = "kubeconfig https://host:6443 (Kubernetes v1.33.13)"
+    manager.release(manager.create(owner="t.py::test_a", fixture="vcluster"), failed=True)
+    manager.summary.leaks.append("vc-old-m-1")
+    lines: list[str] = []
+
+    class TR:
+        def section(self, title: str, sep: str = "=") -> None:
+            lines.append(f"== {title}")
+
+        def write_line(self, line: str, **kw: Any) -> None:
+            lines.append(line)
+
+    write_summary(TR(), manager.summary, manager.settings)
+    text = "\n".join(lines)
+    assert "== vcluster" in text
+    assert "host: kubeconfig https://host:6443 (Kubernetes v1.33.13)" in text
+    assert "vc-abcdef-gw0-1  setup" in text and "vcluster  t.py::test_a" in text
+    assert "kept cluster vc-abcdef-gw0-1 (test t.py::test_a) in host namespace vc-abcdef-gw0-1:" in text
+    assert "WARNING: pytest-vcluster: host namespaces still present after teardown (leaked): vc-old-m-1" in text

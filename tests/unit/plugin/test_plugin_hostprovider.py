@@ -1,0 +1,156 @@
+"""Host provider pieces that need no cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_vcluster import _hostprovider
+from pytest_vcluster._config import Settings
+from pytest_vcluster._errors import HostError
+from pytest_vcluster._hostprovider import Host, parse_service_cidr
+
+REAL_MESSAGE = (
+    '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Service '
+    '\\"pytest-vcluster-cidr-probe-x\\" is invalid: spec.clusterIPs: Invalid value: []string{\\"1.1.1.1\\"}: '
+    'failed to allocate IP 1.1.1.1: the provided IP (1.1.1.1) is not in the valid range. '
+    'The range of valid IPs is 10.96.0.0/12","reason":"Invalid","code":422}'
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "cidr"),
+    [
+        (REAL_MESSAGE, "10.96.0.0/12"),
+        ("The range of valid IPs is 172.20.0.0/16", "172.20.0.0/16"),
+        ("The range of valid IPs is fd00:10:96::/112,10.100.0.0/16", "10.100.0.0/16"),
+        ("The range of valid IPs is fd00:10:96::/112", "fd00:10:96::/112"),
+        ("something else entirely", None),
+        ("", None),
+    ],
+)
+def test_parse_service_cidr(message: str, cidr: str | None) -> None:
+    assert parse_service_cidr(message) == cidr
+
+
+def kubeconfig(tmp_path: Path, server: str = "https://127.0.0.1:1", context: str = "h") -> Path:
+    path = tmp_path / "host.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "h", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "h", "user": {"token": "t"}}],
+        "contexts": [{"name": context, "context": {"cluster": "h", "user": "h"}}],
+    }))
+    return path
+
+
+def test_find_kubeconfig_prefers_settings_then_first_existing_kubeconfig_entry(tmp_path: Path) -> None:
+    kc = kubeconfig(tmp_path)
+    assert _hostprovider.find_kubeconfig(Settings(host_kubeconfig=kc), {}) == kc
+    env = {"KUBECONFIG": os.pathsep.join([str(tmp_path / "missing"), str(kc)])}
+    assert _hostprovider.find_kubeconfig(Settings(), env) == kc.resolve()
+    assert _hostprovider.find_kubeconfig(Settings(), {}) is None
+
+
+def test_choose_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kc = kubeconfig(tmp_path)
+    assert _hostprovider.choose_provider(Settings(host="kind"), {}) == "kind"
+    assert _hostprovider.choose_provider(Settings(), {"KUBECONFIG": str(kc)}) == "kubeconfig"
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/usr/bin/kind" if name == "kind" else None)
+    assert _hostprovider.choose_provider(Settings(), {}) == "kind"
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: None)
+    with pytest.raises(HostError, match="no host cluster: pass --vcluster-host-kubeconfig"):
+        _hostprovider.choose_provider(Settings(), {})
+
+
+def test_kind_missing_binary_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: None)
+    with pytest.raises(HostError, match=r"needs the `kind` binary, which is not on PATH: install kind .* or use "
+                                        r"--vcluster-host=kubeconfig"):
+        _hostprovider.open_host(Settings(host="kind"), tmp_path, {})
+
+
+def test_kubeconfig_mode_without_kubeconfig(tmp_path: Path) -> None:
+    with pytest.raises(HostError, match="--vcluster-host=kubeconfig needs a kubeconfig"):
+        _hostprovider.open_host(Settings(host="kubeconfig"), tmp_path, {})
+
+
+def test_unreachable_host_names_server(tmp_path: Path) -> None:
+    kc = kubeconfig(tmp_path, server="https://127.0.0.1:1")
+    host = Host(kc)
+    assert host.server == "https://127.0.0.1:1"
+    with pytest.raises(HostError, match=r"cannot reach the host cluster's API server at https://127\.0\.0\.1:1 "):
+        host.check_reachable(timeout=2)
+
+
+def test_bad_kubeconfig_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.write_text("- not a mapping\n")
+    with pytest.raises(HostError, match="cannot use host kubeconfig"):
+        Host(bad)
+
+
+def test_load_image_without_loader_is_clear_error(tmp_path: Path) -> None:
+    host = Host(kubeconfig(tmp_path))
+    with pytest.raises(HostError, match=r"cannot load image 'img:1': .* --vcluster-image-loader"):
+        host.load_image("img:1")
+
+
+def test_load_image_with_loader_command(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    host = Host(kubeconfig(tmp_path), image_loader=f"sh -c 'echo \"$0 $KUBECONFIG\" > {out}'")
+    host.load_image("img:1")
+    assert out.read_text().strip() == f"img:1 {tmp_path / 'host.kubeconfig'}"
+
+
+def test_load_image_failure_shows_stderr(tmp_path: Path) -> None:
+    host = Host(kubeconfig(tmp_path), image_loader="sh -c 'echo boom >&2; exit 3'")
+    with pytest.raises(HostError, match=r"failed \(exit 3\): boom"):
+        host.load_image("img:1")
+
+
+def test_kind_delete_only_when_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/bin/kind")
+    monkeypatch.setattr(_hostprovider, "_run", lambda cmd, **kw: calls.append(cmd) or "")
+    settings = Settings(host="kind", kind_cluster="k")
+    assert _hostprovider.delete_kind_if_created(settings, tmp_path) is None
+    assert calls == []
+    _hostprovider.kind_marker(tmp_path, "k").write_text("1")
+    assert _hostprovider.delete_kind_if_created(Settings(host="kind", kind_cluster="k", kind_keep=True),
+                                                tmp_path) is None
+    assert calls == []
+    _hostprovider.delete_kind_if_created(settings, tmp_path)
+    assert calls == [["/bin/kind", "delete", "cluster", "--name", "k"]]
+    assert not _hostprovider.kind_marker(tmp_path, "k").exists()
+
+
+def test_ensure_kind_creates_once_and_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    clusters: list[str] = []
+    kc_text = kubeconfig(tmp_path, context="kind-k").read_text()
+
+    def fake_run(cmd: list[str], **kw: object) -> str:
+        calls.append(cmd[1:3])
+        if cmd[1:3] == ["get", "clusters"]:
+            return "\n".join(clusters)
+        if cmd[1:3] == ["create", "cluster"]:
+            clusters.append("k")
+        if cmd[1:3] == ["get", "kubeconfig"]:
+            return kc_text
+        return ""
+
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/bin/kind")
+    monkeypatch.setattr(_hostprovider, "_run", fake_run)
+    monkeypatch.setattr(Host, "check_reachable", lambda self, timeout=15: "v1.33.0")
+    shared = tmp_path / "shared"
+    host = _hostprovider.ensure_kind(Settings(host="kind", kind_cluster="k"), shared)
+    assert host.provider == "kind" and host.kind_cluster == "k"
+    assert ["create", "cluster"] in calls
+    assert _hostprovider.kind_marker(shared, "k").exists()
+    calls.clear()
+    _hostprovider.ensure_kind(Settings(host="kind", kind_cluster="k"), shared)
+    assert ["create", "cluster"] not in calls

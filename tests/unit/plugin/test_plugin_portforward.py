@@ -1,0 +1,145 @@
+"""The local listener of the port-forward, with streams to a local echo server instead of a cluster."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from pytest_vcluster._portforward import PortForward
+
+
+@pytest.fixture
+def echo_server() -> Iterator[tuple[str, int]]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(256)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                conn.sendall(data)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()
+    stop.set()
+    server.close()
+
+
+def opener_to(address: tuple[str, int]) -> object:
+    def open_stream() -> socket.socket:
+        return socket.create_connection(address, timeout=10)
+
+    return open_stream
+
+
+def roundtrip(port: int, payload: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(payload)
+        received = b""
+        while len(received) < len(payload):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def test_listens_on_loopback_random_port(echo_server: tuple[str, int]) -> None:
+    with PortForward(opener_to(echo_server)) as forward:  # type: ignore[arg-type]
+        assert forward.host == "127.0.0.1"
+        assert forward.port > 0
+        assert forward.address == f"127.0.0.1:{forward.port}"
+        assert roundtrip(forward.port, b"hello") == b"hello"
+
+
+def test_many_concurrent_connections_and_large_payloads(echo_server: tuple[str, int]) -> None:
+    with PortForward(opener_to(echo_server)) as forward:  # type: ignore[arg-type]
+        payloads = [bytes([i % 251]) * (1000 + i * 3000) for i in range(40)]
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            results = list(pool.map(lambda p: roundtrip(forward.port, p), payloads))
+        assert results == payloads
+        assert forward.accepted == 40
+
+
+def test_each_connection_opens_its_own_stream(echo_server: tuple[str, int]) -> None:
+    opened: list[int] = []
+
+    def open_stream() -> socket.socket:
+        opened.append(1)
+        return socket.create_connection(echo_server, timeout=10)
+
+    with PortForward(open_stream) as forward:
+        for _ in range(5):
+            assert roundtrip(forward.port, b"x") == b"x"
+    assert len(opened) == 5
+
+
+def test_long_lived_connection_keeps_working(echo_server: tuple[str, int]) -> None:
+    with PortForward(opener_to(echo_server)) as forward:  # type: ignore[arg-type]
+        with socket.create_connection(("127.0.0.1", forward.port), timeout=10) as conn:
+            for i in range(20):
+                conn.sendall(f"line {i}\n".encode())
+                assert conn.recv(100) == f"line {i}\n".encode()
+                time.sleep(0.01)
+
+
+def test_close_closes_open_connections(echo_server: tuple[str, int]) -> None:
+    forward = PortForward(opener_to(echo_server))  # type: ignore[arg-type]
+    conn = socket.create_connection(("127.0.0.1", forward.port), timeout=10)
+    conn.sendall(b"ping")
+    assert conn.recv(10) == b"ping"
+    deadline = time.monotonic() + 5
+    while forward.active_connections != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert forward.active_connections == 1
+    forward.close()
+    assert conn.recv(10) == b""  # closed by the forward
+    conn.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", forward.port), timeout=2).close()
+    forward.close()  # idempotent
+
+
+def test_connection_closed_by_client_is_forgotten(echo_server: tuple[str, int]) -> None:
+    with PortForward(opener_to(echo_server)) as forward:  # type: ignore[arg-type]
+        for _ in range(3):
+            roundtrip(forward.port, b"abc")
+        deadline = time.monotonic() + 5
+        while forward.active_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert forward.active_connections == 0
+
+
+def test_failing_stream_closes_client_and_records_error() -> None:
+    def broken() -> socket.socket:
+        raise ConnectionRefusedError("pod not listening")
+
+    with PortForward(broken) as forward:
+        with socket.create_connection(("127.0.0.1", forward.port), timeout=10) as conn:
+            assert conn.recv(10) == b""
+        deadline = time.monotonic() + 5
+        while forward.failed == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert forward.failed == 1
+        assert "pod not listening" in (forward.last_error or "")
