@@ -1,0 +1,284 @@
+"""End-to-end tests of the pytest plugin against the real host cluster (``hack/host up``).
+
+Each test runs a small test file in a pytest subprocess (pytester) with
+``--vcluster-host=kubeconfig --vcluster-host-kubeconfig=<host kubeconfig>``. The host kubeconfig
+comes from ``VCLUSTER_HOST_KUBECONFIG`` or ``hack/host kubeconfig``. Extra options for the inner runs
+(e.g. the syncer image: ``--vcluster-set syncer.image.repository=...``) can be given in
+``VCLUSTER_E2E_ARGS``. ``helm`` must be on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = os.environ.get("VCLUSTER_E2E_TIMEOUT", "300")
+
+
+@pytest.fixture(scope="module")
+def host_kubeconfig() -> Path:
+    configured = os.environ.get("VCLUSTER_HOST_KUBECONFIG")
+    if configured:
+        return Path(configured)
+    proc = subprocess.run([str(REPO / "hack" / "host"), "kubeconfig"], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        pytest.fail(f"no host cluster: `hack/host kubeconfig` failed ({proc.stderr.strip()}); run `hack/host up`")
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path.is_file(), f"hack/host kubeconfig printed {path}, which does not exist"
+    return path
+
+
+@pytest.fixture(scope="module")
+def host_core(host_kubeconfig: Path) -> Iterator[Any]:
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=str(host_kubeconfig))
+    yield client.CoreV1Api(api_client)
+    api_client.close()
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester, host_kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run pytest in a subprocess against the real host; returns the RunResult."""
+    for var in ("KUBECONFIG", "VCLUSTER_HOST", "VCLUSTER_HOST_KUBECONFIG", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(var, raising=False)
+    extra = shlex.split(os.environ.get("VCLUSTER_E2E_ARGS", ""))
+
+    def run_pytest(*args: str, timeout: float = 1800) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider",
+            "--vcluster-host=kubeconfig",
+            f"--vcluster-host-kubeconfig={host_kubeconfig}",
+            f"--vcluster-timeout={TIMEOUT}",
+            *extra,
+            *args,
+            timeout=timeout,
+        )
+
+    return run_pytest
+
+
+def namespace_exists(core: Any, name: str) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        core.read_namespace(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def test_vcluster_gives_working_isolated_cluster_and_cleans_up(pytester: pytest.Pytester, run: Any,
+                                                               host_core: Any) -> None:
+    pytester.makepyfile(
+        """
+        import json
+        import os
+        import subprocess
+
+        from kubernetes import client
+
+
+        def test_objects(vcluster):
+            core = client.CoreV1Api(vcluster.api_client)
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+            core.create_namespaced_config_map(
+                "team-a", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cfg"), data={"k": "v"})
+            )
+            assert core.read_namespaced_config_map("cfg", "team-a").data == {"k": "v"}
+            assert core.read_namespaced_service_account("default", "default")
+            # the kubeconfig works for tools in subprocesses
+            out = subprocess.run(
+                ["kubectl", "--kubeconfig", str(vcluster.kubeconfig_path), "get", "configmap", "cfg",
+                 "-n", "team-a", "-o", "json"],
+                capture_output=True, text=True, timeout=60,
+            )
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["data"] == {"k": "v"}
+            assert vcluster.host_namespace != "team-a"
+            with open(os.path.join(os.path.dirname(__file__), "namespaces.txt"), "a") as fh:
+                fh.write(vcluster.host_namespace + "\\n")
+
+
+        def test_fresh_cluster_per_test(vcluster):
+            core = client.CoreV1Api(vcluster.api_client)
+            names = [ns.metadata.name for ns in core.list_namespace().items]
+            assert "team-a" not in names
+            with open(os.path.join(os.path.dirname(__file__), "namespaces.txt"), "a") as fh:
+                fh.write(vcluster.host_namespace + "\\n")
+        """
+    )
+    result = run("-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["vcluster: host=kubeconfig, server *, chart * version *, timeout *"])
+    result.stdout.fnmatch_lines(["*- vcluster -*", "host: kubeconfig https://* (Kubernetes v*)",
+                                 "setup and teardown per cluster:"])
+    result.stdout.no_fnmatch_line("*leaked*")
+    namespaces = (pytester.path / "namespaces.txt").read_text().split()
+    assert len(namespaces) == 2 and len(set(namespaces)) == 2
+    for ns in namespaces:
+        assert not namespace_exists(host_core, ns), f"host namespace {ns} still exists after the run"
+
+
+def test_host_name_matches_the_syncer(pytester: pytest.Pytester, run: Any) -> None:
+    pytester.makepyfile(
+        """
+        import time
+
+        from kubernetes import client
+
+
+        def test_service_is_synced(vcluster, vcluster_host):
+            core = client.CoreV1Api(vcluster.api_client)
+            core.create_namespaced_service("default", client.V1Service(
+                metadata=client.V1ObjectMeta(name="web"),
+                spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)], selector={"app": "web"}),
+            ))
+            host_core = client.CoreV1Api(vcluster_host.api_client)
+            expected = vcluster.host_name("Service", "web", "default")
+            assert expected == f"web-x-default-x-{vcluster.name}"
+            deadline = time.monotonic() + 60
+            while True:
+                names = [s.metadata.name for s in host_core.list_namespaced_service(vcluster.host_namespace).items]
+                if expected in names:
+                    break
+                assert time.monotonic() < deadline, f"{expected} not among host services {names}"
+                time.sleep(1)
+        """
+    )
+    run().assert_outcomes(passed=1)
+
+
+def test_xdist_two_workers(pytester: pytest.Pytester, run: Any, host_core: Any) -> None:
+    pytester.makepyfile(
+        """
+        import os
+
+        import pytest
+        from kubernetes import client
+
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_each(vcluster, i, worker_id):
+            client.CoreV1Api(vcluster.api_client).list_namespace()
+            with open(os.path.join(os.path.dirname(__file__), f"ns-{i}.txt"), "w") as fh:
+                fh.write(f"{vcluster.host_namespace} {worker_id}")
+
+
+        def test_session(vcluster_session):
+            client.CoreV1Api(vcluster_session.api_client).list_namespace()
+        """
+    )
+    result = run("-n", "2")
+    result.assert_outcomes(passed=5)
+    entries = [(pytester.path / f"ns-{i}.txt").read_text().split() for i in range(4)]
+    names = [name for name, _ in entries]
+    assert len(set(names)) == 4
+    assert {worker for _, worker in entries} <= {"gw0", "gw1"}
+    run_ids = {name.split("-")[1] for name in names}
+    assert len(run_ids) == 1, f"workers of one run must share the run id: {names}"
+    result.stdout.fnmatch_lines(["*- vcluster -*"])
+    for name in names:
+        assert not namespace_exists(host_core, name)
+
+
+def test_factory_and_manager(pytester: pytest.Pytester, run: Any) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from kubernetes import client
+
+
+        @pytest.fixture(scope="module")
+        def shared(vcluster_manager):
+            with vcluster_manager.cluster(values={"sync": {"toHost": {"configMaps": {"all": True}}}}) as vc:
+                yield vc
+
+
+        def test_two_isolated(vcluster_factory):
+            a, b = vcluster_factory(), vcluster_factory()
+            assert a.host_namespace != b.host_namespace
+            client.CoreV1Api(a.api_client).create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name="only-in-a")))
+            names = [n.metadata.name for n in client.CoreV1Api(b.api_client).list_namespace().items]
+            assert "only-in-a" not in names
+
+
+        def test_module_cluster(shared):
+            client.CoreV1Api(shared.api_client).list_namespace()
+        """
+    )
+    run().assert_outcomes(passed=2)
+
+
+def test_failing_start_fails_setup_with_what_was_awaited(pytester: pytest.Pytester, run: Any,
+                                                          host_core: Any) -> None:
+    pytester.makepyfile(
+        """
+        def test_never_runs(vcluster):
+            raise AssertionError("the cluster cannot be ready")
+        """
+    )
+    result = run("--vcluster-set", "syncer.image.repository=does-not-exist", "--vcluster-timeout=20")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "virtual cluster vc-* was not ready within 20s: waited *s for pod vc-*-0 in host namespace vc-* to be Ready",
+        "last state: *",
+    ])
+    result.stdout.fnmatch_lines(["events in host namespace vc-*:"])
+    result.stdout.no_fnmatch_line("*the cluster cannot be ready*")
+    result.stdout.no_fnmatch_line("*leaked*")
+
+
+def test_keep_on_failure_keeps_and_explains(pytester: pytest.Pytester, run: Any, host_core: Any) -> None:
+    pytester.makepyfile(
+        """
+        import os
+
+
+        def test_fails(vcluster):
+            with open(os.path.join(os.path.dirname(__file__), "kept.txt"), "w") as fh:
+                fh.write(vcluster.host_namespace)
+            assert False, "on purpose"
+        """
+    )
+    result = run("--vcluster-keep-on-failure")
+    result.assert_outcomes(failed=1)
+    namespace = (pytester.path / "kept.txt").read_text().strip()
+    try:
+        result.stdout.fnmatch_lines([
+            f"*- vcluster {namespace} -*",
+            f"kept cluster {namespace} (test *test_fails) in host namespace {namespace}:",
+            f"  1. kubectl --kubeconfig * -n {namespace} port-forward pod/{namespace}-0 8443:6443",
+            "  2. kubectl --kubeconfig *.kept.kubeconfig get pods -A",
+        ])
+        assert namespace_exists(host_core, namespace)
+    finally:
+        host_core.delete_namespace(namespace)
+
+
+def test_bad_values_from_helm_are_reported(pytester: pytest.Pytester, run: Any) -> None:
+    pytester.makepyfile("def test_a(vcluster): pass")
+    result = run("--vcluster-set", "no.such.key=1")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["helm install of release vc-* (chart *) into namespace vc-* failed: *"])
+
+
+def test_junit_properties(pytester: pytest.Pytester, run: Any) -> None:
+    pytester.makepyfile("def test_a(vcluster): pass")
+    xml = pytester.path / "junit.xml"
+    run(f"--junitxml={xml}").assert_outcomes(passed=1)
+    text = xml.read_text()
+    assert 'name="vcluster_setup_seconds"' in text
+    assert 'name="vcluster_teardown_seconds"' in text
