@@ -59,13 +59,12 @@ def run(
 ) -> str:
     """Runs a command; on failure raises HostError with the command and its output tail."""
     kwargs: dict = {"env": dict(env) if env is not None else None, "cwd": cwd}
-    if isinstance(input, str):
-        input = input.encode()
+    data = input.encode() if isinstance(input, str) else input
     if capture or quiet:
-        proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+        proc = subprocess.run(cmd, input=data, capture_output=True, **kwargs)
         out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     else:
-        proc = subprocess.run(cmd, input=input, **kwargs)
+        proc = subprocess.run(cmd, input=data, **kwargs)
         out, err = "", ""
     if check and proc.returncode != 0:
         tail = "\n".join((out + err).strip().splitlines()[-30:])

@@ -16,12 +16,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import versions
-from ._util import cache_dir, log, run, step
+from ._util import cache_dir, run, step
 
 
 @dataclass(frozen=True)

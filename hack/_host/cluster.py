@@ -180,7 +180,8 @@ def write_configs(layout: Layout, ip: str) -> None:
 root = "{layout.containerd_root}"
 state = "{layout.run}/containerd"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp"]
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.tracing.processor.v1.otlp"]
 [grpc]
   address = "{layout.containerd_socket}"
 [ttrpc]

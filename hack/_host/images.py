@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import versions
-from ._util import HostError, log, run, step
+from ._util import HostError, run, step
 from .layout import Layout
 
 HERE = Path(__file__).resolve().parent
@@ -185,7 +185,7 @@ def import_images(layout: Layout, names: list[str], *, force: bool = False) -> l
         save.wait()
         if save.returncode or imp.returncode:
             raise HostError(f"image import failed: {imp.stderr.decode()[-2000:]}")
-    for name, image_id, stamp in todo:
+    for _name, image_id, stamp in todo:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(image_id)
     return [t[0] for t in todo]

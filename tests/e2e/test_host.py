@@ -128,7 +128,8 @@ def test_privileged_pod_runs(host_api: client.ApiClient, namespace: str) -> None
     core = client.CoreV1Api(host_api)
     # Mounting needs CAP_SYS_ADMIN, which only a privileged container has.
     core.create_namespaced_pod(namespace, pod(
-        "priv", SHELL, command=["sh", "-c", "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo privileged-ok && sleep 3600"],
+        "priv", SHELL,
+        command=["sh", "-c", "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo privileged-ok && sleep 3600"],
         security_context=client.V1SecurityContext(privileged=True)))
     wait("privileged pod Running", lambda: running(core, namespace, "priv"),
          diagnose=lambda: describe(core, namespace))

@@ -282,3 +282,79 @@ def test_junit_properties(pytester: pytest.Pytester, run: Any) -> None:
     text = xml.read_text()
     assert 'name="vcluster_setup_seconds"' in text
     assert 'name="vcluster_teardown_seconds"' in text
+
+
+def test_killed_run_is_cleaned_up_by_the_next_run_but_live_runs_are_not(
+    pytester: pytest.Pytester, run: Any, host_core: Any, host_kubeconfig: Path
+) -> None:
+    """A run killed with SIGKILL leaves its namespace; the next run removes it, and only it."""
+    import signal
+    import sys
+    import time
+
+    from kubernetes import client
+
+    from pytest_vcluster import _labels
+
+    marker = pytester.path / "ns.txt"
+    pytester.makepyfile(
+        test_killed=f"""
+        import time
+
+        def test_hangs(vcluster):
+            with open({str(marker)!r}, "w") as fh:
+                fh.write(vcluster.host_namespace)
+            time.sleep(900)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "VCLUSTER_HOST", "PYTEST_ADDOPTS")}
+    env["VCLUSTER_HOST_KUBECONFIG"] = str(host_kubeconfig)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--vcluster-host=kubeconfig",
+         f"--vcluster-timeout={TIMEOUT}", "test_killed.py"],
+        cwd=pytester.path, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    live_ns = f"vc-e2e-live-{os.getpid()}"
+    killed_ns = ""
+    try:
+        deadline = time.monotonic() + float(TIMEOUT) + 60
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert marker.exists(), f"the inner run never got its cluster (exit {proc.poll()})"
+        killed_ns = marker.read_text().strip()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+        ns = host_core.read_namespace(killed_ns)
+        assert ns.metadata.deletion_timestamp is None, "a SIGKILLed run cannot have started its teardown"
+        assert ns.metadata.labels[_labels.LABEL_PID] == str(proc.pid)
+
+        # A namespace of a run that is still alive on this machine (this very process).
+        host_core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+            name=live_ns, labels=_labels.namespace_labels("e2e-live-run", "master"))))
+
+        pytester.makepyfile(test_next="def test_uses_host(vcluster_host):\n    assert vcluster_host.api_client\n")
+        result = run("test_next.py")
+        result.assert_outcomes(passed=1)
+
+        def gone_or_terminating(name: str) -> bool:
+            try:
+                return host_core.read_namespace(name).metadata.deletion_timestamp is not None
+            except client.ApiException as e:
+                return e.status == 404
+
+        deadline = time.monotonic() + 60
+        while not gone_or_terminating(killed_ns) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert gone_or_terminating(killed_ns), f"{killed_ns} of the killed run was not removed"
+        assert not gone_or_terminating(live_ns), f"{live_ns} of a live run was removed"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for name in (live_ns, killed_ns):
+            if name:
+                try:
+                    host_core.delete_namespace(name)
+                except client.ApiException:
+                    pass
