@@ -223,6 +223,13 @@ def builds() -> list[GoBuild]:
             ldflags="-s -w",
         ),
         GoBuild(
+            name="kube-router",
+            module="github.com/cloudnativelabs/kube-router/v2",
+            version=versions.KUBE_ROUTER,
+            packages=("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",),
+            ldflags=f"-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={versions.KUBE_ROUTER}",
+        ),
+        GoBuild(
             name="kind",
             module="sigs.k8s.io/kind",
             version=versions.KIND,

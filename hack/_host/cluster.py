@@ -54,9 +54,11 @@ KUBECONFIGS = {  # file -> (client cert, user)
 }
 # Order matters for `down`: stop what uses the API before the API, the runtime last.
 PROCESS_ORDER = [
-    "local-path-provisioner", "kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager",
+    "local-path-provisioner", "kube-router", "kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager",
     "kube-apiserver", "etcd", "dockerd", "containerd",
 ]
+# Without these the host is rebuilt from scratch by `up`; the others are restarted alone.
+CORE = {"containerd", "etcd", "kube-apiserver"}
 SYSCTLS = {"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"}
 
 
@@ -349,6 +351,12 @@ def processes(layout: Layout, bins: dict[str, Path], ip: str) -> dict[str, Proc]
             "--v=1",
         ]),
         "kube-proxy": Proc("kube-proxy", [str(bins["kube-proxy"]), f"--config={cfg / 'kube-proxy.yaml'}"]),
+        # NetworkPolicy enforcement: kube-router's firewall alone (iptables + ipset), beside the bridge CNI.
+        "kube-router": Proc("kube-router", [
+            str(bins["kube-router"]), f"--kubeconfig={cfg / 'admin.conf'}", f"--hostname-override={NODE_NAME}",
+            "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
+            "--health-port=0", "--metrics-port=0", "--v=1",
+        ]),
         "local-path-provisioner": Proc("local-path-provisioner", [
             str(bins["local-path-provisioner"]), "start", f"--kubeconfig={cfg / 'admin.conf'}",
             "--namespace=local-path-storage", "--configmap-name=local-path-config",
@@ -472,6 +480,16 @@ def restore_sysctls(layout: Layout) -> None:
 def up(layout: Layout, *, timeout: float = 300) -> None:
     start_time = time.monotonic()
     if layout.state.exists():
+        missing = [n for n in PROCESS_ORDER if not running_pid(layout, n)]
+        if missing and not set(missing) & CORE:
+            # The runtime and the cluster's data are alive: restart only what
+            # stopped, so the workloads (other runs' virtual clusters) survive.
+            with step(f"restart {', '.join(missing)}"):
+                bins = build_outputs()
+                procs = processes(layout, bins, node_ip())
+                for name in reversed(PROCESS_ORDER):
+                    if name in missing:
+                        start(layout, procs[name])
         if not problems(layout):
             # Still rebuild images whose Dockerfile or binary changed.
             images.import_images(layout, images.build_images(layout, build_outputs()))
@@ -516,6 +534,8 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
         start(layout, procs["local-path-provisioner"])
     with step("node Ready and CoreDNS answering"):
         wait_for(f"node {NODE_NAME} Ready", lambda: node_ready(layout), timeout, layout=layout, proc="kubelet")
+        # kube-router looks its node up once at start.
+        start(layout, procs["kube-router"])
         wait_for("CoreDNS answering for kubernetes.default", coredns_answers, timeout, layout=layout,
                  proc="kube-controller-manager")
     (layout.state / "started").write_text(str(time.time()))
@@ -614,6 +634,26 @@ def _clean_iptables() -> None:
         run([restore], input="\n".join(kept) + "\n", check=False, quiet=True)
 
 
+IPSET_PREFIXES = ("KUBE-", "kube-router")
+
+
+def our_ipsets() -> list[str]:
+    """ipsets kube-router's firewall made."""
+    out = run(["ipset", "list", "-n"], capture=True, check=False) if shutil.which("ipset") else ""
+    return [n for n in out.split() if n.startswith(IPSET_PREFIXES)]
+
+
+def _clean_ipsets() -> None:
+    # Sets can only go once no iptables rule refers to them, and a list set
+    # only after its members: retry a few rounds.
+    for _ in range(3):
+        names = our_ipsets()
+        if not names:
+            return
+        for n in names:
+            run(["ipset", "destroy", n], check=False, quiet=True)
+
+
 def _remove_cgroups() -> None:
     """kubelet's cgroup trees (kubepods*) in every v1 controller, deepest first."""
     root = Path("/sys/fs/cgroup")
@@ -652,6 +692,7 @@ def down(layout: Layout, *, quiet: bool = False) -> None:
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
         subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
         _clean_iptables()
+        _clean_ipsets()
         _remove_cgroups()
         restore_sysctls(layout)
     with step("remove state"):
@@ -672,6 +713,7 @@ def leaks(layout: Layout) -> list[str]:
     if Path(f"/sys/class/net/{BRIDGE}").exists():
         out.append(f"network device {BRIDGE}")
     out += our_iptables()
+    out += [f"ipset {n}" for n in our_ipsets()]
     out += [f"directory {d}" for d in (layout.state, layout.run) if d.exists()]
     return out
 

@@ -19,6 +19,8 @@ PAUSE = "3.10"
 HELM = "v3.19.0"
 KIND = "v0.30.0"
 LOCAL_PATH_PROVISIONER = "v0.0.30"
+# Only its network-policy firewall runs: the bridge CNI enforces no NetworkPolicy.
+KUBE_ROUTER = "v2.1.0"
 
 # Images built locally and imported into the host's containerd.
 PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE}"

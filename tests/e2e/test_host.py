@@ -124,6 +124,30 @@ def test_cluster_ip_service_reachable_by_ip_and_dns(host_api: client.ApiClient, 
     assert logs.count("hello from pytest-vcluster httpd") == 3
 
 
+def test_network_policy_is_enforced(host_api: client.ApiClient, namespace: str) -> None:
+    """A deny-all ingress policy blocks pod-to-pod traffic (kube-router's firewall enforces it)."""
+    core = client.CoreV1Api(host_api)
+    core.create_namespaced_pod(namespace, pod("web", HTTP, ports=[client.V1ContainerPort(container_port=8080)]))
+    ip = wait("pod web Running with an IP", lambda: running(core, namespace, "web")
+              and core.read_namespaced_pod("web", namespace).status.pod_ip)
+    probe = (f"while true; do if timeout 3 wget -q -O- http://{ip}:8080/ >/dev/null; "
+             "then echo open; else echo closed; fi; sleep 1; done")
+    core.create_namespaced_pod(namespace, pod("client", SHELL, command=["sh", "-c", probe]))
+    wait("client pod Running", lambda: running(core, namespace, "client"))
+
+    def last_probe() -> str:
+        lines = core.read_namespaced_pod_log("client", namespace, tail_lines=1).split()
+        return lines[-1] if lines else ""
+
+    wait("traffic open before any policy", lambda: last_probe() == "open")
+    client.NetworkingV1Api(host_api).create_namespaced_network_policy(namespace, client.V1NetworkPolicy(
+        metadata=client.V1ObjectMeta(name="deny-all"),
+        spec=client.V1NetworkPolicySpec(pod_selector=client.V1LabelSelector(), policy_types=["Ingress"])))
+    wait("traffic blocked by the deny-all policy", lambda: last_probe() == "closed", timeout=60)
+    client.NetworkingV1Api(host_api).delete_namespaced_network_policy("deny-all", namespace)
+    wait("traffic open again without the policy", lambda: last_probe() == "open", timeout=60)
+
+
 def test_privileged_pod_runs(host_api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(host_api)
     # Mounting needs CAP_SYS_ADMIN, which only a privileged container has.
