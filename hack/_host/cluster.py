@@ -732,6 +732,10 @@ def status(layout: Layout) -> int:
         server = json.loads(_https(layout, ip, "/version")[1])
         print(f"kubernetes {server['gitVersion']} at https://{ip}:{APISERVER_PORT}, node {NODE_NAME} Ready, "
               f"CoreDNS answers; kubeconfig {layout.admin_kubeconfig}")
+        runtime = run(["containerd", "--version"], capture=True, check=False).split()
+        print(f"versions: etcd {versions.ETCD}, CoreDNS {versions.COREDNS}, helm {versions.HELM}, "
+              f"kube-router {versions.KUBE_ROUTER}, local-path-provisioner {versions.LOCAL_PATH_PROVISIONER}, "
+              f"containerd {runtime[2] if len(runtime) > 2 else '?'}")
         return 0
     for p in wrong:
         print(f"unhealthy: {p}")
