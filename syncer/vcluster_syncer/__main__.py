@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from . import health, kube
+from . import coredns, health, kube, kubelet
 from .config import ConfigError, load_config
 from .parts import default_parts
 from .syncer import Retry, Syncer, api_service_ip
@@ -59,10 +59,21 @@ def main() -> int:
         return 0
 
     syncer = Syncer(config.settings(uid), virtual, host, virtual_ca_pem=ca_pem, api_service_ip=ip)
+    kubelet_server = None
+    if config.kubelet_port:  # logs/exec/attach/port-forward of pods on fake nodes
+        kubelet_server = kubelet.serve(syncer.settings, kube.RawConnector(host.configuration),
+                                       address=config.kubelet_address, port=config.kubelet_port)
     for part in default_parts(syncer.settings):
         syncer.add_part(part)
     log.info("syncing virtual cluster %s into %s (API Service IP %s)", config.vcluster_name,
              config.host_namespace, ip)
+    if config.coredns.enabled:
+        # Before the first list: every synced pod must see kube-system/kube-dns (dnsConfig cannot change later).
+        if not coredns.apply_until_done(virtual, config.coredns, stopping):
+            return 0
+        dns_ready = coredns.ReadyWatcher(virtual)
+        syncer.readiness_gates.append(dns_ready.ready)  # Ready = names resolve (vcluster's "Ready before DNS")
+        dns_ready.start(stopping)
     starter = threading.Thread(target=syncer.start, name="start", daemon=True)
     starter.start()
     while not stopping.is_set() and not syncer.default_service_account.is_set():
@@ -71,6 +82,8 @@ def main() -> int:
     while not stopping.wait(5.0):
         pass
     syncer.stop()
+    if kubelet_server is not None:
+        kubelet_server.stop()
     time.sleep(0.2)
     return 0
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .coredns import DEFAULT_IMAGE as COREDNS_DEFAULT_IMAGE
+from .coredns import DEFAULT_RESOURCES as COREDNS_DEFAULT_RESOURCES
+from .coredns import CoreDNSSettings
 from .translate.settings import TranslatorSettings
 
 
@@ -30,6 +34,9 @@ class Config:
     cluster_domain: str
     health_port: int
     log_level: str
+    kubelet_address: str = "127.0.0.1"  # the fake kubelet (kubelet.py); only the pod's own containers reach it
+    kubelet_port: int = 10250  # 0: no kubelet server (no logs/exec/port-forward)
+    coredns: CoreDNSSettings = field(default_factory=CoreDNSSettings)  # DNS in the virtual cluster (coredns.py)
 
     def settings(self, service_uid: str) -> TranslatorSettings:
         return TranslatorSettings(
@@ -44,6 +51,8 @@ class Config:
             sync_network_policies=self.sync_network_policies,
             nodes_mode=self.sync_nodes_mode,
             sync_storage_classes=self.sync_storage_classes,
+            kubelet_address=self.kubelet_address,
+            kubelet_port=self.kubelet_port,
         )
 
 
@@ -68,6 +77,39 @@ def _file(env: Mapping[str, str], name: str, check_files: bool) -> str:
     if check_files and not os.path.isfile(path):
         raise ConfigError(f"environment variable {name} names {path!r}, which is not a readable file")
     return path
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip() or str(default)
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"environment variable {name} must be a port number, not {text!r}")
+    return port
+
+
+def _coredns(env: Mapping[str, str], cluster_domain: str) -> CoreDNSSettings:
+    """COREDNS_ENABLED (default false), COREDNS_IMAGE, COREDNS_IMAGE_PULL_POLICY, COREDNS_RESOURCES (JSON)."""
+    policy = env.get("COREDNS_IMAGE_PULL_POLICY", "").strip() or "IfNotPresent"
+    if policy not in ("Always", "IfNotPresent", "Never"):
+        raise ConfigError(f"environment variable COREDNS_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never, "
+                          f"not {policy!r}")
+    resources_text = env.get("COREDNS_RESOURCES", "").strip()
+    try:
+        resources = json.loads(resources_text) if resources_text else dict(COREDNS_DEFAULT_RESOURCES)
+    except ValueError:
+        resources = None
+    if not isinstance(resources, dict):
+        raise ConfigError(f"environment variable COREDNS_RESOURCES must be a JSON object, not {resources_text!r}")
+    return CoreDNSSettings(
+        enabled=_bool(env, "COREDNS_ENABLED"),
+        image=env.get("COREDNS_IMAGE", "").strip() or COREDNS_DEFAULT_IMAGE,
+        pull_policy=policy,
+        cluster_domain=cluster_domain,
+        resources=resources,
+    )
 
 
 def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:
@@ -100,4 +142,7 @@ def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:
         cluster_domain=env.get("CLUSTER_DOMAIN", "").strip() or "cluster.local",
         health_port=port,
         log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        kubelet_address=env.get("KUBELET_ADDRESS", "").strip() or "127.0.0.1",
+        kubelet_port=_port(env, "KUBELET_PORT", 10250),
+        coredns=_coredns(env, env.get("CLUSTER_DOMAIN", "").strip() or "cluster.local"),
     )

@@ -145,6 +145,7 @@ class ApiKube:
                 pass
 
         self._dyn = DynamicClient(api_client, discoverer=_NoDiscovery)
+        self.configuration = getattr(api_client, "configuration", None)  # for RawConnector
         self.name = name
         self._timeout = request_timeout
 
@@ -281,6 +282,67 @@ def _lines(resp: Any) -> Iterator[str]:
                 yield line.decode("utf-8", "replace")
     if buffer.strip():
         yield buffer.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- raw connections
+
+class RawConnector:
+    """Raw HTTP/1.1 connections to an API server, for what the ``kubernetes`` client cannot relay byte
+    for byte: upgraded streams (pods/exec, pods/attach, pods/portforward over SPDY or WebSocket) and
+    streamed pods/log. Same address, TLS settings and credentials as the ``ApiKube`` it is made from;
+    the bearer token is read again for every connection (in-cluster tokens rotate)."""
+
+    def __init__(self, configuration: Any) -> None:
+        from urllib.parse import urlsplit
+
+        self._conf = configuration
+        url = urlsplit(configuration.host)
+        self.tls = url.scheme == "https"
+        self.host = url.hostname or "localhost"
+        self.port = url.port or (443 if self.tls else 80)
+        self._ssl: Any = None
+
+    def ssl_context(self) -> Any:
+        import ssl
+
+        if not self.tls:
+            return None
+        if self._ssl is None:
+            conf = self._conf
+            ctx = ssl.create_default_context(cafile=conf.ssl_ca_cert or None)
+            if not conf.verify_ssl:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            if conf.cert_file:
+                ctx.load_cert_chain(conf.cert_file, conf.key_file or None)
+            ctx.set_alpn_protocols(["http/1.1"])  # upgrades need HTTP/1.1, not h2
+            self._ssl = ctx
+        return self._ssl
+
+    def authorization(self) -> str | None:
+        """The Authorization header the ``kubernetes`` client would send (refreshes a rotated token)."""
+        for setting in (self._conf.auth_settings() or {}).values():
+            if setting.get("in") == "header" and str(setting.get("key", "")).lower() == "authorization":
+                if setting.get("value"):
+                    return str(setting["value"])
+        return None
+
+    async def open(self, method: str, target: str, headers: list[tuple[str, str]]) -> tuple[Any, Any]:
+        """Connect, send the request head ``method target`` with ``headers`` (plus Host and the
+        credentials) and return asyncio (reader, writer); the response is the caller's to read."""
+        import asyncio
+
+        reader, writer = await asyncio.open_connection(
+            self.host, self.port, ssl=self.ssl_context(), server_hostname=self.host if self.tls else None)
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{self.port}"]
+        lines += [f"{k}: {v}" for k, v in headers if k.lower() not in ("host", "authorization")]
+        auth = self.authorization()
+        if auth:
+            lines.append(f"Authorization: {auth}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        await writer.drain()
+        return reader, writer
 
 
 # ---------------------------------------------------------------- connections

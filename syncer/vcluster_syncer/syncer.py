@@ -105,6 +105,8 @@ class Syncer:
         self._initial_lock = threading.Lock()
         self.first_sync_done = threading.Event()
         self.default_service_account = threading.Event()
+        # more conditions of readiness, asked on every probe (keep them cheap), e.g. CoreDNS (coredns.py)
+        self.readiness_gates: list[Callable[[], bool]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -219,7 +221,8 @@ class Syncer:
         return self.default_service_account.is_set()
 
     def ready(self) -> bool:
-        return self.first_sync_done.is_set() and self.default_service_account.is_set()
+        return (self.first_sync_done.is_set() and self.default_service_account.is_set()
+                and all(gate() for gate in self.readiness_gates))
 
     # ------------------------------------------------------------ synchronous driving (tests, debugging)
 

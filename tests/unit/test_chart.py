@@ -491,6 +491,10 @@ EXPECTED_ENV = {
     "SYNC_NODES_MODE",
     "SYNC_STORAGE_CLASSES",
     "CLUSTER_DOMAIN",
+    "COREDNS_ENABLED",
+    "COREDNS_IMAGE",
+    "COREDNS_IMAGE_PULL_POLICY",
+    "COREDNS_RESOURCES",
 }
 
 
@@ -521,6 +525,12 @@ def test_syncer_env_default(default: Objects) -> None:
         ("sync.fromHost.nodes.mode=all", "SYNC_NODES_MODE", "synced", "all"),
         ("sync.fromHost.storageClasses.enabled=true", "SYNC_STORAGE_CLASSES", "false", "true"),
         ("clusterDomain=example.test", "CLUSTER_DOMAIN", "cluster.local", "example.test"),
+        ("coredns.enabled=false", "COREDNS_ENABLED", "true", "false"),
+        ("coredns.image.tag=v9", "COREDNS_IMAGE", "registry.k8s.io/coredns/coredns:v1.12.0",
+         "registry.k8s.io/coredns/coredns:v9"),
+        ("coredns.image.pullPolicy=Never", "COREDNS_IMAGE_PULL_POLICY", "IfNotPresent", "Never"),
+        ("coredns.resources.requests.cpu=5m", "COREDNS_RESOURCES", '{"requests":{"cpu":"10m","memory":"30Mi"}}',
+         '{"requests":{"cpu":"5m","memory":"30Mi"}}'),
     ],
 )
 def test_syncer_switches(
@@ -597,6 +607,8 @@ def test_service(default: Objects) -> None:
     spec = svc["spec"]
     assert spec["type"] == "ClusterIP"
     assert spec["ports"] == [{"name": "https", "port": 443, "targetPort": 6443, "protocol": "TCP"}]
+    # the virtual CoreDNS reaches the API server through it before pod R-0 is Ready
+    assert spec["publishNotReadyAddresses"] is True
     pod_labels = default[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]["labels"]
     assert spec["selector"].items() <= pod_labels.items()
 

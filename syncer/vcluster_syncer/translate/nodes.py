@@ -36,6 +36,18 @@ def _ownership(settings: TranslatorSettings) -> dict[str, str]:
     return {ANN_HOST_OBJECT: "true", MANAGED_BY: settings.vcluster_name}
 
 
+def kubelet_status(settings: TranslatorSettings, addresses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Node status fields that send the virtual API server's kubelet calls (pods/log, exec, attach,
+    portforward) to the syncer's kubelet server (kubelet.py): InternalIP + kubelet port. The chart runs the
+    API server with ``--kubelet-preferred-address-types=InternalIP``; other address types of a mirrored
+    node are kept for display, its own InternalIPs are replaced."""
+    kept = [dict(a) for a in addresses or [] if a.get("type") != "InternalIP"]
+    return {
+        "addresses": [{"type": "InternalIP", "address": settings.kubelet_address}] + kept,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": settings.kubelet_port}},
+    }
+
+
 def fake_node(name: str, host_node: Mapping[str, Any] | None, now: str, settings: TranslatorSettings) -> dict[str, Any]:
     """A virtual Node standing in for host node ``name`` (``host_node`` when the syncer may read it)."""
     host_status = (host_node or {}).get("status") or {}
@@ -65,6 +77,7 @@ def fake_node(name: str, host_node: Mapping[str, Any] | None, now: str, settings
             "conditions": [ready_condition(now)],
             "nodeInfo": node_info,
             "phase": "Running",
+            **kubelet_status(settings),
         },
     }
 
@@ -77,9 +90,10 @@ def mirrored_node(host_node: Mapping[str, Any], settings: TranslatorSettings) ->
                    if not k.startswith("node.alpha.kubernetes.io/") and not k.startswith("volumes.kubernetes.io/")}
     annotations.update(_ownership(settings))
     status = copy.deepcopy(host_node.get("status") or {})
-    # the kubelet endpoint and images of the host are not served by the virtual cluster
-    status.pop("daemonEndpoints", None)
+    # the host's kubelet endpoint and images are not served by the virtual cluster; its kubelet calls go
+    # to the syncer
     status.pop("images", None)
+    status.update(kubelet_status(settings, status.get("addresses")))
     out_spec: dict[str, Any] = {}
     for key in ("taints", "unschedulable", "podCIDR", "podCIDRs"):
         if spec.get(key):

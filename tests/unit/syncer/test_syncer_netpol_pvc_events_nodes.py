@@ -194,12 +194,19 @@ def test_node_status_heartbeat() -> None:
 def test_mirrored_node_all_mode() -> None:
     host = {"metadata": {"name": "n1", "labels": {"zone": "a"}, "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
             "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "providerID": "x"},
-            "status": {"capacity": {"cpu": "4"}, "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}
+            "status": {"capacity": {"cpu": "4"}, "daemonEndpoints": {"kubeletEndpoint": {"Port": 10251}},
+                       "addresses": [{"type": "InternalIP", "address": "10.0.0.5"},
+                                     {"type": "Hostname", "address": "n1"}]}}
     node = mirrored_node(host, SETTINGS)
     assert node["metadata"]["labels"] == {"zone": "a"}
     assert node["metadata"]["annotations"][MANAGED_BY] == "vc"
     assert node["spec"] == {"taints": [{"key": "k", "effect": "NoSchedule"}]}
-    assert node["status"] == {"capacity": {"cpu": "4"}}
+    # kubelet calls (logs, exec...) go to the syncer's fake kubelet, not to the host's kubelet
+    assert node["status"] == {
+        "capacity": {"cpu": "4"},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": "n1"}],
+    }
 
 
 def test_mirrored_storage_class() -> None:
