@@ -1,0 +1,100 @@
+"""Several tests sharing one virtual cluster (``module_vcluster`` from conftest.py), in order.
+
+Objects made by one test are there for the next: a ConfigMap counter and a running Deployment. Run the
+module as a whole (under pytest-xdist use ``--dist loadfile`` so that its tests stay on one worker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from pytest_vcluster import Host, VCluster
+
+BUSYBOX_IMAGE = "pytest-vcluster.local/busybox:1.35"
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+            if result is not None and result is not False:
+                return result
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(1)
+
+
+def test_first_creates_state(module_vcluster: VCluster, team_namespace: str) -> None:
+    core = client.CoreV1Api(module_vcluster.api_client)
+    apps = client.AppsV1Api(module_vcluster.api_client)
+    core.create_namespaced_config_map(
+        team_namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="counter"),
+            data={"value": "1", "cluster": module_vcluster.name},
+        ),
+    )
+    labels = {"app": "sleeper"}
+    apps.create_namespaced_deployment(
+        team_namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="sleeper"),
+            spec=client.V1DeploymentSpec(
+                replicas=1,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(
+                        termination_grace_period_seconds=1,  # `sleep` as PID 1 ignores SIGTERM
+                        containers=[
+                            client.V1Container(
+                                name="sleep",
+                                image=BUSYBOX_IMAGE,
+                                image_pull_policy="Never",
+                                command=["sleep", "3600"],
+                            )
+                        ],
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def test_second_sees_and_updates_state(module_vcluster: VCluster, team_namespace: str) -> None:
+    core = client.CoreV1Api(module_vcluster.api_client)
+    counter = core.read_namespaced_config_map("counter", team_namespace)
+    assert counter.data == {"value": "1", "cluster": module_vcluster.name}
+    core.patch_namespaced_config_map("counter", team_namespace, {"data": {"value": "2"}})
+
+
+def test_third_finds_the_workload_running(module_vcluster: VCluster, team_namespace: str, vcluster_host: Host) -> None:
+    apps = client.AppsV1Api(module_vcluster.api_client)
+    core = client.CoreV1Api(module_vcluster.api_client)
+    wait_for(
+        "Deployment sleeper to be available",
+        lambda: apps.read_namespaced_deployment("sleeper", team_namespace).status.available_replicas == 1,
+    )
+    (pod,) = core.list_namespaced_pod(team_namespace, label_selector="app=sleeper").items
+    host_pod = client.CoreV1Api(vcluster_host.api_client).read_namespaced_pod(
+        module_vcluster.host_name(pod), module_vcluster.host_namespace
+    )
+    assert host_pod.status.phase == "Running"
+    assert host_pod.metadata.labels["vcluster.loft.sh/namespace"] == team_namespace
+
+
+def test_fourth_reads_the_update(module_vcluster: VCluster, team_namespace: str) -> None:
+    core = client.CoreV1Api(module_vcluster.api_client)
+    assert core.read_namespaced_config_map("counter", team_namespace).data["value"] == "2"
+    assert core.read_namespace(team_namespace).metadata.labels["team"] == "a"
