@@ -26,6 +26,7 @@ from .kube import (
     AlreadyExists,
     ApiError,
     Forbidden,
+    Invalid,
     Kind,
     NotFound,
 )
@@ -109,6 +110,9 @@ class VirtualToHost(Part):
     def after_sync(self, s: Syncer, vobj: Obj, hobj: Obj) -> None:
         """Host -> virtual: status and host-allocated fields."""
 
+    def create_host(self, s: Syncer, vobj: Obj, desired: Obj) -> Obj:
+        return s.host.create(self.kind, desired)
+
     def before_create(self, s: Syncer, vobj: Obj, desired: Obj) -> None:
         """Make what the host copy needs exist first."""
 
@@ -180,7 +184,7 @@ class VirtualToHost(Part):
                 return
             self.before_create(s, vobj, desired)
             try:
-                hobj = s.host.create(self.kind, desired)
+                hobj = self.create_host(s, vobj, desired)
             except AlreadyExists:
                 # the store lags behind (or the old copy is still terminating): look again later
                 raise Retry(f"host {hname} exists already", 1.0) from None
@@ -422,6 +426,21 @@ class Services(VirtualToHost):
 
     def needs_recreate(self, desired: Obj, actual: Obj) -> bool:
         return services.needs_recreate_host(desired, actual)
+
+    def create_host(self, s: Syncer, vobj: Obj, desired: Obj) -> Obj:
+        # Ask the host for the ClusterIP the virtual API server already gave this Service (both use the
+        # host's range): then the virtual Service keeps its IP and is never deleted and re-created under
+        # its users' feet (e.g. `helm install --wait` reading it back). When the host has that IP taken,
+        # let it choose, and after_sync moves the virtual Service to the host's IP.
+        wanted_ip = services.host_ip_request(vobj, desired)
+        if wanted_ip is None:
+            return s.host.create(self.kind, desired)
+        try:
+            return s.host.create(self.kind, wanted_ip)
+        except Invalid as exc:
+            log.info("services %s: host cannot give ClusterIP %s (%s); the host chooses",
+                     meta(desired)["name"], wanted_ip["spec"].get("clusterIP"), exc)
+            return s.host.create(self.kind, desired)
 
     def unwanted(self, s: Syncer, vobj: Obj) -> None:
         # default/kubernetes: in-cluster clients that resolve kubernetes.default.svc through the virtual DNS

@@ -111,6 +111,20 @@ def service_spec_patch(desired: Mapping[str, Any], actual: Mapping[str, Any]) ->
     return {"spec": patch} if patch else None
 
 
+def host_ip_request(vsvc: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``desired`` asking the host for the virtual Service's ClusterIP(s), or None when there is none to ask
+    for (headless, ExternalName, not allocated yet)."""
+    vspec = vsvc.get("spec") or {}
+    ip = vspec.get("clusterIP")
+    if not ip or ip == "None" or vspec.get("type") == "ExternalName" or is_headless(desired):
+        return None
+    body = copy.deepcopy(dict(desired))
+    body["spec"]["clusterIP"] = ip
+    if vspec.get("clusterIPs"):
+        body["spec"]["clusterIPs"] = list(vspec["clusterIPs"])
+    return body
+
+
 def needs_recreate_host(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
     """Headless-ness (clusterIP None) and IP families cannot change in place."""
     return is_headless(desired) != is_headless(actual)

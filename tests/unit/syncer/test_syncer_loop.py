@@ -273,7 +273,8 @@ def test_service_gets_host_cluster_ip(world: World) -> None:
     hsvc = w.host.get(SERVICES, "web-x-team-x-vc", N)
     vsvc = w.virtual.get(SERVICES, "web", "team")
     assert vsvc["spec"]["clusterIP"] == hsvc["spec"]["clusterIP"]
-    assert vsvc["metadata"]["uid"] != old_uid  # re-created
+    # the host took the virtual Service's own IP: the virtual Service was never deleted and re-created
+    assert vsvc["metadata"]["uid"] == old_uid
     w.sync()
     assert hsvc["metadata"]["uid"] == w.host.get(SERVICES, "web-x-team-x-vc", N)["metadata"]["uid"]
     assert w.host.get(SERVICES, "web-x-team-x-vc", N)["metadata"]["annotations"][
@@ -282,6 +283,23 @@ def test_service_gets_host_cluster_ip(world: World) -> None:
     w.virtual.delete(SERVICES, "web", "team")
     w.sync()
     assert w.host.get(SERVICES, "web-x-team-x-vc", N) is None
+
+
+def test_service_moves_to_host_ip_when_the_host_has_its_ip_taken(world: World) -> None:
+    w = world
+    w.virtual.create(SERVICES, {"metadata": {"name": "web", "namespace": "team"},
+                                "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}})
+    vip = w.virtual.get(SERVICES, "web", "team")["spec"]["clusterIP"]
+    old_uid = w.virtual.get(SERVICES, "web", "team")["metadata"]["uid"]
+    # a host Service of someone else already holds that IP
+    w.host.create(SERVICES, {"metadata": {"name": "taken", "namespace": N},
+                             "spec": {"clusterIP": vip, "ports": [{"port": 1}]}})
+    w.sync()
+    hsvc = w.host.get(SERVICES, "web-x-team-x-vc", N)
+    vsvc = w.virtual.get(SERVICES, "web", "team")
+    assert hsvc["spec"]["clusterIP"] != vip
+    assert vsvc["spec"]["clusterIP"] == hsvc["spec"]["clusterIP"]
+    assert vsvc["metadata"]["uid"] != old_uid  # re-created with the host's IP
 
 
 def test_service_recreate_falls_back_when_ip_taken(world: World) -> None:

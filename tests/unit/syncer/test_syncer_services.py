@@ -8,6 +8,7 @@ from vcluster_syncer.translate.metadata import MANAGED_BY, NAMESPACE_LABEL
 from vcluster_syncer.translate.names import translate_label_key
 from vcluster_syncer.translate.services import (
     endpoints_patch,
+    host_ip_request,
     recreated_virtual_service,
     service_spec_patch,
     should_sync_endpoints,
@@ -150,3 +151,25 @@ def test_translate_endpoints() -> None:
     assert subset["ports"] == [{"port": 80}]
     assert endpoints_patch(h, h) is None
     assert endpoints_patch(translate_endpoints(eps([]), SETTINGS), h) == {"subsets": []}
+
+
+@pytest.mark.parametrize(
+    ("vspec", "wanted"),
+    [
+        ({"clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.20"], "ports": [{"port": 80}]}, "10.96.0.20"),
+        ({"clusterIP": "10.96.0.21", "ports": [{"port": 80}]}, "10.96.0.21"),
+        ({"clusterIP": "None", "ports": [{"port": 80}]}, None),  # headless: nothing to ask for
+        ({"type": "ExternalName", "externalName": "example.org"}, None),
+        ({"ports": [{"port": 80}]}, None),  # not allocated yet
+    ],
+)
+def test_host_ip_request_asks_for_the_virtual_ip(vspec: dict[str, Any], wanted: str | None) -> None:
+    vsvc = svc(vspec)
+    desired = translate_service(vsvc, SETTINGS)
+    body = host_ip_request(vsvc, desired)
+    if wanted is None:
+        assert body is None
+    else:
+        assert body is not None and body["spec"]["clusterIP"] == wanted
+        assert body["spec"].get("clusterIPs") == vspec.get("clusterIPs")
+        assert "clusterIP" not in desired["spec"]  # the plain translation is left untouched
