@@ -14,9 +14,10 @@ __version__ = "0.1.0.dev0"
 if TYPE_CHECKING:
     from ._errors import NotReadyError, VClusterError
     from ._hostprovider import Host
+    from ._manager import VClusterManager
     from .vcluster import VCluster
 
-__all__ = ["Host", "NotReadyError", "VCluster", "VClusterError", "__version__"]
+__all__ = ["Host", "NotReadyError", "VCluster", "VClusterError", "VClusterManager", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -28,6 +29,10 @@ def __getattr__(name: str) -> Any:
         from ._hostprovider import Host
 
         return Host
+    if name == "VClusterManager":
+        from ._manager import VClusterManager
+
+        return VClusterManager
     if name in ("VClusterError", "NotReadyError"):
         from . import _errors
 

@@ -11,7 +11,7 @@ from kubernetes import client
 from pytest_vcluster import VCluster
 
 if TYPE_CHECKING:
-    from pytest_vcluster._manager import VClusterManager
+    from pytest_vcluster import VClusterManager
 
 
 @pytest.fixture(scope="module")
