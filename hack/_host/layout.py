@@ -33,7 +33,9 @@ class Layout:
 
     @property
     def pki(self) -> Path:
-        return self.state / "pki"
+        # Kept across down/up like a cache: kubeconfigs handed out earlier (a test session's, a
+        # developer's) stay valid when the host is restarted.
+        return self.cache / "pki"
 
     @property
     def config(self) -> Path:

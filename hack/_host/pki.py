@@ -9,6 +9,7 @@ kubelet's serving certificate, and the service-account key pair.
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,13 @@ def _sign(pki: Path, name: str, subject: str, ext: str) -> None:
 def ensure_pki(pki: Path, *, node_name: str, node_ip: str, service_ip: str, clients: list[Client]) -> None:
     """Creates the CA and every certificate that does not exist yet."""
     pki.mkdir(parents=True, exist_ok=True)
+    os.chmod(pki, 0o700)
+    # Serving certificates name the node's address: make them again when it changed.
+    stamp = pki / "node"
+    if stamp.exists() and stamp.read_text() != f"{node_name} {node_ip}\n":
+        for name in ("apiserver", "kubelet"):
+            for ext in ("crt", "key"):
+                (pki / f"{name}.{ext}").unlink(missing_ok=True)
     if not (pki / "ca.crt").exists():
         _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(pki / "ca.key"))
         _openssl(
@@ -64,6 +72,7 @@ def ensure_pki(pki: Path, *, node_name: str, node_ip: str, service_ip: str, clie
             subject = f"/CN={c.cn}" + (f"/O={c.org}" if c.org else "")
             _sign(pki, c.file, subject, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                   "extendedKeyUsage=clientAuth\n")
+    stamp.write_text(f"{node_name} {node_ip}\n")
     if not (pki / "sa.key").exists():
         _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(pki / "sa.key"))
         _openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
