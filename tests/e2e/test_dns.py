@@ -11,20 +11,18 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 from kubernetes import client, config
 
 from pytest_vcluster import Host, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
+from e2e_helpers import suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -34,35 +32,6 @@ PYTHON = versions.PYTHON_IMAGE
 HELLO = "hello from pytest-vcluster httpd"
 LABELS = {"e2e": "dns"}
 CREATE_TIMEOUT = 300.0
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float = 180, every: float = 1.0,
-         diagnose: Callable[[], str] | None = None) -> Any:
-    """Poll check() until truthy; API errors and dropped connections count as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except client.ApiException as e:
-            last = f"{e.status} {e.reason}"
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            last = f"{type(e).__name__}: {e}"
-        time.sleep(every)
-    seen = ""
-    if diagnose:
-        try:
-            seen = f"\n{diagnose()}"
-        except Exception as e:  # noqa: BLE001 - diagnostics must not hide the timeout
-            seen = f"\n(no diagnostics: {e})"
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last}{seen}")
-
-
-def suffix() -> str:
-    return uuid.uuid4().hex[:6]
 
 
 class Env:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from kubernetes.stream import portforward, stream
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
+from e2e_helpers import wait  # noqa: E402
 
 HOST = Path(__file__).resolve().parents[2] / "hack" / "host"
 
@@ -25,24 +25,6 @@ pytestmark = pytest.mark.e2e
 
 SHELL = versions.SHELL_IMAGE
 HTTP = versions.HTTP_IMAGE
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float = 120, every: float = 0.5,
-         diagnose: Callable[[], str] | None = None) -> Any:
-    """Polls check() until it returns something truthy; fails naming what was awaited and what was seen."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except client.ApiException as e:
-            last = f"{e.status} {e.reason}"
-        time.sleep(every)
-    seen = f"\n{diagnose()}" if diagnose else ""
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last}{seen}")
 
 
 def pod(name: str, image: str, command: list[str] | None = None, **spec: Any) -> client.V1Pod:

@@ -23,13 +23,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 import yaml
 from kubernetes import client, config
 
@@ -37,6 +35,7 @@ from pytest_vcluster import Host, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
+from e2e_helpers import gone, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -52,38 +51,6 @@ CREATE_TIMEOUT = 300.0
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float = 180, every: float = 1.0,
-         diagnose: Callable[[], str] | None = None) -> Any:
-    """Polls check() until it returns something truthy; fails naming what was awaited and what was seen.
-
-    API errors and dropped connections (a slow or restarting host) count as "not yet".
-    """
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except client.ApiException as e:
-            last = f"{e.status} {e.reason}"
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            last = f"{type(e).__name__}: {e}"
-        time.sleep(every)
-    seen = ""
-    if diagnose:
-        try:
-            seen = f"\n{diagnose()}"
-        except Exception as e:  # noqa: BLE001 - diagnostics must not hide the timeout
-            seen = f"\n(no diagnostics: {e})"
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last}{seen}")
-
-
-def suffix() -> str:
-    return uuid.uuid4().hex[:6]
 
 
 def pod(name: str, image: str, command: list[str] | None = None, *, labels: dict[str, str] | None = None,
@@ -115,16 +82,6 @@ def finished(core: client.CoreV1Api, ns: str, name: str) -> str | None:
     """The pod's phase once it is Succeeded or Failed, else None."""
     phase = core.read_namespaced_pod(name, ns).status.phase
     return phase if phase in ("Succeeded", "Failed") else None
-
-
-def gone(read: Callable[[], Any]) -> bool:
-    try:
-        read()
-    except client.ApiException as e:
-        if e.status == 404:
-            return True
-        raise
-    return False
 
 
 def create_namespace(core: client.CoreV1Api, name: str) -> None:

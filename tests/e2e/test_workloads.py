@@ -22,13 +22,11 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 from kubernetes import client
 
 from pytest_vcluster import Host, VCluster
@@ -36,6 +34,7 @@ from pytest_vcluster.vcluster import CLUSTER_SCOPED_LABEL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
+from e2e_helpers import gone, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -58,45 +57,6 @@ ALL_ON = {
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float = 180, every: float = 1.0,
-         diagnose: Callable[[], str] | None = None) -> Any:
-    """Polls check() until it returns something truthy; API errors and dropped connections count as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except client.ApiException as e:
-            last = f"{e.status} {e.reason}"
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            last = f"{type(e).__name__}: {e}"
-        time.sleep(every)
-    seen = ""
-    if diagnose:
-        try:
-            seen = f"\n{diagnose()}"
-        except Exception as e:  # noqa: BLE001 - diagnostics must not hide the timeout
-            seen = f"\n(no diagnostics: {e})"
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last}{seen}")
-
-
-def suffix() -> str:
-    return uuid.uuid4().hex[:6]
-
-
-def gone(read: Callable[[], Any]) -> bool:
-    try:
-        read()
-    except client.ApiException as e:
-        if e.status == 404:
-            return True
-        raise
-    return False
 
 
 def container(image: str, command: list[str] | None = None, **kw: Any) -> client.V1Container:

@@ -1,0 +1,55 @@
+"""Helpers shared by the end-to-end tests: polling with a clear failure, unique names, gone-checks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes import client
+
+
+def wait(what: str, check: Callable[[], Any], timeout: float = 180, every: float = 0.5,
+         diagnose: Callable[[], str] | None = None) -> Any:
+    """Polls check() until it returns something truthy and returns that; API errors and dropped
+    connections count as "not yet". On timeout the test fails naming what was awaited, the last value
+    or error seen, and what diagnose() reports."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+            last = value
+        except client.ApiException as e:
+            last = f"{e.status} {e.reason}"
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            last = f"{type(e).__name__}: {e}"
+        time.sleep(every)
+    seen = ""
+    if diagnose:
+        try:
+            seen = f"\n{diagnose()}"
+        except Exception as e:  # noqa: BLE001 - diagnostics must not hide the timeout
+            seen = f"\n(no diagnostics: {e})"
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last}{seen}")
+
+
+def suffix() -> str:
+    """A short random suffix for names that must not collide across runs."""
+    return uuid.uuid4().hex[:6]
+
+
+def gone(read: Callable[[], Any]) -> bool:
+    """True when read() answers 404; other API errors propagate."""
+    try:
+        read()
+    except client.ApiException as e:
+        if e.status == 404:
+            return True
+        raise
+    return False
