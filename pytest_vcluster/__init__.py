@@ -12,12 +12,21 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
-    from ._errors import NotReadyError, VClusterError
+    from ._errors import ContainerStartError, ImageError, NotReadyError, VClusterError
     from ._hostprovider import Host
     from ._manager import VClusterManager
     from .vcluster import VCluster
 
-__all__ = ["Host", "NotReadyError", "VCluster", "VClusterError", "VClusterManager", "__version__"]
+__all__ = [
+    "ContainerStartError",
+    "Host",
+    "ImageError",
+    "NotReadyError",
+    "VCluster",
+    "VClusterError",
+    "VClusterManager",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -33,7 +42,7 @@ def __getattr__(name: str) -> Any:
         from ._manager import VClusterManager
 
         return VClusterManager
-    if name in ("VClusterError", "NotReadyError"):
+    if name in ("VClusterError", "NotReadyError", "ContainerStartError", "ImageError"):
         from . import _errors
 
         return getattr(_errors, name)

@@ -17,4 +17,12 @@ class HostError(VClusterError):
 
 
 class NotReadyError(VClusterError):
-    """A virtual cluster did not become ready in time."""
+    """A virtual cluster did not become ready in time, or cannot become ready at all."""
+
+
+class ContainerStartError(NotReadyError):
+    """A container of the virtual cluster's pod cannot start (e.g. it is in CrashLoopBackOff); raised at once."""
+
+
+class ImageError(ContainerStartError):
+    """A container's image cannot be pulled or used (ErrImagePull, ImagePullBackOff, ...); raised at once."""

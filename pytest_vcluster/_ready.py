@@ -4,6 +4,12 @@ Ready means, in order: pod ``R-0`` is Ready, Secret ``vc-R`` exists, the virtual
 answers, and ServiceAccount ``default/default`` exists in the virtual cluster.
 Transient errors (connection refused/reset, TLS EOF, 429, 5xx) are retried; a 4xx is a
 real error and is raised at once. Everything is bounded by one deadline.
+
+A pod that cannot become ready by itself fails at once instead of at the deadline: a container
+(or init container) waiting with ImagePullBackOff, InvalidImageName or ErrImageNeverPull, with
+ErrImagePull for longer than :data:`IMAGE_PULL_GRACE`, or in CrashLoopBackOff after
+:data:`CRASH_LOOP_RESTARTS` restarts raises :class:`ImageError` / :class:`ContainerStartError`
+naming the container, the image, the kubelet's message and the fix for the host's kind.
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import tenacity
 
-from ._errors import NotReadyError
+from ._errors import ContainerStartError, ImageError, NotReadyError
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +216,22 @@ def namespace_events(core_v1: Any, namespace: str, limit: int = MAX_EVENTS) -> l
     return lines or ["  (no events)"]
 
 
-def container_logs(core_v1: Any, namespace: str, pod: Any, tail: int = LOG_TAIL_LINES) -> list[str]:
+def container_logs(
+    core_v1: Any,
+    namespace: str,
+    pod: Any,
+    tail: int = LOG_TAIL_LINES,
+    *,
+    only: Collection[str] | None = None,
+) -> list[str]:
+    """The last ``tail`` log lines of each container of ``pod`` (of those named in ``only``, if given)."""
     lines: list[str] = []
     if pod is None:
         return lines
     containers = list(pod.spec.init_containers or []) + list(pod.spec.containers or [])
     for container in containers:
+        if only is not None and container.name not in only:
+            continue
         try:
             text = core_v1.read_namespaced_pod_log(
                 pod.metadata.name, namespace, container=container.name, tail_lines=tail, _request_timeout=10
@@ -252,12 +269,176 @@ def diagnostics(core_v1: Any, namespace: str, release: str) -> str:
     return "\n".join(lines)
 
 
-def wait_host_side(core_v1: Any, namespace: str, release: str, deadline: Deadline) -> Any:
-    """Wait for pod ``R-0`` Ready and Secret ``vc-R``; returns the secret."""
+# --------------------------------------------------------------------------- pods that cannot start
+
+#: waiting reasons saying a container's image cannot be had or used
+IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+CRASH_LOOP = "CrashLoopBackOff"
+#: ErrImagePull may be a passing registry hiccup: it counts once seen this long (ImagePullBackOff counts at once)
+IMAGE_PULL_GRACE = 10.0
+#: CrashLoopBackOff counts from this many restarts on: one early exit (e.g. a component that gave up
+#: waiting for the API server on a busy host) is followed by a 10 s back-off and then usually works
+CRASH_LOOP_RESTARTS = 2
+#: the chart value of each container's image
+CHART_IMAGE_VALUES = {
+    "etcd": "controlPlane.etcd.image",
+    "kube-apiserver": "controlPlane.apiServer.image",
+    "kube-controller-manager": "controlPlane.controllerManager.image",
+    "syncer": "syncer.image",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a container of the pod cannot start: its name, image, waiting reason and the kubelet's message."""
+
+    container: str
+    image: str
+    reason: str
+    message: str
+    init: bool = False
+
+    @property
+    def is_image(self) -> bool:
+        return self.reason in IMAGE_REASONS
+
+
+def _statuses(pod: Any) -> list[tuple[Any, bool]]:
+    """``(container status, is init container)`` of all containers, init containers first."""
+    status = pod.status if pod is not None else None
+    if status is None:
+        return []
+    return [(cs, True) for cs in status.init_container_statuses or []] + [
+        (cs, False) for cs in status.container_statuses or []
+    ]
+
+
+def _waiting_reason(cs: Any) -> str | None:
+    waiting = cs.state.waiting if cs.state is not None else None
+    return waiting.reason if waiting is not None else None
+
+
+def _image_of(pod: Any, cs: Any, init: bool) -> str:
+    """The image as the pod spec names it (what must be loaded or pushed), else as the status names it."""
+    spec = pod.spec
+    containers = (spec.init_containers if init else spec.containers) if spec is not None else None
+    for container in containers or []:
+        if container.name == cs.name and container.image:
+            return str(container.image)
+    return str(cs.image or "(unknown image)")
+
+
+def pull_errors_seen(pod: Any, now: float, first_seen: Mapping[str, float]) -> dict[str, float]:
+    """Since when each container now waiting with ErrImagePull has been seen so (a new mapping).
+
+    Containers no longer in ErrImagePull are dropped, so their grace starts anew if it comes back.
+    """
+    return {
+        cs.name: first_seen.get(cs.name, now)
+        for cs, _ in _statuses(pod)
+        if _waiting_reason(cs) == "ErrImagePull"
+    }
+
+
+def image_problem(
+    pod: Any, now: float, first_seen: Mapping[str, float], *, grace: float = IMAGE_PULL_GRACE
+) -> Problem | None:
+    """The first container (init containers first) that will not start by itself, or None.
+
+    ``first_seen`` maps container names to the time their ErrImagePull was first seen (see
+    :func:`pull_errors_seen`); ErrImagePull counts only once older than ``grace``.
+    """
+    for cs, init in _statuses(pod):
+        reason = _waiting_reason(cs)
+        if reason == "ErrImagePull":
+            since = first_seen.get(cs.name)
+            if since is None or now - since <= grace:
+                continue
+        elif reason == CRASH_LOOP:
+            if (cs.restart_count or 0) < CRASH_LOOP_RESTARTS:
+                continue
+        elif reason not in IMAGE_REASONS:
+            continue
+        message = (cs.state.waiting.message or "").strip()
+        return Problem(cs.name, _image_of(pod, cs, init), str(reason), message, init)
+    return None
+
+
+def fix_for(provider: str, kind_cluster: str | None, image: str, reason: str, *, container: str | None = None) -> str:
+    """What to do about ``reason`` for ``image`` on a host of kind ``provider`` (``kind`` or ``kubeconfig``)."""
+    if reason == CRASH_LOOP:
+        return (
+            "the container starts and exits again: its last log lines below say why "
+            "(often a wrong chart value or an image built for something else)"
+        )
+    value = CHART_IMAGE_VALUES.get(container or "syncer", "syncer.image")
+    if value == "syncer.image":
+        other = "pass --vcluster-syncer-image=REF"
+    else:
+        other = f"set --vcluster-set {value}.repository=REPO --vcluster-set {value}.tag=TAG"
+    if reason == "InvalidImageName":
+        return f"{image} is not a valid image reference: {other} with a valid one"
+    if provider == "kind":
+        return (
+            f"load the image into the kind cluster with "
+            f"`kind load docker-image {image} --name {kind_cluster or 'kind'}` "
+            f"(the plugin itself loads its syncer image), or {other} for an image the nodes can pull"
+        )
+    build = ""
+    if value == "syncer.image":
+        build = " (build and push it with `python -m pytest_vcluster syncer-image --push REF`)"
+    return (
+        f"push the image to a registry the host's nodes can pull from and {other}{build}, "
+        "or pass --vcluster-image-loader=COMMAND to let the plugin load it"
+    )
+
+
+def container_start_error(name: str, problem: Problem, fix: str, log_tail: list[str], details: str) -> NotReadyError:
+    """:class:`ImageError` (image reasons) or :class:`ContainerStartError` (CrashLoopBackOff); first line is short."""
+    what = f"{'init container' if problem.init else 'container'} {problem.container}"
+    lines = [
+        f"virtual cluster {name} cannot start: {what} is in {problem.reason} (image {problem.image})",
+        f"kubelet says: {problem.message or '(nothing)'}",
+        f"fix: {fix}",
+        *log_tail,
+        details,
+    ]
+    cls = ImageError if problem.is_image else ContainerStartError
+    return cls("\n".join(lines))
+
+
+def _start_error(
+    core_v1: Any, namespace: str, release: str, pod: Any, problem: Problem, provider: str, kind_cluster: str | None
+) -> NotReadyError:
+    fix = fix_for(provider, kind_cluster, problem.image, problem.reason, container=problem.container)
+    log_tail: list[str] = []
+    if problem.reason == CRASH_LOOP:
+        try:
+            log_tail = container_logs(core_v1, namespace, pod, only=[problem.container])
+        except Exception as exc:  # noqa: BLE001 - diagnostics are best effort
+            log_tail = [f"(cannot read the log of container {problem.container}: {describe_error(exc)})"]
+    return container_start_error(release, problem, fix, log_tail, diagnostics(core_v1, namespace, release))
+
+
+def wait_host_side(
+    core_v1: Any,
+    namespace: str,
+    release: str,
+    deadline: Deadline,
+    *,
+    provider: str = "kubeconfig",
+    kind_cluster: str | None = None,
+) -> Any:
+    """Wait for pod ``R-0`` Ready and Secret ``vc-R``; returns the secret.
+
+    Raises :class:`ImageError` / :class:`ContainerStartError` at once (not at the deadline) when a
+    container cannot start (see :func:`image_problem`); ``provider`` and ``kind_cluster`` choose the
+    advice in its message.
+    """
     from kubernetes.client.exceptions import ApiException
 
     pod_name = f"{release}-0"
-    seen: dict[str, Any] = {"pod": None, "secret": None}
+    seen: dict[str, Any] = {"pod": None, "secret": None, "pulls": {}}
 
     def check_pod() -> bool:
         try:
@@ -267,7 +448,15 @@ def wait_host_side(core_v1: Any, namespace: str, release: str, deadline: Deadlin
                 seen["pod"] = None
                 return False
             raise
-        return pod_ready(seen["pod"])
+        pod = seen["pod"]
+        if pod_ready(pod):
+            return True
+        now = deadline.clock()
+        seen["pulls"] = pull_errors_seen(pod, now, seen["pulls"])
+        problem = image_problem(pod, now, seen["pulls"])
+        if problem is not None:
+            raise _start_error(core_v1, namespace, release, pod, problem, provider, kind_cluster)
+        return False
 
     def check_secret() -> bool:
         try:

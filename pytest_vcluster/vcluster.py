@@ -172,7 +172,9 @@ class VCluster:
             helm.install(name, namespace, chart_path, chart_values, timeout=max(deadline.remaining, 10))
             t = lap("helm-install", t)
             try:
-                secret = _ready.wait_host_side(core, namespace, name, deadline)
+                secret = _ready.wait_host_side(
+                    core, namespace, name, deadline, provider=host.provider, kind_cluster=host.kind_cluster
+                )
                 t = lap("pod-ready", t)
                 source = _kubeconfig.from_secret(secret.data, name=name)
                 forward, server = _connect(host, namespace, name, connect)

@@ -62,6 +62,7 @@ class FakeCore:
 
 class FakeHost:
     provider = "kubeconfig"
+    kind_cluster = None
     server = "https://host:6443"
     version = "v1.33.13"
     context = None
