@@ -1,0 +1,3 @@
+module pytest-vcluster.local/kind-cni
+
+go 1.22
