@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from ._syncer_image import DEFAULT_BASE_IMAGE as DEFAULT_SYNCER_BASE_IMAGE
+
 HOST_CHOICES = ("auto", "kubeconfig", "kind")
 CONNECT_CHOICES = ("auto", "port-forward", "service")
 DEFAULT_TIMEOUT = 180.0
@@ -44,6 +46,11 @@ OPTIONS: dict[str, tuple[str, str, str | None]] = {
     "vcluster_connect": ("--vcluster-connect", "vcluster_connect", "VCLUSTER_CONNECT"),
     "vcluster_stale_after": ("--vcluster-stale-after", "vcluster_stale_after", "VCLUSTER_STALE_AFTER"),
     "vcluster_image_loader": ("--vcluster-image-loader", "vcluster_image_loader", "VCLUSTER_IMAGE_LOADER"),
+    "vcluster_syncer_image": ("--vcluster-syncer-image", "vcluster_syncer_image", "VCLUSTER_SYNCER_IMAGE"),
+    "vcluster_syncer_base_image": (
+        "--vcluster-syncer-base-image", "vcluster_syncer_base_image", "VCLUSTER_SYNCER_BASE_IMAGE"
+    ),
+    "vcluster_kind_image": ("--vcluster-kind-image", "vcluster_kind_image", "VCLUSTER_KIND_IMAGE"),
 }
 
 
@@ -64,6 +71,12 @@ class Settings:
     connect: str = "auto"
     stale_after: float = DEFAULT_STALE_AFTER
     image_loader: str | None = None
+    #: an image the host can start, used instead of building the package's syncer image
+    syncer_image: str | None = None
+    #: the base image the package's syncer image is built from (Python 3.11)
+    syncer_base_image: str = DEFAULT_SYNCER_BASE_IMAGE
+    #: the node image of a kind host this run creates (None: kind's own default)
+    kind_image: str | None = None
     #: the merged content of ``values_files`` then ``set_values``
     values: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -417,6 +430,40 @@ def resolve(
     raw = pick("vcluster_image_loader")
     if raw is not None:
         kwargs["image_loader"] = str(raw.value).strip()
+
+    raw = pick("vcluster_syncer_image")
+    if raw is not None:
+        from ._errors import VClusterError
+        from ._syncer_image import parse_ref
+
+        try:
+            kwargs["syncer_image"] = str(parse_ref(str(raw.value), source=raw.source))
+        except VClusterError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    raw = pick("vcluster_syncer_base_image")
+    if raw is not None:
+        base = str(raw.value).strip()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9./_:@-]*", base):
+            raise pytest.UsageError(
+                f"{raw.source}={raw.value!r} is not valid: give an image reference with Python 3.11, "
+                f"e.g. {DEFAULT_SYNCER_BASE_IMAGE}"
+            )
+        kwargs["syncer_base_image"] = base
+
+    raw = pick("vcluster_kind_image")
+    if raw is not None:
+        image = str(raw.value).strip()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9./_:@-]*", image) or ":" not in image.rsplit("/", 1)[-1]:
+            raise pytest.UsageError(
+                f"{raw.source}={raw.value!r} is not valid: give a kind node image with its tag, "
+                "e.g. kindest/node:v1.33.4"
+            )
+        if kwargs.get("host") == "kubeconfig":
+            raise pytest.UsageError(
+                f"{raw.source} cannot be used with --vcluster-host=kubeconfig: it is the node image of a kind host"
+            )
+        kwargs["kind_image"] = image
 
     return Settings(**kwargs)
 

@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -264,57 +265,142 @@ def _run(command: list[str], *, what: str, timeout: float) -> str:
     return proc.stdout
 
 
-def kind_marker(shared_dir: Path, cluster: str) -> Path:
-    """File recording that this run created the kind cluster (so the run deletes it at the end)."""
-    return shared_dir / f"kind-{cluster}.created"
+def kind_state_dir() -> Path:
+    """Where runs on this machine coordinate over kind clusters (stable across runs, per user)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"pytest-vcluster-{uid}" / "kind"
 
 
-def ensure_kind(settings: Settings, shared_dir: Path) -> Host:
-    """The kind cluster ``--vcluster-kind-cluster``: reused if present, else created (once, under a lock)."""
+def kind_marker(state_dir: Path, cluster: str) -> Path:
+    """File recording that a pytest-vcluster run created the kind cluster (so a run deletes it at the end)."""
+    return state_dir / f"{cluster}.created"
+
+
+def _users_dir(state_dir: Path, cluster: str) -> Path:
+    return state_dir / f"{cluster}.users"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def live_users(state_dir: Path, cluster: str, *, except_run: str = "") -> list[str]:
+    """Runs (ids) using the kind cluster whose process is alive; entries of dead runs are removed."""
+    users: list[str] = []
+    folder = _users_dir(state_dir, cluster)
+    for entry in sorted(folder.glob("*")) if folder.is_dir() else []:
+        try:
+            pid = int(entry.read_text().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                entry.unlink()
+            continue
+        if entry.name != except_run:
+            users.append(entry.name)
+    return users
+
+
+def ensure_kind(settings: Settings, state_dir: Path, *, run_id: str = "", run_pid: int | None = None) -> Host:
+    """The kind cluster ``--vcluster-kind-cluster``: reused if present, else created (once, under a lock).
+
+    ``run_id``/``run_pid`` register the run as a user of the cluster (``run_pid`` is the process that
+    ends the run: the xdist controller), so the cluster is deleted only when its last live user ends.
+    """
     from filelock import FileLock
 
     kind = require_kind()
     name = settings.kind_cluster
-    shared_dir.mkdir(parents=True, exist_ok=True)
-    kubeconfig = shared_dir / f"kind-{name}.kubeconfig"
-    with FileLock(str(shared_dir / f"kind-{name}.lock"), timeout=900):
+    state_dir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = state_dir / f"{name}.kubeconfig"
+    with FileLock(str(state_dir / f"{name}.lock"), timeout=900):
+        if run_id:
+            users = _users_dir(state_dir, name)
+            users.mkdir(parents=True, exist_ok=True)
+            (users / run_id).write_text(str(run_pid or os.getpid()))
         clusters = _run([kind, "get", "clusters"], what="listing kind clusters", timeout=60).split()
         if name not in clusters:
             log.info("pytest-vcluster: creating kind cluster %s", name)
-            _run(
-                [kind, "create", "cluster", "--name", name, "--wait", "180s"], what="creating kind cluster", timeout=900
-            )
-            kind_marker(shared_dir, name).write_text(str(os.getpid()))
-        if not kubeconfig.exists():
-            text = _run([kind, "get", "kubeconfig", "--name", name], what="reading kind kubeconfig", timeout=60)
-            _kubeconfig.write(kubeconfig, _kubeconfig.load(text))
+            command = [kind, "create", "cluster", "--name", name, "--wait", "180s"]
+            if settings.kind_image:
+                command += ["--image", settings.kind_image]
+            kind_marker(state_dir, name).write_text(str(run_pid or os.getpid()))
+            try:
+                _run(command, what="creating kind cluster", timeout=900)
+            except HostError:
+                # kind removes a half-made cluster itself; nothing is left for a later run to delete.
+                with contextlib.suppress(OSError):
+                    kind_marker(state_dir, name).unlink()
+                raise
+        text = _run([kind, "get", "kubeconfig", "--name", name], what="reading kind kubeconfig", timeout=60)
+        _kubeconfig.write(kubeconfig, _kubeconfig.load(text))
     host = Host(kubeconfig, f"kind-{name}", provider="kind", kind_cluster=name, image_loader=settings.image_loader)
     host.check_reachable()
     return host
 
 
-def delete_kind_if_created(settings: Settings, shared_dir: Path) -> str | None:
-    """Delete the kind cluster at the end of the run if this run created it and it is not kept."""
-    marker = kind_marker(shared_dir, settings.kind_cluster)
-    if settings.kind_keep or not marker.exists():
+def delete_kind_if_created(settings: Settings, state_dir: Path, *, run_id: str = "") -> str | None:
+    """At the end of a run: delete the kind cluster if a pytest-vcluster run created it, it is not kept,
+    and no other live run uses it (a killed run's cluster is deleted by the next run that ends).
+
+    With ``--vcluster-kind-keep`` the cluster is handed over to the user: no later run deletes it.
+    """
+    from filelock import FileLock
+
+    name = settings.kind_cluster
+    marker = kind_marker(state_dir, name)
+    if not state_dir.is_dir():
         return None
-    kind = shutil.which("kind")
-    if kind is None:
-        return None
-    try:
-        _run([kind, "delete", "cluster", "--name", settings.kind_cluster], what="deleting kind cluster", timeout=300)
-    except HostError as exc:
-        return str(exc)
-    with contextlib.suppress(OSError):
-        marker.unlink()
+    with FileLock(str(state_dir / f"{name}.lock"), timeout=900):
+        if run_id:
+            entry = _users_dir(state_dir, name) / run_id
+            if not entry.exists():
+                return None  # this run never used the kind cluster
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        if not marker.exists():
+            return None
+        if settings.kind_keep:
+            with contextlib.suppress(OSError):
+                marker.unlink()
+            return None
+        if live_users(state_dir, name, except_run=run_id):
+            return None
+        kind = shutil.which("kind")
+        if kind is None:
+            return None
+        try:
+            _run([kind, "delete", "cluster", "--name", name], what="deleting kind cluster", timeout=300)
+        except HostError as exc:
+            return str(exc)
+        with contextlib.suppress(OSError):
+            marker.unlink()
+        with contextlib.suppress(OSError):
+            (state_dir / f"{name}.kubeconfig").unlink()
     return None
 
 
-def open_host(settings: Settings, shared_dir: Path, env: Mapping[str, str]) -> Host:
-    """The host cluster for these settings, checked reachable."""
+def open_host(
+    settings: Settings,
+    state_dir: Path,
+    env: Mapping[str, str],
+    *,
+    run_id: str = "",
+    run_pid: int | None = None,
+) -> Host:
+    """The host cluster for these settings, checked reachable (``state_dir``: see :func:`kind_state_dir`)."""
     provider = choose_provider(settings, env)
     if provider == "kind":
-        return ensure_kind(settings, shared_dir)
+        return ensure_kind(settings, state_dir, run_id=run_id, run_pid=run_pid)
     path = find_kubeconfig(settings, env)
     if path is None:
         raise HostError(

@@ -15,7 +15,7 @@ from typing import Any
 from . import _cleanup, _labels, _naming
 from ._config import ClusterOptions, Settings, cluster_options, deep_merge, options_values
 from ._errors import VClusterError
-from ._hostprovider import Host, open_host
+from ._hostprovider import Host, kind_state_dir, open_host
 from .vcluster import VCluster, wait_namespaces_gone
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,14 @@ class VClusterManager:
         shared_dir: Callable[[], Path],
         workdir: Callable[[], Path],
         env: Mapping[str, str] | None = None,
+        run_pid: int | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        #: the process that ends the run (the xdist controller): kind hosts count it as their user
+        self.run_pid = run_pid or os.getpid()
+        self._progress = progress or (lambda line: log.info("pytest-vcluster: %s", line))
+        self._syncer_layer: dict[str, Any] | None = None
         self.run_id = run_id
         self.worker = worker
         self._shared_dir = shared_dir
@@ -115,14 +121,42 @@ class VClusterManager:
             if self._host_error is not None:
                 raise self._host_error
             try:
-                host = open_host(self.settings, self._shared_dir(), self._env)
+                host = open_host(
+                    self.settings, kind_state_dir(), self._env, run_id=self.run_id, run_pid=self.run_pid
+                )
+                self.summary.host = f"{host.provider} {host.server} (Kubernetes {host.version})"
+                self._remove_stale(host)
+                self._syncer_layer = self._ensure_syncer_image(host)
             except VClusterError as exc:
                 self._host_error = exc
                 raise
             self._host = host
-            self.summary.host = f"{host.provider} {host.server} (Kubernetes {host.version})"
-            self._remove_stale(host)
             return host
+
+    def _ensure_syncer_image(self, host: Host) -> dict[str, Any]:
+        """Once per run (first process to get the lock): make the host able to start the syncer image;
+        returns the chart values selecting it (empty when the user's values choose the image)."""
+        from filelock import FileLock
+
+        from . import _syncer_image
+
+        if self.settings.syncer_image:
+            return _syncer_image.parse_ref(self.settings.syncer_image).values()
+        chosen = (self.settings.values.get("syncer") or {}).get("image") or {}
+        if isinstance(chosen, Mapping) and (chosen.get("repository") or chosen.get("tag")):
+            return {}
+        shared = self._shared_dir()
+        shared.mkdir(parents=True, exist_ok=True)
+        marker = shared / f"syncer-image-{self.run_id}.ref"
+        with FileLock(str(shared / "syncer-image.lock"), timeout=1800):
+            if marker.exists():
+                ref = _syncer_image.parse_ref(marker.read_text().strip(), source=str(marker))
+            else:
+                ref = _syncer_image.ensure_on_host(
+                    host, base_image=self.settings.syncer_base_image, progress=self._progress
+                )
+                marker.write_text(str(ref))
+        return ref.values()
 
     @property
     def host_if_open(self) -> Host | None:
@@ -168,7 +202,7 @@ class VClusterManager:
         options = options or ClusterOptions()
         host = self.host
         helm = self._get_helm()
-        values = deep_merge(self.settings.values, options_values(options, where=fixture))
+        values = deep_merge(self._syncer_layer, self.settings.values, options_values(options, where=fixture))
         name = self._names.next()
         workdir = self._workdir()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Generator
@@ -82,8 +83,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     add(
         "vcluster_image_loader",
-        "command loading a local image into a kubeconfig host, run as COMMAND IMAGE (for vcluster_host.load_image).",
+        "command loading a local image into a kubeconfig host, run as COMMAND IMAGE (for vcluster_host.load_image, "
+        "and the syncer image).",
         metavar="COMMAND",
+    )
+    add(
+        "vcluster_syncer_image",
+        "syncer image the host can start (REPOSITORY:TAG), e.g. one pushed with `python -m pytest_vcluster "
+        "syncer-image --push REPOSITORY`. Default: build the package's own syncer image and load it into a kind "
+        "host or through --vcluster-image-loader.",
+        metavar="REF",
+    )
+    add(
+        "vcluster_syncer_base_image",
+        "base image (with Python 3.11) the package's syncer image is built from. "
+        "Default: python:3.11-slim-bookworm.",
+        metavar="REF",
+    )
+    add(
+        "vcluster_kind_image",
+        "node image of the kind cluster this run creates (kind create cluster --image). Default: kind's own.",
+        metavar="REF",
     )
 
 
@@ -120,9 +140,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None:
         run_id = str(workerinput.get("vcluster_run_id") or _naming.run_id_from_token(workerinput["testrunuid"]))
         worker = str(workerinput.get("workerid", "gw"))
+        run_pid = int(workerinput.get("vcluster_run_pid") or os.getppid())
     else:
         run_id = _naming.new_run_id()
         worker = "main"
+        run_pid = os.getpid()
     config.stash[SETTINGS_KEY] = settings
     config.stash[RUN_ID_KEY] = run_id
     config.stash[SUMMARY_KEY] = Summary()
@@ -132,7 +154,28 @@ def pytest_configure(config: pytest.Config) -> None:
         worker=worker,
         shared_dir=lambda: _shared_dir(config),
         workdir=lambda: _workdir(config),
+        run_pid=run_pid,
+        progress=_progress_writer(config),
     )
+
+
+def _progress_writer(config: pytest.Config) -> Any:
+    """Progress lines of slow one-off steps (building and loading the syncer image): on the terminal
+    even while output is captured; in the log under xdist workers (they have no terminal)."""
+    import logging
+
+    log = logging.getLogger("pytest_vcluster")
+
+    def write(line: str) -> None:
+        log.info("pytest-vcluster: %s", line)
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or hasattr(config, "workerinput"):
+            return
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(f"pytest-vcluster: {line}")
+
+    return write
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -141,6 +184,7 @@ def pytest_configure_node(node: Any) -> None:
     run_id = node.config.stash.get(RUN_ID_KEY, None)
     if run_id:
         node.workerinput["vcluster_run_id"] = run_id
+    node.workerinput["vcluster_run_pid"] = os.getpid()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -204,9 +248,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     settings = config.stash[SETTINGS_KEY]
     if settings.host in ("kind", "auto") and not settings.kind_keep:
-        from ._hostprovider import delete_kind_if_created
+        from ._hostprovider import delete_kind_if_created, kind_state_dir
 
-        error = delete_kind_if_created(settings, _shared_dir(config))
+        error = delete_kind_if_created(settings, kind_state_dir(), run_id=config.stash[RUN_ID_KEY])
         if error:
             summary.errors.append(error)
 

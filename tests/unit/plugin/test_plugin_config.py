@@ -254,3 +254,35 @@ def test_cluster_options_errors(options: dict[str, Any], message: str) -> None:
 def test_empty_cluster_options() -> None:
     assert cluster_options({}, where="w") == ClusterOptions()
     assert options_values(ClusterOptions()) == {}
+
+
+def test_syncer_and_kind_image_options(tmp_path: Path) -> None:
+    env = {"VCLUSTER_SYNCER_IMAGE": "reg.example.com/s:v1", "VCLUSTER_KIND_IMAGE": "local/node:v1"}
+    s = _resolve(tmp_path, env=env,
+                 cli={"vcluster_syncer_base_image": "local/python:3.11"})
+    assert (s.syncer_image, s.kind_image, s.syncer_base_image) == ("reg.example.com/s:v1", "local/node:v1",
+                                                                    "local/python:3.11")
+    assert _resolve(tmp_path).syncer_base_image == "python:3.11-slim-bookworm"
+
+
+@pytest.mark.parametrize(
+    ("cli", "message"),
+    [
+        ({"vcluster_syncer_image": "reg.example.com/s"},
+         "--vcluster-syncer-image='reg.example.com/s' is not valid: give REPOSITORY:TAG, e.g. "
+         "registry.example.com/team/syncer:v1 (build and push one with: "
+         "python -m pytest_vcluster syncer-image --push REPOSITORY)"),
+        ({"vcluster_kind_image": "kindest/node"},
+         "--vcluster-kind-image='kindest/node' is not valid: give a kind node image with its tag, "
+         "e.g. kindest/node:v1.33.4"),
+        ({"vcluster_kind_image": "kindest/node:v1", "vcluster_host": "kubeconfig"},
+         "--vcluster-kind-image cannot be used with --vcluster-host=kubeconfig: it is the node image of a kind host"),
+        ({"vcluster_syncer_base_image": "Not An Image"},
+         "--vcluster-syncer-base-image='Not An Image' is not valid: give an image reference with Python 3.11, "
+         "e.g. python:3.11-slim-bookworm"),
+    ],
+)
+def test_bad_image_options(tmp_path: Path, cli: dict[str, Any], message: str) -> None:
+    with pytest.raises(pytest.UsageError) as info:
+        _resolve(tmp_path, cli=cli)
+    assert str(info.value) == message

@@ -117,20 +117,67 @@ def test_kind_delete_only_when_created(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/bin/kind")
     monkeypatch.setattr(_hostprovider, "_run", lambda cmd, **kw: calls.append(cmd) or "")
     settings = Settings(host="kind", kind_cluster="k")
+    tmp_path.mkdir(exist_ok=True)
     assert _hostprovider.delete_kind_if_created(settings, tmp_path) is None
     assert calls == []
     _hostprovider.kind_marker(tmp_path, "k").write_text("1")
-    assert _hostprovider.delete_kind_if_created(Settings(host="kind", kind_cluster="k", kind_keep=True),
-                                                tmp_path) is None
-    assert calls == []
     _hostprovider.delete_kind_if_created(settings, tmp_path)
     assert calls == [["/bin/kind", "delete", "cluster", "--name", "k"]]
     assert not _hostprovider.kind_marker(tmp_path, "k").exists()
 
 
+def test_kind_keep_hands_the_cluster_to_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/bin/kind")
+    monkeypatch.setattr(_hostprovider, "_run", lambda cmd, **kw: calls.append(cmd) or "")
+    _hostprovider.kind_marker(tmp_path, "k").write_text("1")
+    kept = Settings(host="kind", kind_cluster="k", kind_keep=True)
+    assert _hostprovider.delete_kind_if_created(kept, tmp_path) is None
+    # No later run deletes a cluster a run was asked to keep.
+    _hostprovider.delete_kind_if_created(Settings(host="kind", kind_cluster="k"), tmp_path)
+    assert calls == []
+
+
+def _register(state: Path, run_id: str, pid: int) -> None:
+    users = state / "k.users"
+    users.mkdir(parents=True, exist_ok=True)
+    (users / run_id).write_text(str(pid))
+
+
+def test_kind_cluster_deleted_by_its_last_live_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/bin/kind")
+    monkeypatch.setattr(_hostprovider, "_run", lambda cmd, **kw: calls.append(cmd) or "")
+    settings = Settings(host="kind", kind_cluster="k")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _hostprovider.kind_marker(tmp_path, "k").write_text(str(dead.pid))
+    _register(tmp_path, "aaaaaa", os.getpid())  # a live concurrent run
+    _register(tmp_path, "bbbbbb", os.getpid())  # this run
+    _register(tmp_path, "cccccc", dead.pid)  # a killed run
+    assert _hostprovider.delete_kind_if_created(settings, tmp_path, run_id="bbbbbb") is None
+    assert calls == []  # aaaaaa still uses it
+    assert sorted(p.name for p in (tmp_path / "k.users").iterdir()) == ["aaaaaa"]  # the dead run's entry is gone
+    _hostprovider.delete_kind_if_created(settings, tmp_path, run_id="aaaaaa")
+    assert calls == [["/bin/kind", "delete", "cluster", "--name", "k"]]
+
+
+def test_kind_not_deleted_by_a_run_that_did_not_use_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/bin/kind")
+    monkeypatch.setattr(_hostprovider, "_run", lambda cmd, **kw: calls.append(cmd) or "")
+    _hostprovider.kind_marker(tmp_path, "k").write_text("1")
+    assert _hostprovider.delete_kind_if_created(Settings(kind_cluster="k"), tmp_path, run_id="dddddd") is None
+    assert calls == []
+
+
 def test_ensure_kind_creates_once_and_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
     clusters: list[str] = []
+    created: list[list[str]] = []
     kc_text = kubeconfig(tmp_path, context="kind-k").read_text()
 
     def fake_run(cmd: list[str], **kw: object) -> str:
@@ -139,6 +186,7 @@ def test_ensure_kind_creates_once_and_reuses(tmp_path: Path, monkeypatch: pytest
             return "\n".join(clusters)
         if cmd[1:3] == ["create", "cluster"]:
             clusters.append("k")
+            created.append(cmd)
         if cmd[1:3] == ["get", "kubeconfig"]:
             return kc_text
         return ""
@@ -147,10 +195,13 @@ def test_ensure_kind_creates_once_and_reuses(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(_hostprovider, "_run", fake_run)
     monkeypatch.setattr(Host, "check_reachable", lambda self, timeout=15: "v1.33.0")
     shared = tmp_path / "shared"
-    host = _hostprovider.ensure_kind(Settings(host="kind", kind_cluster="k"), shared)
+    settings = Settings(host="kind", kind_cluster="k", kind_image="local/node:v1")
+    host = _hostprovider.ensure_kind(settings, shared, run_id="aaaaaa", run_pid=4242)
     assert host.provider == "kind" and host.kind_cluster == "k"
-    assert ["create", "cluster"] in calls
-    assert _hostprovider.kind_marker(shared, "k").exists()
+    assert created == [["/bin/kind", "create", "cluster", "--name", "k", "--wait", "180s", "--image", "local/node:v1"]]
+    assert _hostprovider.kind_marker(shared, "k").read_text() == "4242"
+    assert (shared / "k.users" / "aaaaaa").read_text() == "4242"
     calls.clear()
-    _hostprovider.ensure_kind(Settings(host="kind", kind_cluster="k"), shared)
+    _hostprovider.ensure_kind(Settings(host="kind", kind_cluster="k"), shared, run_id="bbbbbb")
     assert ["create", "cluster"] not in calls
+    assert sorted(p.name for p in (shared / "k.users").iterdir()) == ["aaaaaa", "bbbbbb"]

@@ -201,3 +201,12 @@ def test_header_line(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--vcluster-host=kind", "--vcluster-timeout=33")
     result.stdout.fnmatch_lines(["vcluster: host=kind, kind cluster pytest-vcluster, chart *, timeout 33s"])
     result.assert_outcomes(passed=1)
+
+
+def test_bad_syncer_image_is_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest_subprocess("--vcluster-syncer-image=registry.example.com/syncer")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --vcluster-syncer-image='registry.example.com/syncer' is not valid: "
+                                 "give REPOSITORY:TAG, e.g. registry.example.com/team/syncer:v1 (build and push one "
+                                 "with: python -m pytest_vcluster syncer-image --push REPOSITORY)"])
