@@ -160,20 +160,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _progress_writer(config: pytest.Config) -> Any:
-    """Progress lines of slow one-off steps (building and loading the syncer image): on the terminal
-    even while output is captured; in the log under xdist workers (they have no terminal)."""
+    """Progress lines of slow one-off steps (building and loading the syncer image), shown while output
+    is captured: on the terminal, or, in an xdist worker, on its stderr (which the controller's terminal
+    shows), and in the log."""
     import logging
+    import sys
 
     log = logging.getLogger("pytest_vcluster")
+    worker = getattr(config, "workerinput", {}).get("workerid") if hasattr(config, "workerinput") else None
 
     def write(line: str) -> None:
         log.info("pytest-vcluster: %s", line)
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
         capture = config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None or hasattr(config, "workerinput"):
-            return
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-            reporter.write_line(f"pytest-vcluster: {line}")
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if worker is None and reporter is not None:
+                reporter.write_line(f"pytest-vcluster: {line}")
+            else:
+                sys.stderr.write(f"[{worker or 'pytest'}] pytest-vcluster: {line}\n")
+                sys.stderr.flush()
 
     return write
 

@@ -191,6 +191,17 @@ def import_images(layout: Layout, names: list[str], *, force: bool = False) -> l
     return [t[0] for t in todo]
 
 
+def remove_images(layout: Layout, names: list[str]) -> None:
+    """Removes images from the host's containerd and docker (e.g. to prove a test path loads them itself)."""
+    present = containerd_images(layout)
+    for name in names:
+        if name in present:
+            ctr(layout, "images", "rm", name)
+        _stamp(layout, "containerd", name).unlink(missing_ok=True)
+        env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}")
+        subprocess.run(["/usr/bin/docker", "image", "rm", "-f", name], env=env, capture_output=True)
+
+
 def docker_passthrough(layout: Layout, args: list[str]) -> int:
     """Runs the docker CLI against the host's image builder (e.g. to build the syncer image)."""
     env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}", DOCKER_BUILDKIT="0")
