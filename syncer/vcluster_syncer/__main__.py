@@ -1,7 +1,10 @@
-"""Entry point: ``python3 -m vcluster_syncer`` (configured by environment variables, see config.py)."""
+"""Entry point: ``python3 -m vcluster_syncer [--log-level LEVEL]`` (configured by environment variables,
+see config.py; the chart's ``syncer.extraArgs`` arrive here as arguments)."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -10,20 +13,34 @@ import threading
 import time
 
 from . import coredns, health, kube, kubelet
-from .config import ConfigError, load_config
+from .config import LOG_LEVELS, ConfigError, load_config, log_level
+from .errors import Retry
 from .parts import default_parts
-from .syncer import Retry, Syncer, api_service_ip
+from .syncer import Syncer, api_service_ip
 
 log = logging.getLogger("vcluster_syncer")
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="vcluster-syncer",
+        description="The syncer of a pytest-vcluster virtual cluster. Configured by environment variables "
+                    "(set by the chart, see docs/architecture.md); arguments override some of them.")
+    parser.add_argument("--log-level", metavar="LEVEL",
+                        help=f"one of {', '.join(LOG_LEVELS)} (any case); overrides LOG_LEVEL (default INFO)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)  # exits with status 2 and a usage message on unknown arguments
     try:
         config = load_config(os.environ)
+        if args.log_level is not None:
+            config = dataclasses.replace(config, log_level=log_level(args.log_level, "--log-level"))
     except ConfigError as exc:
         print(f"vcluster-syncer: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=getattr(logging, config.log_level, logging.INFO),
+    logging.basicConfig(level=getattr(logging, config.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
@@ -65,8 +82,8 @@ def main() -> int:
                                        address=config.kubelet_address, port=config.kubelet_port)
     for part in default_parts(syncer.settings):
         syncer.add_part(part)
-    log.info("syncing virtual cluster %s into %s (API Service IP %s)", config.vcluster_name,
-             config.host_namespace, ip)
+    log.info("syncing virtual cluster %s into %s (API Service IP %s; parts: %s; log level %s)", config.vcluster_name,
+             config.host_namespace, ip, ", ".join(p.name for p in syncer.parts.values()), config.log_level)
     if config.coredns.enabled:
         # Before the first list: every synced pod must see kube-system/kube-dns (dnsConfig cannot change later).
         if not coredns.apply_until_done(virtual, config.coredns, stopping):

@@ -17,6 +17,17 @@ class ConfigError(ValueError):
     """A missing or invalid environment variable; the message names it."""
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(text: str, source: str = "environment variable LOG_LEVEL") -> str:
+    """``text`` as a logging level name (any case; empty means INFO)."""
+    level = text.strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{source} must be one of {', '.join(LOG_LEVELS)} (any case), not {text!r}")
+    return level
+
+
 @dataclass(frozen=True)
 class Config:
     vcluster_name: str
@@ -37,6 +48,7 @@ class Config:
     kubelet_address: str = "127.0.0.1"  # the fake kubelet (kubelet.py); only the pod's own containers reach it
     kubelet_port: int = 10250  # 0: no kubelet server (no logs/exec/port-forward)
     coredns: CoreDNSSettings = field(default_factory=CoreDNSSettings)  # DNS in the virtual cluster (coredns.py)
+    sync_events: bool = True  # host events about synced objects -> virtual events (parts/events.py)
 
     def settings(self, service_uid: str) -> TranslatorSettings:
         return TranslatorSettings(
@@ -51,6 +63,7 @@ class Config:
             sync_network_policies=self.sync_network_policies,
             nodes_mode=self.sync_nodes_mode,
             sync_storage_classes=self.sync_storage_classes,
+            sync_events=self.sync_events,
             kubelet_address=self.kubelet_address,
             kubelet_port=self.kubelet_port,
         )
@@ -63,9 +76,11 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _bool(env: Mapping[str, str], name: str) -> bool:
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     value = env.get(name, "").strip().lower()
-    if value in ("", "false", "0", "no"):
+    if not value:
+        return default
+    if value in ("false", "0", "no"):
         return False
     if value in ("true", "1", "yes"):
         return True
@@ -139,9 +154,10 @@ def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:
         sync_network_policies=_bool(env, "SYNC_NETWORK_POLICIES"),
         sync_nodes_mode=mode,
         sync_storage_classes=_bool(env, "SYNC_STORAGE_CLASSES"),
+        sync_events=_bool(env, "SYNC_EVENTS", default=True),
         cluster_domain=env.get("CLUSTER_DOMAIN", "").strip() or "cluster.local",
         health_port=port,
-        log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        log_level=log_level(env.get("LOG_LEVEL", "")),
         kubelet_address=env.get("KUBELET_ADDRESS", "").strip() or "127.0.0.1",
         kubelet_port=_port(env, "KUBELET_PORT", 10250),
         coredns=_coredns(env, env.get("CLUSTER_DOMAIN", "").strip() or "cluster.local"),

@@ -223,6 +223,11 @@ class WorkQueue:
         self.add_after(item, delay)
         return delay
 
+    def failures(self, item: Hashable) -> int:
+        """How many times in a row ``item`` failed (``add_rate_limited`` since the last ``forget``)."""
+        with self._cond:
+            return self._failures.get(item, 0)
+
     def forget(self, item: Hashable) -> None:
         with self._cond:
             self._failures.pop(item, None)
@@ -287,15 +292,6 @@ class WorkQueue:
             for _, _, item in sorted(delayed):
                 self._add_locked(item)
             return True
-
-    def pending(self) -> int:
-        with self._cond:
-            self._promote_due_locked()
-            return len(self._queue) + len(self._processing)
-
-    def pending_delayed(self) -> int:
-        with self._cond:
-            return len(self._delayed)
 
     def shutdown(self) -> None:
         with self._cond:

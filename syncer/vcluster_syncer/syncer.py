@@ -1,80 +1,39 @@
-"""The syncer: informers on both API servers, one work queue, one generic reconcile loop, readiness.
+"""The syncer: informers on both API servers, one work queue, the processing of queue items, readiness.
 
-Per-resource behaviour lives in small ``Part`` classes (parts.py). This module knows nothing about any
-particular kind beyond wiring: which informers exist and which keys an event touches.
+Per-resource behaviour lives in parts (the ``parts`` package), which see only a ``Context``. This module
+knows no particular kind or part: queue items are (part class, key), and a part that wants periodic
+attention says so (``Part.resync_every``).
+
+Failures (``errors.classify``): ``Retry`` comes back after its delay; a temporary error backs off; a
+permanent one (the host refuses the object: 400, 403, 422) is held until the virtual object changes (or,
+for a host-side fix such as a raised quota, until ``permanent_retry`` seconds have passed). Both are told
+to the user as a ``SyncError`` Warning event on the virtual object: permanent ones at once, temporary
+ones from the ``EVENT_AFTER_FAILURES``-th failure in a row on (one blip is not worth a warning).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING
+from typing import Any
 
-from .engine import Informer, Store, WorkQueue
-from .kube import SERVICEACCOUNTS, SERVICES, ApiError, Kind, Kube
-from .translate.metadata import MANAGED_BY
+from .context import Context, Informers, UnknownPart
+from .engine import Informer, WorkQueue
+from .errors import PERMANENT, RETRY, Retry, classify
+from .kube import SERVICEACCOUNTS, SERVICES, ApiError, Kube
+from .recorder import SYNC_ERROR, EventRecorder
 from .translate.settings import TranslatorSettings
-
-if TYPE_CHECKING:
-    from .parts import Part
 
 log = logging.getLogger(__name__)
 
-VIRTUAL, HOST = "virtual", "host"
+EVENT_AFTER_FAILURES = 3
 
 
-class Retry(Exception):
-    """Not an error: try this key again after ``delay`` seconds (something it depends on is not there yet)."""
-
-    def __init__(self, reason: str, delay: float = 1.0) -> None:
-        super().__init__(reason)
-        self.delay = delay
-
-
-def rfc3339(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-class ReferenceIndex:
-    """Which virtual pods use which ConfigMaps/Secrets/PVCs (kind -> "ns/name" -> set of pod keys)."""
-
-    def __init__(self) -> None:
-        self._by_pod: dict[str, dict[str, set[str]]] = {}
-        self._by_object: dict[tuple[str, str], set[str]] = {}
-        self._lock = threading.Lock()
-
-    def update(self, pod_key: str, refs: dict[str, set[str]]) -> set[tuple[str, str]]:
-        """Record the pod's references (``{}`` when it is gone); returns the (kind, key) pairs that changed."""
-        with self._lock:
-            old = self._by_pod.pop(pod_key, {})
-            if refs:
-                self._by_pod[pod_key] = refs
-            changed: set[tuple[str, str]] = set()
-            for kind in set(old) | set(refs):
-                before, after = old.get(kind, set()), refs.get(kind, set())
-                for key in before - after:
-                    self._by_object.get((kind, key), set()).discard(pod_key)
-                    changed.add((kind, key))
-                for key in after - before:
-                    self._by_object.setdefault((kind, key), set()).add(pod_key)
-                    changed.add((kind, key))
-            return changed
-
-    def referenced(self, kind: str, key: str) -> bool:
-        with self._lock:
-            return bool(self._by_object.get((kind, key)))
+def _version(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
 
 
 class Syncer:
@@ -88,19 +47,26 @@ class Syncer:
         api_service_ip: str = "",
         clock: Callable[[], float] = time.time,
         workers: int = 4,
+        permanent_retry: float = 300.0,
     ) -> None:
         self.settings = settings
         self.virtual = virtual
         self.host = host
-        self.virtual_ca_pem = virtual_ca_pem
-        self.api_service_ip = api_service_ip
         self.clock = clock
         self.workers = workers
+        self.permanent_retry = permanent_retry
         self.queue = WorkQueue()
-        self.refs = ReferenceIndex()
-        self.parts: dict[str, Part] = {}
-        self.informers: dict[tuple[str, str], Informer] = {}
-        self.host_nodes_readable: bool | None = None  # unknown until tried
+        self._informers = Informers(settings, virtual, host)
+        self.context = Context(
+            settings, virtual, host, informers=self._informers,
+            events=EventRecorder(virtual, clock, instance=settings.vcluster_name),
+            enqueue=self.enqueue, sync_now=self.sync_now, clock=clock,
+            virtual_ca_pem=virtual_ca_pem, api_service_ip=api_service_ip,
+        )
+        self.parts: dict[type, Any] = {}  # part class -> part
+        # permanent failures: item -> (version of the virtual object that failed, when)
+        self._held: dict[Hashable, tuple[tuple[str, str], float]] = {}
+        self._held_lock = threading.Lock()
         self._initial: set[Hashable] = set()
         self._initial_lock = threading.Lock()
         self.first_sync_done = threading.Event()
@@ -109,69 +75,48 @@ class Syncer:
         self.readiness_gates: list[Callable[[], bool]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._started = False
 
     # ------------------------------------------------------------ wiring
 
-    def now(self) -> str:
-        return rfc3339(self.clock())
+    @property
+    def informers(self) -> dict[tuple[str, str], Informer]:
+        return self._informers.by_key
 
-    def add_part(self, part: Part) -> None:
-        self.parts[part.name] = part
-        part.setup(self)
+    def add_part(self, part: Any) -> None:
+        cls = type(part)
+        if cls in self.parts:
+            raise ValueError(f"part {cls.__name__} added twice")
+        self.parts[cls] = part
+        part.setup(self.context)
 
-    def informer(self, side: str, kind: Kind, *, managed_only: bool = True) -> Informer:
-        """The informer of ``kind`` on one side (created on first use). Host informers watch N only, and
-        only objects labelled managed-by=R unless ``managed_only`` is False."""
-        key = (side, kind.plural)
-        if key not in self.informers:
-            if self._started:
-                # an informer made now would never be started: its empty store would mislead reconciles
-                raise RuntimeError(f"informer {side}/{kind.plural} must be created in a part's setup()")
-            if side == VIRTUAL:
-                informer = Informer(self.virtual, kind, name=f"virtual/{kind.plural}")
-            else:
-                selector = f"{MANAGED_BY}={self.settings.vcluster_name}" if managed_only and kind.namespaced else None
-                namespace = self.settings.host_namespace if kind.namespaced else None
-                informer = Informer(self.host, kind, namespace=namespace, label_selector=selector,
-                                    name=f"host/{kind.plural}")
-            self.informers[key] = informer
-        return self.informers[key]
+    def _part(self, part_class: type) -> Any:
+        try:
+            return self.parts[part_class]
+        except KeyError:
+            raise UnknownPart(f"{getattr(part_class, '__name__', part_class)} is not a part of this syncer "
+                              f"(parts: {', '.join(sorted(c.__name__ for c in self.parts))})") from None
 
-    def has_informer(self, side: str, kind: Kind) -> bool:
-        return (side, kind.plural) in self.informers
-
-    def vstore(self, kind: Kind) -> Store:
-        return self.informer(VIRTUAL, kind).store
-
-    def hstore(self, kind: Kind) -> Store:
-        return self.informer(HOST, kind).store
-
-    def host_key(self, name: str) -> str:
-        return f"{self.settings.host_namespace}/{name}"
-
-    def enqueue(self, part_name: str, key: str, delay: float = 0) -> None:
-        if part_name in self.parts:
-            self.queue.add_after((part_name, key), delay)
+    def enqueue(self, part_class: type, key: str, delay: float = 0) -> None:
+        self._part(part_class)
+        self.queue.add_after((part_class, key), delay)
 
     # ------------------------------------------------------------ processing
 
     def process(self, item: Hashable) -> None:
-        """Reconcile one (part, key) item; the caller holds it (queue.get or queue.claim)."""
-        part_name, key = item  # type: ignore[misc]
-        part = self.parts[part_name]
+        """Reconcile one (part class, key) item; the caller holds it (queue.get or queue.claim)."""
+        part_class, key = item  # type: ignore[misc]
+        part = self._part(part_class)
+        subject = None
         try:
-            part.reconcile(self, key)
+            subject = part.subject(self.context, key)
+            if self._still_held(item, subject):
+                return
+            part.reconcile(self.context, key)
             self.queue.forget(item)
-        except Retry as retry:
-            log.debug("%s %s: %s (again in %.1fs)", part_name, key, retry, retry.delay)
-            self.queue.add_after(item, retry.delay)
-        except ApiError as exc:
-            delay = self.queue.add_rate_limited(item)
-            log.warning("%s %s: %s (again in %.1fs)", part_name, key, exc, delay)
-        except Exception:
-            delay = self.queue.add_rate_limited(item)
-            log.exception("%s %s failed (again in %.1fs)", part_name, key, delay)
+            with self._held_lock:
+                self._held.pop(item, None)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and reported
+            self._failed(part, item, key, subject, exc)
         finally:
             with self._initial_lock:
                 if item in self._initial:
@@ -180,26 +125,58 @@ class Syncer:
                         log.info("first full sync done")
                         self.first_sync_done.set()
 
-    def sync_now(self, part_name: str, key: str) -> None:
-        """Reconcile another key inline (a dependency), with the same one-at-a-time guarantee."""
-        if part_name not in self.parts:
+    def _still_held(self, item: Hashable, subject: dict[str, Any] | None) -> bool:
+        """A permanent failure of this very object version, recently: do not try again yet."""
+        with self._held_lock:
+            held = self._held.get(item)
+            if held is None:
+                return False
+            version, since = held
+            if subject is not None and _version(subject) == version and self.clock() - since < self.permanent_retry:
+                return True
+            del self._held[item]
+            return False
+
+    def _failed(self, part: Any, item: Hashable, key: str, subject: dict[str, Any] | None, exc: Exception) -> None:
+        outcome = classify(exc)
+        if outcome.action == RETRY:
+            log.debug("%s %s: %s (again in %.1fs)", part.name, key, exc, outcome.delay)
+            self.queue.add_after(item, outcome.delay)
             return
-        item = (part_name, key)
+        if outcome.action == PERMANENT and subject is not None:
+            self.queue.forget(item)
+            with self._held_lock:
+                self._held[item] = (_version(subject), self.clock())
+            log.warning("%s %s: %s (not retried until the object changes)", part.name, key, outcome.message)
+            self.context.events.warning(subject, SYNC_ERROR, f"Error syncing to host cluster: {outcome.message}")
+            return
+        # temporary (or permanent without a virtual object to watch for changes): back off
+        delay = self.queue.add_rate_limited(item)
+        if isinstance(exc, (ApiError, Retry)) or outcome.action == PERMANENT:
+            log.warning("%s %s: %s (again in %.1fs)", part.name, key, outcome.message, delay)
+        else:
+            log.error("%s %s failed (again in %.1fs)", part.name, key, delay, exc_info=exc)
+        if subject is not None and self.queue.failures(item) >= EVENT_AFTER_FAILURES:
+            self.context.events.warning(subject, SYNC_ERROR, f"Error syncing to host cluster: {outcome.message}")
+
+    def sync_now(self, part_class: type, key: str) -> None:
+        """Reconcile another key inline (a dependency), with the same one-at-a-time guarantee."""
+        self._part(part_class)
+        item = (part_class, key)
         self.queue.claim(item)
         try:
             self.process(item)
         finally:
             self.queue.done(item)
 
-    def all_items(self) -> set[Hashable]:
+    def all_items(self, parts: Iterable[type] | None = None) -> set[Hashable]:
         items: set[Hashable] = set()
-        for name, part in self.parts.items():
-            items.update((name, key) for key in part.keys(self))
+        for cls in (self.parts if parts is None else parts):
+            items.update((cls, key) for key in self._part(cls).keys(self.context))
         return items
 
-    def enqueue_all(self, parts: Iterable[str] | None = None) -> set[Hashable]:
-        wanted = set(parts) if parts is not None else None
-        items = {i for i in self.all_items() if wanted is None or i[0] in wanted}  # type: ignore[index]
+    def enqueue_all(self, parts: Iterable[type] | None = None) -> set[Hashable]:
+        items = self.all_items(parts)
         for item in items:
             self.queue.add(item)
         return items
@@ -258,7 +235,7 @@ class Syncer:
     # ------------------------------------------------------------ threads
 
     def start(self) -> None:
-        self._started = True
+        self._informers.frozen = True
         for informer in self.informers.values():
             informer.start()
         for informer in self.informers.values():
@@ -286,16 +263,23 @@ class Syncer:
             finally:
                 self.queue.done(item)
 
-    def _periodic(self, node_interval: float = 10.0, full_interval: float = 300.0) -> None:
-        """Node heartbeats (a virtual node-lifecycle controller, if one runs, expects one within 40 s) and a
-        full resync every few minutes (token refresh, drift nobody told us about)."""
+    def _periodic(self, tick: float = 1.0, full_interval: float = 300.0) -> None:
+        """Parts' own resyncs (``resync_every``, e.g. node heartbeats) and a full resync every few minutes
+        (token refresh, drift nobody told us about)."""
         last_full = self.clock()
-        while not self._stop.wait(node_interval):
+        last: dict[type, float] = {cls: last_full for cls in self.parts}
+        while not self._stop.wait(tick):
             if not self.default_service_account.is_set():
                 self.check_default_service_account()
-            self.enqueue_all(["nodes"])
-            if self.clock() - last_full >= full_interval:
-                last_full = self.clock()
+            now = self.clock()
+            due = [cls for cls, part in self.parts.items()
+                   if part.resync_every is not None and now - last[cls] >= part.resync_every]
+            for cls in due:
+                last[cls] = now
+            if due:
+                self.enqueue_all(due)
+            if now - last_full >= full_interval:
+                last_full = now
                 self.enqueue_all()
 
     def wait_for_default_service_account(self) -> None:
@@ -315,4 +299,3 @@ def api_service_ip(host: Kube, settings: TranslatorSettings) -> tuple[str, str]:
     if svc is None:
         raise Retry(f"host Service {settings.host_namespace}/{settings.owner_service} not found", 2.0)
     return (svc.get("spec") or {}).get("clusterIP", ""), (svc.get("metadata") or {}).get("uid", "")
-

@@ -26,6 +26,7 @@ class TranslatorSettings:
     sync_network_policies: bool = False
     nodes_mode: str = "synced"  # "synced" (fake nodes for used host nodes) or "all"
     sync_storage_classes: bool = False
+    sync_events: bool = True  # copy host events about synced objects into the virtual cluster
     # where virtual nodes send the virtual API server's kubelet calls (logs, exec...): the syncer's kubelet.py
     kubelet_address: str = "127.0.0.1"
     kubelet_port: int = 10250

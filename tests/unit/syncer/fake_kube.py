@@ -56,6 +56,8 @@ class FakeKube:
         self._cond = threading.Condition()
         self.calls: list[tuple[str, str, str]] = []  # (verb, plural, name) for assertions
         self.forbidden: set[str] = set()  # plurals this client may not read
+        # (verb, plural) -> error to raise instead of writing, e.g. ("create", "pods"): a quota, a webhook
+        self.reject: dict[tuple[str, str], ApiError] = {}
 
     # ------------------------------------------------------------ helpers
 
@@ -133,6 +135,8 @@ class FakeKube:
             meta = obj.setdefault("metadata", {})
             key = self._key(kind, meta.get("namespace"), meta["name"])
             self.calls.append(("create", kind.plural, meta["name"]))
+            if ("create", kind.plural) in self.reject:
+                raise self.reject[("create", kind.plural)]
             if key in self.objects:
                 raise AlreadyExists(409, "AlreadyExists", f"{kind.plural} {meta['name']} already exists")
             obj.setdefault("apiVersion", kind.api_version)
@@ -172,6 +176,8 @@ class FakeKube:
         with self._cond:
             key = self._key(kind, namespace, name)
             self.calls.append(("patch" + (f"/{subresource}" if subresource else ""), kind.plural, name))
+            if ("patch", kind.plural) in self.reject:
+                raise self.reject[("patch", kind.plural)]
             if key not in self.objects:
                 raise NotFound(404, "NotFound", f"{kind.plural} {name} not found")
             current = self.objects[key]
