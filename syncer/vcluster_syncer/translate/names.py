@@ -25,17 +25,6 @@ HASH_PREFIX_LEN = 52
 HASH_LEN = 10
 DEFAULT_LIMIT = 63
 
-# The limit applied to host names, per kind (see module docstring for why all are 63).
-NAME_LIMITS: dict[str, int] = {
-    "Pod": 63,
-    "Service": 63,
-    "Endpoints": 63,
-    "ConfigMap": 63,
-    "Secret": 63,
-    "PersistentVolumeClaim": 63,
-    "NetworkPolicy": 63,
-}
-
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -56,12 +45,14 @@ def host_name(name: str, namespace: str, vcluster: str, limit: int = DEFAULT_LIM
 
 
 def host_name_for(kind: str, name: str, namespace: str, settings: TranslatorSettings) -> str:
-    return host_name(name, namespace, settings.vcluster_name, NAME_LIMITS.get(kind, DEFAULT_LIMIT))
+    """Host name of a virtual object of ``kind``. Every kind follows the same rule and limit (module
+    docstring); ``kind`` says at the call site which object is meant."""
+    return host_name(name, namespace, settings.vcluster_name)
 
 
 def token_secret_name(pod_name: str, namespace: str, settings: TranslatorSettings) -> str:
     """Host Secret holding the virtual service account token of one pod."""
-    return host_name(f"{pod_name}-sa-token", namespace, settings.vcluster_name, NAME_LIMITS["Secret"])
+    return host_name(f"{pod_name}-sa-token", namespace, settings.vcluster_name)
 
 
 def translate_label_key(key: str, settings: TranslatorSettings) -> str:

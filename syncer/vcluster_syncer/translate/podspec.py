@@ -7,7 +7,6 @@ from typing import Any
 
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
-SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def containers(spec: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

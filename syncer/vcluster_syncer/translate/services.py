@@ -19,7 +19,6 @@ from .settings import TranslatorSettings
 
 # The virtual API server owns default/kubernetes (it points at itself); it is never copied to the host.
 API_SERVICE = ("default", "kubernetes")
-DNS_SERVICE = ("kube-system", "kube-dns")
 
 COPIED_SPEC_FIELDS = (
     "type",

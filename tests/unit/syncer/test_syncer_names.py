@@ -6,7 +6,6 @@ import re
 import pytest
 from syncer_testdata import SETTINGS
 from vcluster_syncer.translate.names import (
-    NAME_LIMITS,
     host_name,
     host_name_for,
     hostname_for_pod,
@@ -73,9 +72,9 @@ def test_safe_concat_respects_limit(limit: int) -> None:
     assert len(safe_concat("a" * (limit + 1), limit)) == 63
 
 
-@pytest.mark.parametrize("kind", sorted(NAME_LIMITS))
+@pytest.mark.parametrize("kind", ["Pod", "Service", "Endpoints", "ConfigMap", "Secret", "PersistentVolumeClaim",
+                                  "NetworkPolicy"])
 def test_every_kind_uses_63(kind: str) -> None:
-    assert NAME_LIMITS[kind] == 63
     assert len(host_name_for(kind, "n" * 100, "ns", SETTINGS)) == 63
 
 
