@@ -1,24 +1,25 @@
 """Resolving and validating the plugin's options into a frozen :class:`Settings`.
 
-Every option has a command-line flag, an ini key and (where natural) an environment
-variable. Precedence: command line, then environment, then ini file, then default.
-Repeatable options (``--vcluster-values``, ``--vcluster-set``) add to the ini values.
+Every option is one :class:`Option` record in :data:`OPTIONS`: it drives the command-line
+flag, the ini key, the environment variable (where natural), the help text and the parsing.
+Precedence: command line, then environment, then ini file, then default. Repeatable options
+(``--vcluster-values``, ``--vcluster-set``) add to the ini values.
 
-Bad input raises :class:`pytest.UsageError` with one message that names the bad value
-and says what to do.
+Bad input raises :class:`ConfigError` (a :class:`VClusterError`) with one message that names
+the bad value and says what to do; only the plugin turns it into :class:`ConfigError`.
+No pytest import here: ``VCluster.create`` uses these functions without pytest.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from ._errors import ConfigError
 from ._syncer_image import DEFAULT_BASE_IMAGE as DEFAULT_SYNCER_BASE_IMAGE
 
 HOST_CHOICES = ("auto", "kubeconfig", "kind")
@@ -26,33 +27,6 @@ CONNECT_CHOICES = ("auto", "port-forward", "service")
 DEFAULT_TIMEOUT = 180.0
 DEFAULT_STALE_AFTER = 2 * 3600.0
 DEFAULT_KIND_CLUSTER = "pytest-vcluster"
-
-#: Keywords accepted by ``@pytest.mark.vcluster``, ``vcluster_factory(...)`` and
-#: ``vcluster_manager.cluster(...)``.
-CLUSTER_OPTION_KEYWORDS = ("values", "set", "values_files", "timeout", "chart", "connect")
-
-#: option dest -> (command-line flag, ini key, environment variable or None)
-OPTIONS: dict[str, tuple[str, str, str | None]] = {
-    "vcluster_host": ("--vcluster-host", "vcluster_host", "VCLUSTER_HOST"),
-    "vcluster_host_kubeconfig": ("--vcluster-host-kubeconfig", "vcluster_host_kubeconfig", "VCLUSTER_HOST_KUBECONFIG"),
-    "vcluster_host_context": ("--vcluster-host-context", "vcluster_host_context", "VCLUSTER_HOST_CONTEXT"),
-    "vcluster_kind_cluster": ("--vcluster-kind-cluster", "vcluster_kind_cluster", "VCLUSTER_KIND_CLUSTER"),
-    "vcluster_kind_keep": ("--vcluster-kind-keep", "vcluster_kind_keep", None),
-    "vcluster_chart": ("--vcluster-chart", "vcluster_chart", "VCLUSTER_CHART"),
-    "vcluster_values": ("--vcluster-values", "vcluster_values", None),
-    "vcluster_set": ("--vcluster-set", "vcluster_set", None),
-    "vcluster_timeout": ("--vcluster-timeout", "vcluster_timeout", "VCLUSTER_TIMEOUT"),
-    "vcluster_keep_on_failure": ("--vcluster-keep-on-failure", "vcluster_keep_on_failure", None),
-    "vcluster_connect": ("--vcluster-connect", "vcluster_connect", "VCLUSTER_CONNECT"),
-    "vcluster_stale_after": ("--vcluster-stale-after", "vcluster_stale_after", "VCLUSTER_STALE_AFTER"),
-    "vcluster_image_loader": ("--vcluster-image-loader", "vcluster_image_loader", "VCLUSTER_IMAGE_LOADER"),
-    "vcluster_syncer_image": ("--vcluster-syncer-image", "vcluster_syncer_image", "VCLUSTER_SYNCER_IMAGE"),
-    "vcluster_syncer_base_image": (
-        "--vcluster-syncer-base-image", "vcluster_syncer_base_image", "VCLUSTER_SYNCER_BASE_IMAGE"
-    ),
-    "vcluster_kind_image": ("--vcluster-kind-image", "vcluster_kind_image", "VCLUSTER_KIND_IMAGE"),
-}
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -95,13 +69,13 @@ def chart_candidates() -> list[Path]:
 
 
 def default_chart_path() -> Path:
-    """The chart shipped with pytest-vcluster; :class:`pytest.UsageError` when it is missing."""
+    """The chart shipped with pytest-vcluster; :class:`ConfigError` when it is missing."""
     candidates = chart_candidates()
     for candidate in candidates:
         if (candidate / "Chart.yaml").is_file():
             return candidate
     looked = ", ".join(str(c) for c in candidates)
-    raise pytest.UsageError(
+    raise ConfigError(
         f"pytest-vcluster: the chart shipped with the package was not found (looked in {looked}): "
         "reinstall pytest-vcluster or pass --vcluster-chart=PATH"
     )
@@ -197,14 +171,14 @@ def parse_set(expression: str, *, source: str = "--vcluster-set") -> dict[str, A
     for item in _split_unescaped(expression, ","):
         key, sep, raw_value = _partition_unescaped(item, "=")
         if not sep or not key.strip():
-            raise pytest.UsageError(
+            raise ConfigError(
                 f"{source} {expression!r} is not valid: expected KEY=VALUE "
                 f"(e.g. {source} syncer.image.tag=dev)"
             )
         try:
             _assign(result, _key_path(key.strip()), typed_value(_unescape(raw_value)))
         except ValueError as exc:
-            raise pytest.UsageError(
+            raise ConfigError(
                 f"{source} {expression!r} is not valid: key {key!r}: {exc} "
                 f"(keys look like a.b.c or a.list[0].b)"
             ) from None
@@ -240,19 +214,19 @@ def deep_merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def load_values_file(path: Path, *, source: str = "--vcluster-values") -> dict[str, Any]:
-    """Read a YAML values file; a missing or malformed file is a :class:`pytest.UsageError`."""
+    """Read a YAML values file; a missing or malformed file is a :class:`ConfigError`."""
     import yaml
 
     if not path.is_file():
-        raise pytest.UsageError(f"{source}: file not found: {path}: pass the path of an existing YAML values file")
+        raise ConfigError(f"{source}: file not found: {path}: pass the path of an existing YAML values file")
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise pytest.UsageError(f"{source}: cannot read {path} as YAML: {exc}") from None
+        raise ConfigError(f"{source}: cannot read {path} as YAML: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise pytest.UsageError(f"{source}: {path} must hold a YAML mapping of chart values, not {type(data).__name__}")
+        raise ConfigError(f"{source}: {path} must hold a YAML mapping of chart values, not {type(data).__name__}")
     return data
 
 
@@ -263,7 +237,7 @@ def parse_duration(raw: str, *, source: str) -> float:
     """``90``, ``90s``, ``30m``, ``2h`` -> seconds (> 0)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(raw))
     if match is None or float(match.group(1)) <= 0:
-        raise pytest.UsageError(
+        raise ConfigError(
             f"{source}={raw!r} is not valid: give a positive number of seconds, or a number with s, m or h "
             "(e.g. 180, 30m, 2h)"
         )
@@ -274,7 +248,7 @@ def parse_duration(raw: str, *, source: str) -> float:
 def _choice(raw: str, choices: Sequence[str], *, source: str) -> str:
     value = str(raw).strip()
     if value not in choices:
-        raise pytest.UsageError(f"{source}={raw!r} is not valid: use one of {', '.join(choices)}")
+        raise ConfigError(f"{source}={raw!r} is not valid: use one of {', '.join(choices)}")
     return value
 
 
@@ -286,7 +260,7 @@ def _as_bool(raw: Any, *, source: str) -> bool:
         return True
     if text in ("", "0", "false", "no", "off"):
         return False
-    raise pytest.UsageError(f"{source}={raw!r} is not valid: use true or false")
+    raise ConfigError(f"{source}={raw!r} is not valid: use true or false")
 
 
 # --------------------------------------------------------------------------- resolution
@@ -297,21 +271,6 @@ class _Raw:
     value: Any
     source: str
     base: Path | None  # directory relative paths are resolved against
-
-
-def _pick(
-    dest: str, cli: Mapping[str, Any], ini: Mapping[str, Any], env: Mapping[str, str], cwd: Path, inidir: Path
-) -> _Raw | None:
-    flag, ini_key, env_var = OPTIONS[dest]
-    value = cli.get(dest)
-    if value is not None and value is not False:
-        return _Raw(value, flag, cwd)
-    if env_var and env.get(env_var):
-        return _Raw(env[env_var], env_var, cwd)
-    value = ini.get(ini_key)
-    if value not in (None, "", [], False):
-        return _Raw(value, f"ini option {ini_key}", inidir)
-    return None
 
 
 def _path(raw: _Raw) -> Path:
@@ -329,6 +288,193 @@ def _list(raw: Any) -> list[str]:
     return [str(item) for item in raw if str(item).strip()]
 
 
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9./_:@-]*")
+
+
+def _host(raw: _Raw, so_far: Mapping[str, Any]) -> str:
+    return _choice(raw.value, HOST_CHOICES, source=raw.source)
+
+
+def _host_kubeconfig(raw: _Raw, so_far: Mapping[str, Any]) -> Path:
+    path = _path(raw)
+    if not path.is_file():
+        raise ConfigError(
+            f"{raw.source}: kubeconfig file not found: {path}: pass the kubeconfig of the host cluster, "
+            "or use --vcluster-host=kind"
+        )
+    if so_far.get("host", "auto") == "kind":
+        raise ConfigError(
+            f"{raw.source} cannot be used with --vcluster-host=kind: use --vcluster-host=kubeconfig or auto"
+        )
+    return path
+
+
+def _text(raw: _Raw, so_far: Mapping[str, Any]) -> str:
+    return str(raw.value).strip()
+
+
+def _kind_cluster(raw: _Raw, so_far: Mapping[str, Any]) -> str:
+    name = str(raw.value).strip()
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 50:
+        raise ConfigError(
+            f"{raw.source}={raw.value!r} is not valid: use lowercase letters, digits and '-' (at most 50)"
+        )
+    return name
+
+
+def _bool(raw: _Raw, so_far: Mapping[str, Any]) -> bool:
+    return _as_bool(raw.value, source=raw.source)
+
+
+def _chart(raw: _Raw, so_far: Mapping[str, Any]) -> Path:
+    chart = _path(raw)
+    if not (chart / "Chart.yaml").is_file() and not (chart.is_file() and chart.suffix in (".tgz", ".gz")):
+        raise ConfigError(
+            f"{raw.source}: no Helm chart at {chart} (no Chart.yaml): pass a chart directory or .tgz, "
+            "or leave the option out to use the chart shipped with pytest-vcluster"
+        )
+    return chart
+
+
+def _duration(raw: _Raw, so_far: Mapping[str, Any]) -> float:
+    return parse_duration(raw.value, source=raw.source)
+
+
+def _connect(raw: _Raw, so_far: Mapping[str, Any]) -> str:
+    return _choice(raw.value, CONNECT_CHOICES, source=raw.source)
+
+
+def _syncer_image_ref(raw: _Raw, so_far: Mapping[str, Any]) -> str:
+    from ._syncer_image import parse_ref
+
+    return str(parse_ref(str(raw.value), source=raw.source))
+
+
+def _syncer_base_image(raw: _Raw, so_far: Mapping[str, Any]) -> str:
+    base = str(raw.value).strip()
+    if not _IMAGE.fullmatch(base):
+        raise ConfigError(
+            f"{raw.source}={raw.value!r} is not valid: give an image reference with Python 3.11, "
+            f"e.g. {DEFAULT_SYNCER_BASE_IMAGE}"
+        )
+    return base
+
+
+def _kind_image(raw: _Raw, so_far: Mapping[str, Any]) -> str:
+    image = str(raw.value).strip()
+    if not _IMAGE.fullmatch(image) or ":" not in image.rsplit("/", 1)[-1]:
+        raise ConfigError(
+            f"{raw.source}={raw.value!r} is not valid: give a kind node image with its tag, e.g. kindest/node:v1.33.4"
+        )
+    if so_far.get("host") == "kubeconfig":
+        raise ConfigError(
+            f"{raw.source} cannot be used with --vcluster-host=kubeconfig: it is the node image of a kind host"
+        )
+    return image
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the plugin: flag ``--vcluster-x-y``, ini key ``vcluster_x_y``, env ``VCLUSTER_X_Y``.
+
+    ``field`` names the :class:`Settings` attribute it sets; ``parse`` validates one raw value (it sees the
+    values parsed before it, in :data:`OPTIONS` order). ``repeat``: a repeatable option whose values add to the
+    ini file's (``values``/``set``, parsed together by :func:`resolve`).
+    """
+
+    name: str
+    field: str
+    help: str
+    metavar: str | None = None
+    env: bool = True
+    flag_only: bool = False  # a switch: store_true on the command line, bool in the ini file
+    repeat: bool = False
+    parse: Callable[[_Raw, Mapping[str, Any]], Any] | None = None
+
+    @property
+    def dest(self) -> str:
+        return f"vcluster_{self.name.replace('-', '_')}"
+
+    @property
+    def flag(self) -> str:
+        return f"--vcluster-{self.name}"
+
+    @property
+    def ini_key(self) -> str:
+        return self.dest
+
+    @property
+    def env_var(self) -> str | None:
+        return self.dest.upper() if self.env else None
+
+    @property
+    def ini_type(self) -> str | None:
+        return "bool" if self.flag_only else "linelist" if self.repeat else None
+
+
+#: Every option of the plugin, in the order they are parsed and listed in ``pytest --help``.
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "host", "host cluster: auto (a kubeconfig if given, else kind), kubeconfig, or kind. Default: auto.",
+           metavar="{auto,kubeconfig,kind}", parse=_host),
+    Option("host-kubeconfig", "host_kubeconfig", "kubeconfig of the host cluster (auto falls back to KUBECONFIG).",
+           metavar="PATH", parse=_host_kubeconfig),
+    Option("host-context", "host_context", "context of the host kubeconfig to use (default: its current context).",
+           metavar="NAME", parse=_text),
+    Option("kind-cluster", "kind_cluster",
+           f"kind cluster used as host: reused if present, else created. Default: {DEFAULT_KIND_CLUSTER}.",
+           metavar="NAME", parse=_kind_cluster),
+    Option("kind-keep", "kind_keep", "keep the kind cluster this run created (default: delete it at the end).",
+           env=False, flag_only=True, parse=_bool),
+    Option("kind-image", "kind_image",
+           "node image of the kind cluster this run creates (kind create cluster --image). Default: kind's own.",
+           metavar="REF", parse=_kind_image),
+    Option("chart", "chart", "Helm chart of the virtual cluster (default: the chart shipped with pytest-vcluster).",
+           metavar="PATH", parse=_chart),
+    Option("values", "values_files", "extra chart values file (repeatable; later files win).",
+           metavar="FILE", env=False, repeat=True),
+    Option("set", "set_values", "extra chart value, Helm --set syntax (repeatable), e.g. syncer.logLevel=debug.",
+           metavar="KEY=VALUE", env=False, repeat=True),
+    Option("timeout", "timeout",
+           f"seconds to wait for a virtual cluster to be ready. Default: {DEFAULT_TIMEOUT:.0f}.",
+           metavar="SECONDS", parse=_duration),
+    Option("keep-on-failure", "keep_on_failure", "keep the virtual clusters of failed tests and print how to connect.",
+           env=False, flag_only=True, parse=_bool),
+    Option("connect", "connect",
+           "how to reach a virtual API server: auto, port-forward (through the host API server), or service "
+           "(its Service DNS name, when the tests run inside the host cluster). Default: auto.",
+           metavar="{auto,port-forward,service}", parse=_connect),
+    Option("stale-after", "stale_after",
+           "age after which namespaces of runs from other machines are removed as leftovers (e.g. 2h, 90m). "
+           "Default: 2h.", metavar="DURATION", parse=_duration),
+    Option("image-loader", "image_loader",
+           "command loading a local image into a kubeconfig host, run as COMMAND IMAGE (for vcluster_host.load_image, "
+           "and the syncer image).", metavar="COMMAND", parse=_text),
+    Option("syncer-image", "syncer_image",
+           "syncer image the host can start (REPOSITORY:TAG), e.g. one pushed with `python -m pytest_vcluster "
+           "syncer-image --push REPOSITORY`. Default: build the package's own syncer image and load it into a kind "
+           "host or through --vcluster-image-loader.", metavar="REF", parse=_syncer_image_ref),
+    Option("syncer-base-image", "syncer_base_image",
+           f"base image (with Python 3.11) the package's syncer image is built from. "
+           f"Default: {DEFAULT_SYNCER_BASE_IMAGE}.", metavar="REF", parse=_syncer_base_image),
+)
+
+OPTIONS_BY_DEST: dict[str, Option] = {option.dest: option for option in OPTIONS}
+
+
+def _pick(
+    option: Option, cli: Mapping[str, Any], ini: Mapping[str, Any], env: Mapping[str, str], cwd: Path, inidir: Path
+) -> _Raw | None:
+    value = cli.get(option.dest)
+    if value is not None and value is not False:
+        return _Raw(value, option.flag, cwd)
+    if option.env_var and env.get(option.env_var):
+        return _Raw(env[option.env_var], option.env_var, cwd)
+    value = ini.get(option.ini_key)
+    if value not in (None, "", [], False):
+        return _Raw(value, f"ini option {option.ini_key}", inidir)
+    return None
+
+
 def resolve(
     cli: Mapping[str, Any],
     ini: Mapping[str, Any],
@@ -337,146 +483,47 @@ def resolve(
     cwd: Path,
     inidir: Path,
 ) -> Settings:
-    """Validate raw option values into :class:`Settings` (pure apart from reading files)."""
-
-    def pick(dest: str) -> _Raw | None:
-        return _pick(dest, cli, ini, env, cwd, inidir)
-
+    """Validate raw option values (keyed by ``Option.dest`` / ``Option.ini_key``) into :class:`Settings`."""
     kwargs: dict[str, Any] = {}
-
-    raw = pick("vcluster_host")
-    if raw is not None:
-        kwargs["host"] = _choice(raw.value, HOST_CHOICES, source=raw.source)
-
-    raw = pick("vcluster_host_kubeconfig")
-    if raw is not None:
-        path = _path(raw)
-        if not path.is_file():
-            raise pytest.UsageError(
-                f"{raw.source}: kubeconfig file not found: {path}: pass the kubeconfig of the host cluster, "
-                "or use --vcluster-host=kind"
-            )
-        kwargs["host_kubeconfig"] = path
-        if kwargs.get("host", "auto") == "kind":
-            raise pytest.UsageError(
-                f"{raw.source} cannot be used with --vcluster-host=kind: use --vcluster-host=kubeconfig or auto"
-            )
-
-    raw = pick("vcluster_host_context")
-    if raw is not None:
-        kwargs["host_context"] = str(raw.value).strip()
-
-    raw = pick("vcluster_kind_cluster")
-    if raw is not None:
-        name = str(raw.value).strip()
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 50:
-            raise pytest.UsageError(
-                f"{raw.source}={raw.value!r} is not valid: use lowercase letters, digits and '-' (at most 50)"
-            )
-        kwargs["kind_cluster"] = name
-
-    raw = pick("vcluster_kind_keep")
-    if raw is not None:
-        kwargs["kind_keep"] = _as_bool(raw.value, source=raw.source)
-
-    raw = pick("vcluster_chart")
-    if raw is not None:
-        chart = _path(raw)
-        if not (chart / "Chart.yaml").is_file() and not (chart.is_file() and chart.suffix in (".tgz", ".gz")):
-            raise pytest.UsageError(
-                f"{raw.source}: no Helm chart at {chart} (no Chart.yaml): pass a chart directory or .tgz, "
-                "or leave the option out to use the chart shipped with pytest-vcluster"
-            )
-        kwargs["chart"] = chart
-
-    flag, ini_key, _ = OPTIONS["vcluster_values"]
-    values_files: list[Path] = []
     layers: list[Mapping[str, Any]] = []
-    for item in _list(ini.get(ini_key)):
-        path = _path(_Raw(item, f"ini option {ini_key}", inidir))
-        layers.append(load_values_file(path, source=f"ini option {ini_key}"))
-        values_files.append(path)
-    for item in _list(cli.get("vcluster_values")):
-        path = _path(_Raw(item, flag, cwd))
-        layers.append(load_values_file(path, source=flag))
-        values_files.append(path)
+    for option in OPTIONS:
+        if option.repeat:
+            continue
+        raw = _pick(option, cli, ini, env, cwd, inidir)
+        if raw is not None and option.parse is not None:
+            kwargs[option.field] = option.parse(raw, kwargs)
+
+    values = OPTIONS_BY_DEST["vcluster_values"]
+    values_files: list[Path] = []
+    for source, base, items in ((f"ini option {values.ini_key}", inidir, _list(ini.get(values.ini_key))),
+                                (values.flag, cwd, _list(cli.get(values.dest)))):
+        for item in items:
+            path = _path(_Raw(item, source, base))
+            layers.append(load_values_file(path, source=source))
+            values_files.append(path)
     kwargs["values_files"] = tuple(values_files)
 
-    flag, ini_key, _ = OPTIONS["vcluster_set"]
+    set_option = OPTIONS_BY_DEST["vcluster_set"]
     sets: list[str] = []
-    for source, items in ((f"ini option {ini_key}", _list(ini.get(ini_key))), (flag, _list(cli.get("vcluster_set")))):
+    for source, items in ((f"ini option {set_option.ini_key}", _list(ini.get(set_option.ini_key))),
+                          (set_option.flag, _list(cli.get(set_option.dest)))):
         for item in items:
             layers.append(parse_set(item, source=source))
             sets.append(item)
     kwargs["set_values"] = tuple(sets)
     kwargs["values"] = deep_merge(*layers)
-
-    raw = pick("vcluster_timeout")
-    if raw is not None:
-        kwargs["timeout"] = parse_duration(raw.value, source=raw.source)
-
-    raw = pick("vcluster_keep_on_failure")
-    if raw is not None:
-        kwargs["keep_on_failure"] = _as_bool(raw.value, source=raw.source)
-
-    raw = pick("vcluster_connect")
-    if raw is not None:
-        kwargs["connect"] = _choice(raw.value, CONNECT_CHOICES, source=raw.source)
-
-    raw = pick("vcluster_stale_after")
-    if raw is not None:
-        kwargs["stale_after"] = parse_duration(raw.value, source=raw.source)
-
-    raw = pick("vcluster_image_loader")
-    if raw is not None:
-        kwargs["image_loader"] = str(raw.value).strip()
-
-    raw = pick("vcluster_syncer_image")
-    if raw is not None:
-        from ._errors import VClusterError
-        from ._syncer_image import parse_ref
-
-        try:
-            kwargs["syncer_image"] = str(parse_ref(str(raw.value), source=raw.source))
-        except VClusterError as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-    raw = pick("vcluster_syncer_base_image")
-    if raw is not None:
-        base = str(raw.value).strip()
-        if not re.fullmatch(r"[a-z0-9][a-z0-9./_:@-]*", base):
-            raise pytest.UsageError(
-                f"{raw.source}={raw.value!r} is not valid: give an image reference with Python 3.11, "
-                f"e.g. {DEFAULT_SYNCER_BASE_IMAGE}"
-            )
-        kwargs["syncer_base_image"] = base
-
-    raw = pick("vcluster_kind_image")
-    if raw is not None:
-        image = str(raw.value).strip()
-        if not re.fullmatch(r"[a-z0-9][a-z0-9./_:@-]*", image) or ":" not in image.rsplit("/", 1)[-1]:
-            raise pytest.UsageError(
-                f"{raw.source}={raw.value!r} is not valid: give a kind node image with its tag, "
-                "e.g. kindest/node:v1.33.4"
-            )
-        if kwargs.get("host") == "kubeconfig":
-            raise pytest.UsageError(
-                f"{raw.source} cannot be used with --vcluster-host=kubeconfig: it is the node image of a kind host"
-            )
-        kwargs["kind_image"] = image
-
     return Settings(**kwargs)
 
 
-def from_pytest_config(config: pytest.Config, env: Mapping[str, str]) -> Settings:
-    """Read the plugin's options from a pytest config and :func:`resolve` them."""
-    cli = {dest: config.getoption(dest, default=None) for dest in OPTIONS}
+def from_pytest_config(config: Any, env: Mapping[str, str]) -> Settings:
+    """Read the plugin's options from a ``pytest.Config`` and :func:`resolve` them."""
+    cli = {option.dest: config.getoption(option.dest, default=None) for option in OPTIONS}
     ini = {}
-    for _dest, (_flag, ini_key, _env) in OPTIONS.items():
+    for option in OPTIONS:
         try:
-            ini[ini_key] = config.getini(ini_key)
+            ini[option.ini_key] = config.getini(option.ini_key)
         except ValueError:
-            ini[ini_key] = None
+            ini[option.ini_key] = None
     inidir = config.inipath.parent if config.inipath is not None else config.rootpath
     return resolve(cli, ini, env, cwd=config.invocation_params.dir, inidir=inidir)
 
@@ -485,11 +532,44 @@ def from_pytest_config(config: pytest.Config, env: Mapping[str, str]) -> Setting
 
 
 @dataclass(frozen=True)
+class ClusterKeyword:
+    """One keyword of ``@pytest.mark.vcluster(...)``, ``vcluster_factory(...)``, ``manager.cluster(...)``
+    and (except ``values_files``) ``VCluster.create(...)``."""
+
+    name: str
+    help: str
+
+
+#: The per-cluster keywords, in the order the marker's signature lists them.
+CLUSTER_KEYWORDS: tuple[ClusterKeyword, ...] = (
+    ClusterKeyword("values", "chart values (dict)"),
+    ClusterKeyword("set", "Helm-style set: a dict of dotted keys (values as given) or 'key=value[,key=value]' "
+                          "strings (Helm typing)"),
+    ClusterKeyword("values_files", "extra values files"),
+    ClusterKeyword("timeout", "readiness timeout in seconds"),
+    ClusterKeyword("chart", "chart path"),
+    ClusterKeyword("connect", f"connect mode ({', '.join(CONNECT_CHOICES)})"),
+)
+CLUSTER_OPTION_KEYWORDS = tuple(keyword.name for keyword in CLUSTER_KEYWORDS)
+
+
+def marker_help() -> str:
+    """The ``vcluster`` marker's line in ``pytest --markers``."""
+    signature = ", ".join(f"{k.name}=None" for k in CLUSTER_KEYWORDS)
+    return (
+        f"vcluster({signature}): options of the virtual cluster the `vcluster` fixture creates for this test: "
+        + "; ".join(f"{k.name}: {k.help}" for k in CLUSTER_KEYWORDS)
+        + "."
+    )
+
+
+@dataclass(frozen=True)
 class ClusterOptions:
     """Options of one virtual cluster (marker, ``vcluster_factory(...)``, ``manager.cluster(...)``)."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
-    set: tuple[tuple[str, Any], ...] = ()
+    #: the nested values of ``set=`` (parsed by :func:`set_values`)
+    set: Mapping[str, Any] = field(default_factory=dict)
     values_files: tuple[Path, ...] = ()
     timeout: float | None = None
     chart: Path | None = None
@@ -501,16 +581,16 @@ def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions
     allowed = ", ".join(CLUSTER_OPTION_KEYWORDS)
     unknown = sorted(set(options) - set(CLUSTER_OPTION_KEYWORDS))
     if unknown:
-        raise pytest.UsageError(f"{where}: unknown keyword {', '.join(unknown)}; allowed keywords: {allowed}")
+        raise ConfigError(f"{where}: unknown keyword {', '.join(unknown)}; allowed keywords: {allowed}")
     kwargs: dict[str, Any] = {}
     values = options.get("values")
     if values is not None:
         if not isinstance(values, Mapping):
-            raise pytest.UsageError(f"{where}: values= must be a dict of chart values, not {type(values).__name__}")
+            raise ConfigError(f"{where}: values= must be a dict of chart values, not {type(values).__name__}")
         kwargs["values"] = deep_merge(values)
     set_option = options.get("set")
     if set_option is not None:
-        kwargs["set"] = tuple(_set_items(set_option, where=where))
+        kwargs["set"] = set_values(set_option, where=where)
     files = options.get("values_files")
     if files is not None:
         if isinstance(files, (str, Path)):
@@ -522,13 +602,13 @@ def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions
     timeout = options.get("timeout")
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float, str)):
-            raise pytest.UsageError(f"{where}: timeout= must be a number of seconds, not {timeout!r}")
+            raise ConfigError(f"{where}: timeout= must be a number of seconds, not {timeout!r}")
         kwargs["timeout"] = parse_duration(str(timeout), source=f"{where} timeout")
     chart = options.get("chart")
     if chart is not None:
         chart_path = Path(chart).expanduser().resolve()
         if not (chart_path / "Chart.yaml").is_file() and not chart_path.is_file():
-            raise pytest.UsageError(f"{where}: chart={str(chart)!r}: no Helm chart at {chart_path}")
+            raise ConfigError(f"{where}: chart={str(chart)!r}: no Helm chart at {chart_path}")
         kwargs["chart"] = chart_path
     connect = options.get("connect")
     if connect is not None:
@@ -536,31 +616,29 @@ def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions
     return ClusterOptions(**kwargs)
 
 
-def _set_items(option: Any, *, where: str) -> Iterable[tuple[str, Any]]:
+def set_values(option: Any, *, where: str = "set") -> dict[str, Any]:
+    """The one parser of ``set=`` for every entry point (marker, factory, manager, ``VCluster.create``).
+
+    A dict maps dotted keys to values used as given: ``{"a.b": 1}``. A string or a list of strings uses
+    Helm's ``--set`` syntax, like ``--vcluster-set``: ``"a=1,b.c=true"`` -> ``{"a": 1, "b": {"c": True}}``.
+    """
+    if option is None:
+        return {}
     if isinstance(option, Mapping):
+        layer: dict[str, Any] = {}
         for key, value in option.items():
-            yield str(key), value
-        return
+            try:
+                _assign(layer, _key_path(str(key)), value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: set key {key!r} is not valid: {exc}") from None
+        return layer
     if isinstance(option, str):
         option = [option]
-    if not isinstance(option, (list, tuple)):
-        raise pytest.UsageError(f"{where}: set= must be a dict {{'a.b': value}} or a list of 'a.b=value' strings")
-    for item in option:
-        key, sep, raw_value = _partition_unescaped(str(item), "=")
-        if not sep or not key:
-            raise pytest.UsageError(f"{where}: set item {item!r} is not valid: expected KEY=VALUE")
-        yield key, typed_value(_unescape(raw_value))
-
-
-def set_layer(items: Iterable[tuple[str, Any]], *, where: str = "set") -> dict[str, Any]:
-    """Nested values from ``(dotted key, value)`` pairs; the values are used as given."""
-    layer: dict[str, Any] = {}
-    for key, value in items:
-        try:
-            _assign(layer, _key_path(str(key)), value)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{where}: set key {key!r} is not valid: {exc}") from None
-    return layer
+    if not isinstance(option, (list, tuple)) or not all(isinstance(item, str) for item in option):
+        raise ConfigError(
+            f"{where}: set= must be a dict {{'a.b': value}} or a list of 'a.b=value' strings, not {option!r}"
+        )
+    return deep_merge(*(parse_set(item, source=f"{where} set") for item in option))
 
 
 def options_values(options: ClusterOptions, *, where: str = "vcluster") -> dict[str, Any]:
@@ -569,5 +647,5 @@ def options_values(options: ClusterOptions, *, where: str = "vcluster") -> dict[
         load_values_file(p, source=f"{where} values_files") for p in options.values_files
     ]
     layers.append(options.values)
-    layers.append(set_layer(options.set, where=where))
+    layers.append(options.set)
     return deep_merge(*layers)

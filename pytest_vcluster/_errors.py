@@ -12,6 +12,10 @@ class VClusterError(Exception):
     """A virtual cluster or the host cluster could not be provided."""
 
 
+class ConfigError(VClusterError):
+    """An option or a cluster option has a bad value (the plugin reports it as a usage error)."""
+
+
 class HostError(VClusterError):
     """The host cluster is missing, unreachable or cannot do what was asked."""
 

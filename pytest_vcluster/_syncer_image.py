@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import VClusterError
+from ._errors import ConfigError, VClusterError
 
 if TYPE_CHECKING:
     from ._hostprovider import Host
@@ -72,13 +72,13 @@ def parse_ref(text: str, *, source: str = "--vcluster-syncer-image") -> ImageRef
     ref = text.strip()
     example = "registry.example.com/team/syncer:v1"
     if "@" in ref or not has_tag(ref):
-        raise VClusterError(
+        raise ConfigError(
             f"{source}={text!r} is not valid: give REPOSITORY:TAG, e.g. {example} "
             "(build and push one with: python -m pytest_vcluster syncer-image --push REPOSITORY)"
         )
     repository, _, tag = ref.rpartition(":")
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag) or not re.fullmatch(r"[a-z0-9./_:-]+", repository):
-        raise VClusterError(
+        raise ConfigError(
             f"{source}={text!r} is not valid: give REPOSITORY:TAG with a lowercase repository, e.g. {example}"
         )
     return ImageRef(repository, tag)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from ._config import ClusterOptions, cluster_options, deep_merge
-from ._errors import VClusterError
+from ._errors import ConfigError, VClusterError
 from ._state import item_failed, manager_of
 
 if TYPE_CHECKING:
@@ -40,13 +40,21 @@ def marker_options(node: pytest.Item) -> ClusterOptions:
             raise pytest.UsageError(
                 f"{node.nodeid}: @pytest.mark.vcluster takes keywords only, not {marker.args!r}"
             )
-        cluster_options(marker.kwargs, where=f"{node.nodeid}: @pytest.mark.vcluster")
+        _usage(cluster_options, marker.kwargs, where=f"{node.nodeid}: @pytest.mark.vcluster")
         for key, value in marker.kwargs.items():
             if key == "values" and isinstance(merged.get("values"), dict) and isinstance(value, dict):
                 merged["values"] = deep_merge(merged["values"], value)
             else:
                 merged[key] = value
-    return cluster_options(merged, where=f"{node.nodeid}: @pytest.mark.vcluster")
+    return _usage(cluster_options, merged, where=f"{node.nodeid}: @pytest.mark.vcluster")
+
+
+def _usage(parse: Callable[..., ClusterOptions], options: Any, *, where: str) -> ClusterOptions:
+    """A bad marker is the user's mistake in the test file: a usage error, reported before any cluster."""
+    try:
+        return parse(options, where=where)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _record(item: Any, key: str, value: float) -> None:
@@ -129,7 +137,15 @@ def vcluster_factory(
     made: list[VCluster] = []
 
     def factory(**options: Any) -> VCluster:
-        parsed = cluster_options(options, where="vcluster_factory()")
+        __tracebackhide__ = True
+        try:
+            parsed = cluster_options(options, where="vcluster_factory()")
+        except ConfigError as exc:
+            message = str(exc)
+        else:
+            message = ""
+        if message:
+            _fail(message)
         vc = _create(vcluster_manager, parsed, owner=request.node.nodeid, fixture="vcluster_factory")
         _record(request.node, f"vcluster_factory_{len(made)}_setup_seconds", vc.setup_seconds)
         made.append(vc)

@@ -16,95 +16,22 @@ from ._state import MANAGER_KEY, REPORTS_KEY, RUN_ID_KEY, SETTINGS_KEY, SUMMARY_
 
 pytest_plugins = ["pytest_vcluster.fixtures"]
 
-MARKER = (
-    "vcluster(values=None, set=None, values_files=None, timeout=None, chart=None, connect=None): "
-    "options of the virtual cluster the `vcluster` fixture creates for this test: chart values (dict), "
-    "Helm-style set (dict of dotted keys or list of 'key=value'), extra values files, readiness timeout "
-    "in seconds, chart path, connect mode (auto, port-forward, service)."
-)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Every option from its one record in :data:`pytest_vcluster._config.OPTIONS`."""
     group = parser.getgroup("vcluster", "virtual Kubernetes clusters (pytest-vcluster)")
-    opts = _config.OPTIONS
-
-    def add(dest: str, help: str, ini_type: str | None = None, ini_default: Any = None, **kwargs: Any) -> None:
-        flag, ini_key, env = opts[dest]
-        env_note = f" [env {env}]" if env else ""
-        group.addoption(flag, dest=dest, default=None, help=f"{help}{env_note} [ini {ini_key}]", **kwargs)
-        parser.addini(ini_key, help=help, type=ini_type, default=ini_default)  # type: ignore[arg-type]
-
-    add(
-        "vcluster_host",
-        "host cluster: auto (a kubeconfig if given, else kind), kubeconfig, or kind. Default: auto.",
-        metavar="{auto,kubeconfig,kind}",
-    )
-    add(
-        "vcluster_host_kubeconfig",
-        "kubeconfig of the host cluster (auto falls back to KUBECONFIG).",
-        metavar="PATH",
-    )
-    add("vcluster_host_context", "context of the host kubeconfig to use (default: its current context).",
-        metavar="NAME")
-    add(
-        "vcluster_kind_cluster",
-        f"kind cluster used as host: reused if present, else created. Default: {_config.DEFAULT_KIND_CLUSTER}.",
-        metavar="NAME",
-    )
-    add("vcluster_kind_keep", "keep the kind cluster this run created (default: delete it at the end).",
-        ini_type="bool", ini_default=False, action="store_true")
-    add(
-        "vcluster_chart",
-        "Helm chart of the virtual cluster (default: the chart shipped with pytest-vcluster).",
-        metavar="PATH",
-    )
-    add("vcluster_values", "extra chart values file (repeatable; later files win).", ini_type="linelist",
-        ini_default=[], action="append", metavar="FILE")
-    add("vcluster_set", "extra chart value, Helm --set syntax (repeatable), e.g. syncer.logLevel=debug.",
-        ini_type="linelist", ini_default=[], action="append", metavar="KEY=VALUE")
-    add(
-        "vcluster_timeout",
-        f"seconds to wait for a virtual cluster to be ready. Default: {_config.DEFAULT_TIMEOUT:.0f}.",
-        metavar="SECONDS",
-    )
-    add("vcluster_keep_on_failure", "keep the virtual clusters of failed tests and print how to connect.",
-        ini_type="bool", ini_default=False, action="store_true")
-    add(
-        "vcluster_connect",
-        "how to reach a virtual API server: auto, port-forward (through the host API server), or service "
-        "(its Service DNS name, when the tests run inside the host cluster). Default: auto.",
-        metavar="{auto,port-forward,service}",
-    )
-    add(
-        "vcluster_stale_after",
-        "age after which namespaces of runs from other machines are removed as leftovers (e.g. 2h, 90m). "
-        "Default: 2h.",
-        metavar="DURATION",
-    )
-    add(
-        "vcluster_image_loader",
-        "command loading a local image into a kubeconfig host, run as COMMAND IMAGE (for vcluster_host.load_image, "
-        "and the syncer image).",
-        metavar="COMMAND",
-    )
-    add(
-        "vcluster_syncer_image",
-        "syncer image the host can start (REPOSITORY:TAG), e.g. one pushed with `python -m pytest_vcluster "
-        "syncer-image --push REPOSITORY`. Default: build the package's own syncer image and load it into a kind "
-        "host or through --vcluster-image-loader.",
-        metavar="REF",
-    )
-    add(
-        "vcluster_syncer_base_image",
-        "base image (with Python 3.11) the package's syncer image is built from. "
-        "Default: python:3.11-slim-bookworm.",
-        metavar="REF",
-    )
-    add(
-        "vcluster_kind_image",
-        "node image of the kind cluster this run creates (kind create cluster --image). Default: kind's own.",
-        metavar="REF",
-    )
+    for option in _config.OPTIONS:
+        env_note = f" [env {option.env_var}]" if option.env_var else ""
+        kwargs: dict[str, Any] = {"dest": option.dest, "default": None,
+                                  "help": f"{option.help}{env_note} [ini {option.ini_key}]"}
+        if option.flag_only:
+            kwargs["action"] = "store_true"
+        elif option.repeat:
+            kwargs.update(action="append", metavar=option.metavar)
+        else:
+            kwargs["metavar"] = option.metavar
+        group.addoption(option.flag, **kwargs)
+        ini_default: Any = False if option.flag_only else [] if option.repeat else None
+        parser.addini(option.ini_key, help=option.help, type=option.ini_type, default=ini_default)  # type: ignore[arg-type]
 
 
 def _shared_dir(config: pytest.Config) -> Path:
@@ -130,12 +57,16 @@ def _workdir(config: pytest.Config) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER)
+    config.addinivalue_line("markers", _config.marker_help())
     if config.getoption("help", default=False):
         return
+    from ._errors import ConfigError
     from ._manager import Summary, VClusterManager
 
-    settings = _config.from_pytest_config(config, os.environ)
+    try:
+        settings = _config.from_pytest_config(config, os.environ)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         run_id = str(workerinput.get("vcluster_run_id") or _naming.run_id_from_token(workerinput["testrunuid"]))

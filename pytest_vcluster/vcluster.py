@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _kubeconfig, _labels, _naming, _ready
-from ._config import deep_merge, parse_set, set_layer
+from ._config import deep_merge, set_values
 from ._errors import NotReadyError, VClusterError
 from ._hostprovider import Host
 from ._portforward import PortForward, kubernetes_stream_opener
@@ -33,17 +33,6 @@ API_PORT = 6443
 SERVICE_PORT = 443
 _standalone_run = _naming.new_run_id()
 _standalone_counter = itertools.count(1)
-
-
-def _set_layer(set_values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
-    """``{"a.b": 1}`` (values kept as given) or ``["a.b=1"]`` (Helm typing) as nested values."""
-    if not set_values:
-        return {}
-    if isinstance(set_values, Mapping):
-        return set_layer(set_values.items())
-    if isinstance(set_values, str):
-        set_values = [set_values]
-    return deep_merge(*(parse_set(item, source="set") for item in set_values))
 
 
 def _object_kind_name_namespace(obj: Any) -> tuple[str | None, str | None]:
@@ -132,6 +121,7 @@ class VCluster:
         if not _naming.is_valid_name(name):
             raise VClusterError(f"{name!r} cannot name a virtual cluster: use at most 53 of a-z, 0-9 and '-'")
         chart_path = Path(chart).resolve() if chart is not None else default_chart_path()
+        set_layer = set_values(set, where="VCluster.create()")
         owned_dir = None
         if workdir is None:
             owned_dir = Path(tempfile.mkdtemp(prefix=f"pytest-vcluster-{name}-"))
@@ -166,7 +156,7 @@ class VCluster:
         t = lap("namespace", t)
         forward: PortForward | None = None
         try:
-            chart_values = deep_merge({"serviceCIDR": host.service_cidr(namespace)}, values, _set_layer(set))
+            chart_values = deep_merge({"serviceCIDR": host.service_cidr(namespace)}, values, set_layer)
             t = lap("service-cidr", t)
             helm = helm if helm is not None else Helm(host.kubeconfig_path, host.context)
             helm.install(name, namespace, chart_path, chart_values, timeout=max(deadline.remaining, 10))

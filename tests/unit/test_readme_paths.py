@@ -62,6 +62,6 @@ def test_readme_run_names_a_missing_block() -> None:
     assert proc.stderr.strip() == "hack/readme-run: README.md has no ```sh block marked <!-- ci: nope -->"
 
 
-@pytest.mark.parametrize("flag", [flag for flag, _ini, _env in OPTIONS.values()])
+@pytest.mark.parametrize("flag", [option.flag for option in OPTIONS])
 def test_readme_lists_every_option(flag: str) -> None:
     assert f"`{flag}" in README

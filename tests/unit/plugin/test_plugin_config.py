@@ -18,6 +18,7 @@ from pytest_vcluster._config import (
     parse_set,
     resolve,
 )
+from pytest_vcluster._errors import ConfigError
 
 
 def _resolve(tmp_path: Path, cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None,
@@ -44,18 +45,18 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
 
 
 def test_bad_host_names_value_and_choices(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError,
+    with pytest.raises(ConfigError,
                        match=r"--vcluster-host='foo' is not valid: use one of auto, kubeconfig, kind"):
         _resolve(tmp_path, cli={"vcluster_host": "foo"})
 
 
 def test_bad_host_from_env_names_env_var(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError, match=r"VCLUSTER_HOST='bar' is not valid"):
+    with pytest.raises(ConfigError, match=r"VCLUSTER_HOST='bar' is not valid"):
         _resolve(tmp_path, env={"VCLUSTER_HOST": "bar"})
 
 
 def test_bad_host_from_ini_names_ini_key(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError, match=r"ini option vcluster_host='baz' is not valid"):
+    with pytest.raises(ConfigError, match=r"ini option vcluster_host='baz' is not valid"):
         _resolve(tmp_path, ini={"vcluster_host": "baz"})
 
 
@@ -73,12 +74,12 @@ def test_durations(raw: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("raw", ["0", "-1", "abc", "10d", ""])
 def test_bad_durations(raw: str) -> None:
-    with pytest.raises(pytest.UsageError, match=r"--vcluster-timeout=.* is not valid: give a positive number"):
+    with pytest.raises(ConfigError, match=r"--vcluster-timeout=.* is not valid: give a positive number"):
         parse_duration(raw, source="--vcluster-timeout")
 
 
 def test_kubeconfig_missing(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError, match=r"--vcluster-host-kubeconfig: kubeconfig file not found: .*nope"):
+    with pytest.raises(ConfigError, match=r"--vcluster-host-kubeconfig: kubeconfig file not found: .*nope"):
         _resolve(tmp_path, cli={"vcluster_host_kubeconfig": "nope"})
 
 
@@ -90,7 +91,7 @@ def test_kubeconfig_from_env_relative_to_cwd(tmp_path: Path) -> None:
 
 def test_kubeconfig_with_kind_is_contradictory(tmp_path: Path) -> None:
     (tmp_path / "kc").write_text("apiVersion: v1\n")
-    with pytest.raises(pytest.UsageError, match="cannot be used with --vcluster-host=kind"):
+    with pytest.raises(ConfigError, match="cannot be used with --vcluster-host=kind"):
         _resolve(tmp_path, cli={"vcluster_host": "kind", "vcluster_host_kubeconfig": "kc"})
 
 
@@ -108,13 +109,13 @@ def test_values_files_and_sets_merge_in_order(tmp_path: Path) -> None:
 
 
 def test_values_file_missing(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError, match=r"--vcluster-values: file not found: .*missing.yaml: pass the path"):
+    with pytest.raises(ConfigError, match=r"--vcluster-values: file not found: .*missing.yaml: pass the path"):
         _resolve(tmp_path, cli={"vcluster_values": ["missing.yaml"]})
 
 
 def test_values_file_not_a_mapping(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
-    with pytest.raises(pytest.UsageError, match="must hold a YAML mapping"):
+    with pytest.raises(ConfigError, match="must hold a YAML mapping"):
         _resolve(tmp_path, cli={"vcluster_values": ["list.yaml"]})
 
 
@@ -124,18 +125,18 @@ def test_empty_values_file_is_fine(tmp_path: Path) -> None:
 
 
 def test_bad_set(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError, match=r"--vcluster-set 'novalue' is not valid: expected KEY=VALUE"):
+    with pytest.raises(ConfigError, match=r"--vcluster-set 'novalue' is not valid: expected KEY=VALUE"):
         _resolve(tmp_path, cli={"vcluster_set": ["novalue"]})
 
 
 def test_bad_connect(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError, match=r"--vcluster-connect='tunnel' is not valid: use one of auto, "
+    with pytest.raises(ConfigError, match=r"--vcluster-connect='tunnel' is not valid: use one of auto, "
                                                  r"port-forward, service"):
         _resolve(tmp_path, cli={"vcluster_connect": "tunnel"})
 
 
 def test_bad_kind_cluster_name(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError, match="--vcluster-kind-cluster='Bad_Name' is not valid"):
+    with pytest.raises(ConfigError, match="--vcluster-kind-cluster='Bad_Name' is not valid"):
         _resolve(tmp_path, cli={"vcluster_kind_cluster": "Bad_Name"})
 
 
@@ -145,7 +146,7 @@ def test_bool_options(tmp_path: Path) -> None:
 
 
 def test_chart_option_needs_chart_yaml(tmp_path: Path) -> None:
-    with pytest.raises(pytest.UsageError, match=r"--vcluster-chart: no Helm chart at .*nochart"):
+    with pytest.raises(ConfigError, match=r"--vcluster-chart: no Helm chart at .*nochart"):
         _resolve(tmp_path, cli={"vcluster_chart": "nochart"})
     (tmp_path / "chart").mkdir()
     (tmp_path / "chart" / "Chart.yaml").write_text("name: c\nversion: 1.2.3\n")
@@ -160,7 +161,7 @@ def test_default_chart_candidates_wheel_then_checkout() -> None:
 
 def test_default_chart_missing_is_usage_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(_config, "chart_candidates", lambda: [tmp_path / "a", tmp_path / "b"])
-    with pytest.raises(pytest.UsageError, match="chart shipped with the package was not found"):
+    with pytest.raises(ConfigError, match="chart shipped with the package was not found"):
         _config.default_chart_path()
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "Chart.yaml").write_text("name: x\n")
@@ -194,7 +195,7 @@ def test_parse_set(expr: str, expected: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("expr", ["novalue", "=x", "a..b=1", "a[x]=1"])
 def test_parse_set_errors(expr: str) -> None:
-    with pytest.raises(pytest.UsageError, match="is not valid"):
+    with pytest.raises(ConfigError, match="is not valid"):
         parse_set(expr)
 
 
@@ -210,7 +211,7 @@ def test_deep_merge_replaces_lists_and_does_not_alias() -> None:
 
 
 def test_cluster_options_unknown_keyword_names_allowed() -> None:
-    with pytest.raises(pytest.UsageError) as info:
+    with pytest.raises(ConfigError) as info:
         cluster_options({"valuez": {}}, where="@pytest.mark.vcluster")
     assert str(info.value) == (
         "@pytest.mark.vcluster: unknown keyword valuez; allowed keywords: "
@@ -247,7 +248,7 @@ def test_cluster_options_set_as_list_uses_helm_typing() -> None:
     ],
 )
 def test_cluster_options_errors(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(pytest.UsageError, match=message):
+    with pytest.raises(ConfigError, match=message):
         cluster_options(options, where="w")
 
 
@@ -283,6 +284,39 @@ def test_syncer_and_kind_image_options(tmp_path: Path) -> None:
     ],
 )
 def test_bad_image_options(tmp_path: Path, cli: dict[str, Any], message: str) -> None:
-    with pytest.raises(pytest.UsageError) as info:
+    with pytest.raises(ConfigError) as info:
         _resolve(tmp_path, cli=cli)
     assert str(info.value) == message
+
+
+def test_library_path_imports_no_pytest() -> None:
+    """``VCluster.create`` and the manager are usable without pytest: none of their modules imports it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import pytest_vcluster.vcluster, pytest_vcluster._manager, pytest_vcluster._hostprovider\n"
+        "import pytest_vcluster._config, pytest_vcluster._syncer_image, pytest_vcluster.__main__\n"
+        "print(sorted(m for m in sys.modules if m == 'pytest' or m.startswith('_pytest')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_set_parsed_the_same_everywhere() -> None:
+    """The marker, the factory, the manager and VCluster.create share one parser (Helm typing for strings)."""
+    from pytest_vcluster._config import set_values
+
+    assert options_values(cluster_options({"set": ["a=1,b=2"]}, where="w")) == {"a": 1, "b": 2}
+    assert set_values(["a=1,b=2"]) == {"a": 1, "b": 2}
+    assert parse_set("a=1,b=2") == {"a": 1, "b": 2}
+
+
+def test_every_option_record_is_complete() -> None:
+    flags = [o.flag for o in _config.OPTIONS]
+    assert len(set(flags)) == len(flags)
+    for option in _config.OPTIONS:
+        assert option.flag == "--" + option.dest.replace("_", "-")
+        assert option.field in Settings.__dataclass_fields__, option
+        assert option.repeat or option.parse is not None, option

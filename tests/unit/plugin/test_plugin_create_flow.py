@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from pytest_vcluster import _labels, _ready
 from pytest_vcluster import vcluster as vcluster_module
 from pytest_vcluster._config import ClusterOptions, Settings
-from pytest_vcluster._errors import NotReadyError, VClusterError
+from pytest_vcluster._errors import ConfigError, NotReadyError, VClusterError
 from pytest_vcluster._manager import Summary, VClusterManager
 from pytest_vcluster.vcluster import VCluster
 
@@ -229,7 +229,7 @@ def test_manager_cluster_context_manager(tmp_path: Path, chart: Path) -> None:
     with manager.cluster(set={"x": 1}) as vc:
         assert vc.name == "vc-abcdef-gw0-1"
     assert core.deleted == ["vc-abcdef-gw0-1"]
-    with pytest.raises(pytest.UsageError, match="unknown keyword bogus"):
+    with pytest.raises(ConfigError, match="unknown keyword bogus"):
         with manager.cluster(bogus=1):
             pass
 

@@ -12,7 +12,8 @@ import yaml
 
 from pytest_vcluster import VCluster as PublicVCluster
 from pytest_vcluster import vcluster as vcluster_module
-from pytest_vcluster.vcluster import VCluster, _set_layer
+from pytest_vcluster._config import set_values
+from pytest_vcluster.vcluster import VCluster
 
 
 class FakeHost:
@@ -93,10 +94,11 @@ def test_port_forward_command_and_standalone_kubeconfig(tmp_path: Path) -> None:
         ({"flag": "true"}, {"flag": "true"}),  # dict values are used as given
         (["flag=true", "a.b=c"], {"flag": True, "a": {"b": "c"}}),  # strings use helm typing
         ("x=1", {"x": 1}),
+        (["a=1,b=2"], {"a": 1, "b": 2}),  # a list item is split like --vcluster-set
     ],
 )
-def test_set_layer(given: Any, expected: dict[str, Any]) -> None:
-    assert _set_layer(given) == expected
+def test_set_values(given: Any, expected: dict[str, Any]) -> None:
+    assert set_values(given) == expected
 
 
 def test_create_rejects_bad_name() -> None:
