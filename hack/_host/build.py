@@ -11,6 +11,7 @@ replace onto another module version is copied as is.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -127,11 +128,24 @@ def wrapper_gomod(build: GoBuild, upstream_gomod: str) -> str:
 
 
 def go_build(build: GoBuild) -> Path:
-    """Builds ``build`` unless cached; returns the folder holding its binaries."""
+    """Builds ``build`` unless cached; returns the folder holding its binaries.
+
+    One build of a target at a time (hack/host and hack/kind may run at once): a file lock, then
+    the cache is checked again.
+    """
     out = cache_dir() / "bin" / f"{build.name}-{build.version}-{build.key()}"
     stamp = out / ".complete"
     if stamp.exists():
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists():
+            return out
+        return _go_build_locked(build, out, stamp)
+
+
+def _go_build_locked(build: GoBuild, out: Path, stamp: Path) -> Path:
     env = _go_env()
     work = cache_dir() / "gowork" / build.name
     shutil.rmtree(work, ignore_errors=True)
