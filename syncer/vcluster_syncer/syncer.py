@@ -152,9 +152,9 @@ class Syncer:
             return
         # temporary (or permanent without a virtual object to watch for changes): back off
         delay = self.queue.add_rate_limited(item)
-        if isinstance(exc, (ApiError, Retry)) or outcome.action == PERMANENT:
+        if isinstance(exc, ApiError):
             log.warning("%s %s: %s (again in %.1fs)", part.name, key, outcome.message, delay)
-        else:
+        else:  # a bug, or a Permanent without an object: the traceback helps
             log.error("%s %s failed (again in %.1fs)", part.name, key, delay, exc_info=exc)
         if subject is not None and self.queue.failures(item) >= EVENT_AFTER_FAILURES:
             self.context.events.warning(subject, SYNC_ERROR, f"Error syncing to host cluster: {outcome.message}")

@@ -490,6 +490,8 @@ EXPECTED_ENV = {
     "SYNC_NETWORK_POLICIES",
     "SYNC_NODES_MODE",
     "SYNC_STORAGE_CLASSES",
+    "SYNC_EVENTS",
+    "LOG_LEVEL",
     "CLUSTER_DOMAIN",
     "COREDNS_ENABLED",
     "COREDNS_IMAGE",
@@ -524,6 +526,8 @@ def test_syncer_env_default(default: Objects) -> None:
         ("sync.toHost.networkPolicies.enabled=true", "SYNC_NETWORK_POLICIES", "false", "true"),
         ("sync.fromHost.nodes.mode=all", "SYNC_NODES_MODE", "synced", "all"),
         ("sync.fromHost.storageClasses.enabled=true", "SYNC_STORAGE_CLASSES", "false", "true"),
+        ("sync.fromHost.events.enabled=false", "SYNC_EVENTS", "true", "false"),
+        ("syncer.logLevel=debug", "LOG_LEVEL", "info", "debug"),
         ("clusterDomain=example.test", "CLUSTER_DOMAIN", "cluster.local", "example.test"),
         ("coredns.enabled=false", "COREDNS_ENABLED", "true", "false"),
         ("coredns.image.tag=v9", "COREDNS_IMAGE", "registry.k8s.io/coredns/coredns:v1.12.0",
@@ -572,7 +576,7 @@ def test_overrides(helm: str) -> None:
         helm,
         "syncer.image.repository=example.test/syncer",
         "syncer.image.tag=dev",
-        "syncer.extraArgs[0]=--verbose",
+        "syncer.extraArgs[0]=--log-level=debug",
         "controlPlane.apiServer.extraArgs[0]=--v=4",
         "controlPlane.etcd.image.pullPolicy=Never",
         "podLabels.team=qa",
@@ -582,7 +586,7 @@ def test_overrides(helm: str) -> None:
     )
     cs = containers(objs)
     assert cs["syncer"]["image"] == "example.test/syncer:dev"
-    assert cs["syncer"]["args"] == ["--verbose"]
+    assert cs["syncer"]["args"] == ["--log-level=debug"]
     assert cs["kube-apiserver"]["args"][-1] == "--v=4"
     assert cs["etcd"]["imagePullPolicy"] == "Never"
     meta = objs[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]
@@ -711,12 +715,32 @@ def test_one_pki_per_render(default: Objects) -> None:
         ("service.clusterIP=10.96.0", "/service/clusterIP"),
         ("controlPlane.etcd.persistence.enabled=yes", "/controlPlane/etcd/persistence/enabled"),
         ("controlPlane.apiServer.image.pullPolicy=Sometimes", "/controlPlane/apiServer/image/pullPolicy"),
+        ("syncer.logLevel=loud", "/syncer/logLevel"),
     ],
 )
 def test_schema_rejects(helm: str, setting: str, must_mention: str) -> None:
     proc = helm_template(helm, setting)
     assert proc.returncode != 0, f"{setting} was accepted"
     assert must_mention in proc.stderr, proc.stderr
+
+
+def test_syncer_env_and_arguments_reach_the_syncer(helm: str) -> None:
+    """The rendered syncer container's environment and arguments are accepted by the syncer's own parsers
+    (config.load_config, __main__.parse_args): every chart switch is one the syncer reads."""
+    import sys
+
+    sys.path.insert(0, str(CHART.parent / "syncer"))
+    from vcluster_syncer import __main__ as entry
+    from vcluster_syncer.config import load_config
+
+    objs = render(helm, "syncer.logLevel=DEBUG", "sync.fromHost.events.enabled=false",
+                  "syncer.extraArgs[0]=--log-level=warning")
+    syncer = containers(objs)["syncer"]
+    env = {e["name"]: e.get("value", "") for e in syncer["env"]}
+    env["HOST_NAMESPACE"] = "n"  # downward API
+    config = load_config(env, check_files=False)
+    assert config.log_level == "DEBUG" and config.sync_events is False
+    assert entry.parse_args(syncer["args"]).log_level == "warning"
 
 
 def test_release_name_too_long(helm: str) -> None:
@@ -763,6 +787,7 @@ def test_required_value_keys() -> None:
         "syncer.image.tag",
         "syncer.image.pullPolicy",
         "syncer.resources",
+        "syncer.logLevel",
         "syncer.extraArgs",
         "sync.toHost.configMaps.all",
         "sync.toHost.secrets.all",
