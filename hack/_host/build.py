@@ -291,7 +291,7 @@ def link_tools(paths: dict[str, Path]) -> None:
         link = d / name
         if link.is_symlink() and os.readlink(link) == str(paths[name]):
             continue
-        tmp = d / f".{name}.tmp"
+        tmp = d / f".{name}.{os.getpid()}.tmp"  # per process: hack/host and hack/kind may link at once
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(paths[name])
         os.replace(tmp, link)
