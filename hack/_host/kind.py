@@ -345,26 +345,30 @@ def _qualify(ref: str) -> str:
 
 
 def save_images(lay: Layout, names: list[str], out: Path) -> None:
-    """`docker save` with fully qualified tags (kind compares them with kubeadm's list verbatim)."""
+    """`docker save` with fully qualified tags (kind compares them with kubeadm's list verbatim).
+
+    kind reads the tags of an archive from whichever of `repositories` and `manifest.json` comes
+    first, and of manifest.json only its first image: `repositories` (every image) goes first.
+    """
     raw = out.with_suffix(".raw")
     docker(lay, "save", "-o", str(raw), *names)
+    meta: dict[str, tuple[tarfile.TarInfo, bytes]] = {}
     with tarfile.open(raw) as src, tarfile.open(out, "w") as dst:
         for member in src:
-            data = src.extractfile(member) if member.isfile() else None
-            if member.name == "manifest.json" and data:
-                manifest = json.load(data)
-                for entry in manifest:
-                    entry["RepoTags"] = [_qualify(t) for t in entry.get("RepoTags") or []]
-                blob = json.dumps(manifest).encode()
-                member.size = len(blob)
-                dst.addfile(member, io.BytesIO(blob))
-            elif member.name == "repositories" and data:
-                repos = {_qualify(k + ":x").rsplit(":", 1)[0]: v for k, v in json.load(data).items()}
-                blob = json.dumps(repos).encode()
-                member.size = len(blob)
-                dst.addfile(member, io.BytesIO(blob))
-            else:
-                dst.addfile(member, data)
+            if member.name in ("manifest.json", "repositories"):
+                data = json.load(src.extractfile(member))
+                if member.name == "manifest.json":
+                    for entry in data:
+                        entry["RepoTags"] = [_qualify(t) for t in entry.get("RepoTags") or []]
+                else:
+                    data = {_qualify(k + ":x").rsplit(":", 1)[0]: v for k, v in data.items()}
+                meta[member.name] = (member, json.dumps(data).encode())
+                continue
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        for name in ("repositories", "manifest.json"):
+            member, blob = meta[name]
+            member.size = len(blob)
+            dst.addfile(member, io.BytesIO(blob))
     raw.unlink()
 
 
