@@ -230,13 +230,14 @@ def test_failing_start_fails_setup_with_what_was_awaited(pytester: pytest.Pytest
             raise AssertionError("the cluster cannot be ready")
         """
     )
-    result = run("--vcluster-set", "syncer.image.repository=does-not-exist", "--vcluster-timeout=20")
+    # a pod no node can take stays Pending (a missing image would fail at once, not at the timeout)
+    result = run("--vcluster-set", "syncer.resources.requests.cpu=1000", "--vcluster-timeout=20")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([
         "virtual cluster vc-* was not ready within 20s: waited *s for pod vc-*-0 in host namespace vc-* to be Ready",
-        "last state: *",
+        "last state: phase Pending*",
     ])
-    result.stdout.fnmatch_lines(["events in host namespace vc-*:"])
+    result.stdout.fnmatch_lines(["events in host namespace vc-*:", "*FailedScheduling*Insufficient cpu*"])
     result.stdout.no_fnmatch_line("*the cluster cannot be ready*")
     result.stdout.no_fnmatch_line("*leaked*")
 

@@ -31,7 +31,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from pytest_vcluster import Host, VCluster
+from pytest_vcluster import Host, ImageError, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
@@ -309,6 +309,36 @@ def test_helm_install_gives_a_virtual_cluster_reached_through_its_secret(
         except client.ApiException as e:
             if e.status != 404:
                 raise
+
+
+# ---------------------------------------------------------------------------------------------- 1b. missing image
+
+
+def test_missing_syncer_image_fails_at_once_naming_image_and_reason(host: Host, host_api: client.ApiClient) -> None:
+    """An image the host cannot pull fails creation with ImagePullBackOff/ErrImagePull, not at the timeout."""
+    import fnmatch
+
+    name = f"e2e-noimage-{suffix()}"
+    missing = "pytest-vcluster.local/does-not-exist"
+    started = time.monotonic()
+    with pytest.raises(ImageError) as info:
+        VCluster.create(host, name=name, labels=E2E_LABELS, timeout=CREATE_TIMEOUT,
+                        set={"syncer.image.repository": missing})
+    print(f"\nfailed after {time.monotonic() - started:.1f}s (timeout {CREATE_TIMEOUT:.0f}s):\n{info.value}")
+    lines = str(info.value).splitlines()
+    assert fnmatch.fnmatch(lines[0], f"virtual cluster {name} cannot start: container syncer is in *ImagePull* "
+                                     f"(image {missing}:*)"), lines[0]
+    reason = lines[0].split(" is in ")[1].split()[0]
+    assert reason in ("ErrImagePull", "ImagePullBackOff"), lines[0]
+    assert lines[1].startswith("kubelet says: ") and lines[1] != "kubelet says: (nothing)", lines[1]
+    # the host is given by kubeconfig: the advice is a registry or an image loader, not kind
+    assert lines[2].startswith("fix: push the image to a registry the host's nodes can pull from"), lines[2]
+    assert "--vcluster-syncer-image=REF" in lines[2] and "--vcluster-image-loader=COMMAND" in lines[2]
+    assert lines[3] == f"pod {name}-0: phase Pending, node pytest-vcluster-host", lines[3]
+    assert f"events in host namespace {name}:" in lines
+    assert "not ready within" not in str(info.value)
+    core = client.CoreV1Api(host_api)
+    wait(f"host namespace {name} gone", lambda: gone(lambda: core.read_namespace(name)), timeout=180)
 
 
 # ---------------------------------------------------------------------------------------------- 2-5. workloads
