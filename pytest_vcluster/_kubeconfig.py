@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from ._contract import contract
+
 
 def load(text: str | bytes) -> dict[str, Any]:
     data = yaml.safe_load(text)
@@ -116,12 +118,16 @@ def secret_value(data: Mapping[str, str] | None, key: str) -> bytes | None:
 
 
 def from_secret(data: Mapping[str, str] | None, *, name: str) -> dict[str, Any]:
-    """The virtual cluster's kubeconfig from Secret ``vc-R`` (key ``config``, else ``token`` + CA)."""
-    raw = secret_value(data, "config")
+    """The virtual cluster's kubeconfig from Secret ``vc-R`` (key ``config``, else ``token`` + CA).
+
+    The keys and the placeholder server are the chart's (``contract.SECRET_KEY_*``).
+    """
+    raw = secret_value(data, contract.SECRET_KEY_CONFIG)
     if raw:
         return rewrite(load(raw), server=server_of(load(raw)), name=name)
-    token = secret_value(data, "token")
-    ca = secret_value(data, "certificate-authority")
+    token = secret_value(data, contract.SECRET_KEY_TOKEN)
+    ca = secret_value(data, contract.SECRET_KEY_CA)
     if token and ca:
-        return from_token(server="https://localhost:8443", token=token.decode().strip(), ca_pem=ca, name=name)
-    raise ValueError("secret has neither 'config' nor 'token' and 'certificate-authority'")
+        return from_token(server=contract.KUBECONFIG_SERVER, token=token.decode().strip(), ca_pem=ca, name=name)
+    raise ValueError(f"secret has neither {contract.SECRET_KEY_CONFIG!r} nor {contract.SECRET_KEY_TOKEN!r} and "
+                     f"{contract.SECRET_KEY_CA!r}")

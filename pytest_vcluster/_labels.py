@@ -8,7 +8,9 @@ import socket
 import time
 from collections.abc import Mapping
 
-PREFIX = "pytest-vcluster.io"
+from ._contract import contract
+
+PREFIX = contract.PLUGIN_DOMAIN
 LABEL_RUN = f"{PREFIX}/run"
 LABEL_WORKER = f"{PREFIX}/worker"
 LABEL_PID = f"{PREFIX}/pid"

@@ -8,7 +8,10 @@ A virtual cluster is named ``vc-<run>-<worker>-<counter>``:
 * ``counter``: per process.
 
 The same name is used for the host namespace and the Helm release, so it must be
-a DNS-1035 label that also fits Helm's 53-character release name limit.
+a DNS-1035 label that the chart accepts as a release name (at most 52 characters,
+``MAX_RELEASE_NAME`` of the shared contract).
+
+Host names of virtual objects follow the syncer's rule, ``contract.host_name`` (``_contract.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ import re
 import secrets
 import threading
 
+from ._contract import contract
+
 NAME_PREFIX = "vc"
-MAX_RELEASE_NAME = 53  # Helm's limit for release names
-MAX_LABEL = 63  # DNS-1123/1035 label
-HASHED_PREFIX_LEN = 52
-HASH_LEN = 10
+MAX_RELEASE_NAME = contract.MAX_RELEASE_NAME  # the chart refuses longer release names
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -56,7 +58,7 @@ def worker_part(worker_id: str | None) -> str:
 
 
 def make_name(run_id: str, worker: str, counter: int, prefix: str = NAME_PREFIX) -> str:
-    """``<prefix>-<run>-<worker>-<counter>``, a DNS-1035 label of at most 53 characters."""
+    """``<prefix>-<run>-<worker>-<counter>``, a DNS-1035 label of at most ``MAX_RELEASE_NAME`` characters."""
     prefix_part = sanitize_part(prefix, default=NAME_PREFIX, max_len=20)
     if not prefix_part[0].isalpha():
         prefix_part = f"{NAME_PREFIX}-{prefix_part}"
@@ -90,14 +92,11 @@ class NameGenerator:
         return make_name(self.run_id, self.worker, counter, self.prefix)
 
 
-def translate_host_name(name: str, namespace: str, release: str, limit: int = MAX_LABEL) -> str:
+def translate_host_name(name: str, namespace: str, release: str) -> str:
     """The host name the syncer gives virtual object ``namespace/name`` of release ``release``.
 
-    ``<name>-x-<namespace>-x-<release>``; when longer than ``limit``: its first 52 characters,
-    ``-`` and the first 10 hex characters of the sha256 of the full name.
+    The syncer's own rule (``vcluster_syncer/contract.py``): ``<name>-x-<namespace>-x-<release>``;
+    longer than 63: its first 52 characters (without a trailing ``.``), ``-`` and the first 10 hex
+    characters of the sha256 of the full name.
     """
-    full = f"{name}-x-{namespace}-x-{release}"
-    if len(full) <= limit:
-        return full
-    digest = hashlib.sha256(full.encode()).hexdigest()[:HASH_LEN]
-    return f"{full[:HASHED_PREFIX_LEN]}-{digest}"
+    return contract.host_name(name, namespace, release)

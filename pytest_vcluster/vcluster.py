@@ -23,14 +23,15 @@ from typing import Any
 
 from . import _kubeconfig, _labels, _naming, _ready
 from ._config import deep_merge, set_values
+from ._contract import contract
 from ._errors import NotReadyError, VClusterError
 from ._hostprovider import Host
 from ._portforward import PortForward, kubernetes_stream_opener
 
 log = logging.getLogger(__name__)
 
-API_PORT = 6443
-SERVICE_PORT = 443
+API_PORT = contract.API_PORT
+SERVICE_PORT = contract.SERVICE_PORT
 _standalone_run = _naming.new_run_id()
 _standalone_counter = itertools.count(1)
 
@@ -119,7 +120,8 @@ class VCluster:
         if name is None:
             name = _naming.make_name(_standalone_run, f"p{os.getpid() % 10000}", next(_standalone_counter))
         if not _naming.is_valid_name(name):
-            raise VClusterError(f"{name!r} cannot name a virtual cluster: use at most 53 of a-z, 0-9 and '-'")
+            raise VClusterError(f"{name!r} cannot name a virtual cluster: use at most "
+                                 f"{_naming.MAX_RELEASE_NAME} of a-z, 0-9 and '-', starting with a letter")
         chart_path = Path(chart).resolve() if chart is not None else default_chart_path()
         set_layer = set_values(set, where="VCluster.create()")
         owned_dir = None
@@ -242,10 +244,10 @@ class VCluster:
         context = f" --context {self.host.context}" if self.host.context else ""
         return (
             f"kubectl --kubeconfig {self.host.kubeconfig_path}{context} -n {self.host_namespace} "
-            f"port-forward pod/{self.release}-0 8443:{API_PORT}"
+            f"port-forward pod/{contract.control_plane_pod(self.release)} {contract.LOCAL_PORT}:{API_PORT}"
         )
 
-    def write_standalone_kubeconfig(self, path: Path, local_port: int = 8443) -> Path:
+    def write_standalone_kubeconfig(self, path: Path, local_port: int = contract.LOCAL_PORT) -> Path:
         """A kubeconfig for use with :attr:`port_forward_command` after this process exits."""
         current = _kubeconfig.load(self.kubeconfig_path.read_text())
         return _kubeconfig.write(
@@ -304,13 +306,14 @@ def _connect(host: Host, namespace: str, release: str, connect: str) -> tuple[Po
                 connect = "service"
     if connect == "service":
         return None, f"https://{service_host}:{SERVICE_PORT}"
-    opener = kubernetes_stream_opener(host.new_configuration(), namespace, f"{release}-0", API_PORT)
+    pod = contract.control_plane_pod(release)
+    opener = kubernetes_stream_opener(host.new_configuration(), namespace, pod, API_PORT)
     forward = PortForward(opener, name=release)
     return forward, f"https://127.0.0.1:{forward.port}"
 
 
 #: label the chart puts on its cluster-scoped objects (they outlive the namespace)
-CLUSTER_SCOPED_LABEL = "vcluster.pytest-vcluster.io/host-namespace"
+CLUSTER_SCOPED_LABEL = contract.CLUSTER_SCOPED_LABEL
 
 
 def delete_cluster_scoped(host_api_client: Any, namespace: str) -> None:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from . import contract
 from .coredns import DEFAULT_IMAGE as COREDNS_DEFAULT_IMAGE
 from .coredns import DEFAULT_RESOURCES as COREDNS_DEFAULT_RESOURCES
 from .coredns import CoreDNSSettings
@@ -45,8 +46,8 @@ class Config:
     cluster_domain: str
     health_port: int
     log_level: str
-    kubelet_address: str = "127.0.0.1"  # the fake kubelet (kubelet.py); only the pod's own containers reach it
-    kubelet_port: int = 10250  # 0: no kubelet server (no logs/exec/port-forward)
+    kubelet_address: str = contract.KUBELET_ADDRESS  # the fake kubelet (kubelet.py), reached by the pod alone
+    kubelet_port: int = contract.KUBELET_PORT  # 0: no kubelet server (no logs/exec/port-forward)
     coredns: CoreDNSSettings = field(default_factory=CoreDNSSettings)  # DNS in the virtual cluster (coredns.py)
     sync_events: bool = True  # host events about synced objects -> virtual events (parts/events.py)
 
@@ -107,11 +108,11 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 def _coredns(env: Mapping[str, str], cluster_domain: str) -> CoreDNSSettings:
     """COREDNS_ENABLED (default false), COREDNS_IMAGE, COREDNS_IMAGE_PULL_POLICY, COREDNS_RESOURCES (JSON)."""
-    policy = env.get("COREDNS_IMAGE_PULL_POLICY", "").strip() or "IfNotPresent"
+    policy = env.get(contract.ENV_COREDNS_IMAGE_PULL_POLICY, "").strip() or "IfNotPresent"
     if policy not in ("Always", "IfNotPresent", "Never"):
         raise ConfigError(f"environment variable COREDNS_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never, "
                           f"not {policy!r}")
-    resources_text = env.get("COREDNS_RESOURCES", "").strip()
+    resources_text = env.get(contract.ENV_COREDNS_RESOURCES, "").strip()
     try:
         resources = json.loads(resources_text) if resources_text else dict(COREDNS_DEFAULT_RESOURCES)
     except ValueError:
@@ -119,8 +120,8 @@ def _coredns(env: Mapping[str, str], cluster_domain: str) -> CoreDNSSettings:
     if not isinstance(resources, dict):
         raise ConfigError(f"environment variable COREDNS_RESOURCES must be a JSON object, not {resources_text!r}")
     return CoreDNSSettings(
-        enabled=_bool(env, "COREDNS_ENABLED"),
-        image=env.get("COREDNS_IMAGE", "").strip() or COREDNS_DEFAULT_IMAGE,
+        enabled=_bool(env, contract.ENV_COREDNS_ENABLED),
+        image=env.get(contract.ENV_COREDNS_IMAGE, "").strip() or COREDNS_DEFAULT_IMAGE,
         pull_policy=policy,
         cluster_domain=cluster_domain,
         resources=resources,
@@ -128,37 +129,38 @@ def _coredns(env: Mapping[str, str], cluster_domain: str) -> CoreDNSSettings:
 
 
 def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:
-    name = _required(env, "VCLUSTER_NAME")
-    server = _required(env, "VIRTUAL_SERVER")
+    name = _required(env, contract.ENV_VCLUSTER_NAME)
+    server = _required(env, contract.ENV_VIRTUAL_SERVER)
     if not server.startswith(("https://", "http://")):
         raise ConfigError(
             f"environment variable VIRTUAL_SERVER must be a URL like https://127.0.0.1:6443, not {server!r}")
-    mode = env.get("SYNC_NODES_MODE", "synced").strip() or "synced"
+    mode = env.get(contract.ENV_SYNC_NODES_MODE, "synced").strip() or "synced"
     if mode not in ("synced", "all"):
         raise ConfigError(f"environment variable SYNC_NODES_MODE must be 'synced' or 'all', not {mode!r}")
-    port_text = env.get("HEALTH_PORT", "8081").strip() or "8081"
+    port_text = env.get(contract.ENV_HEALTH_PORT, "").strip() or str(contract.HEALTH_PORT)
     try:
         port = int(port_text)
     except ValueError:
         raise ConfigError(f"environment variable HEALTH_PORT must be a port number, not {port_text!r}") from None
     return Config(
         vcluster_name=name,
-        host_namespace=_required(env, "HOST_NAMESPACE"),
+        host_namespace=_required(env, contract.ENV_HOST_NAMESPACE),
         virtual_server=server,
-        virtual_token_file=_file(env, "VIRTUAL_TOKEN_FILE", check_files),
-        virtual_ca_file=_file(env, "VIRTUAL_CA_FILE", check_files),
-        service_name=env.get("SERVICE_NAME", "").strip() or name,
-        workload_service_account=env.get("WORKLOAD_SERVICE_ACCOUNT", "").strip() or f"vc-workload-{name}",
-        sync_all_configmaps=_bool(env, "SYNC_ALL_CONFIGMAPS"),
-        sync_all_secrets=_bool(env, "SYNC_ALL_SECRETS"),
-        sync_network_policies=_bool(env, "SYNC_NETWORK_POLICIES"),
+        virtual_token_file=_file(env, contract.ENV_VIRTUAL_TOKEN_FILE, check_files),
+        virtual_ca_file=_file(env, contract.ENV_VIRTUAL_CA_FILE, check_files),
+        service_name=env.get(contract.ENV_SERVICE_NAME, "").strip() or name,
+        workload_service_account=(env.get(contract.ENV_WORKLOAD_SERVICE_ACCOUNT, "").strip()
+                                  or contract.workload_service_account(name)),
+        sync_all_configmaps=_bool(env, contract.ENV_SYNC_ALL_CONFIGMAPS),
+        sync_all_secrets=_bool(env, contract.ENV_SYNC_ALL_SECRETS),
+        sync_network_policies=_bool(env, contract.ENV_SYNC_NETWORK_POLICIES),
         sync_nodes_mode=mode,
-        sync_storage_classes=_bool(env, "SYNC_STORAGE_CLASSES"),
-        sync_events=_bool(env, "SYNC_EVENTS", default=True),
-        cluster_domain=env.get("CLUSTER_DOMAIN", "").strip() or "cluster.local",
+        sync_storage_classes=_bool(env, contract.ENV_SYNC_STORAGE_CLASSES),
+        sync_events=_bool(env, contract.ENV_SYNC_EVENTS, default=True),
+        cluster_domain=env.get(contract.ENV_CLUSTER_DOMAIN, "").strip() or "cluster.local",
         health_port=port,
-        log_level=log_level(env.get("LOG_LEVEL", "")),
-        kubelet_address=env.get("KUBELET_ADDRESS", "").strip() or "127.0.0.1",
-        kubelet_port=_port(env, "KUBELET_PORT", 10250),
-        coredns=_coredns(env, env.get("CLUSTER_DOMAIN", "").strip() or "cluster.local"),
+        log_level=log_level(env.get(contract.ENV_LOG_LEVEL, "")),
+        kubelet_address=env.get(contract.ENV_KUBELET_ADDRESS, "").strip() or contract.KUBELET_ADDRESS,
+        kubelet_port=_port(env, contract.ENV_KUBELET_PORT, contract.KUBELET_PORT),
+        coredns=_coredns(env, env.get(contract.ENV_CLUSTER_DOMAIN, "").strip() or "cluster.local"),
     )

@@ -1,10 +1,12 @@
 """The contract between the three parts: the plugin (pytest_vcluster), the syncer (vcluster_syncer) and the
 chart (chart/, rendered with `helm template`).
 
-Every check calls the real code of both sides on edge-case tables; none re-derives a rule. A rule that
-changes on one side alone fails here: host names of virtual objects, the syncer's environment variables
-that the chart sets (and every chart switch under ``sync.*`` -> the variable -> the syncer's config), the
-keys of the kubeconfig Secret ``vc-R``, label keys and ports.
+Each shared rule is defined once, in ``syncer/vcluster_syncer/contract.py`` (``contract`` below), which the
+syncer imports and the plugin loads (``pytest_vcluster/_contract.py``). Every check calls the real code of
+the parts on edge-case tables; none re-derives a rule. A rule that changes on one side alone fails here:
+host names of virtual objects, the syncer's environment variables that the chart sets (and every chart switch
+under ``sync.*`` -> the variable -> the syncer's config), the name and keys of the kubeconfig Secret ``vc-R``,
+label keys and ports.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from typing import Any
 import pytest
 import test_chart
 import yaml
-from test_chart import CHART, NAMESPACE, RELEASE, containers, render, secret_data
+from test_chart import CHART, NAMESPACE, RELEASE, containers, helm_template, render, secret_data
 from vcluster_syncer import config as syncer_config
+from vcluster_syncer import contract
 from vcluster_syncer.translate import metadata as syncer_metadata
 from vcluster_syncer.translate import names as syncer_names
 from vcluster_syncer.translate.settings import TranslatorSettings
 
-from pytest_vcluster import _kubeconfig, _labels, _naming
+from pytest_vcluster import _contract, _kubeconfig, _labels, _naming
 from pytest_vcluster import vcluster as vcluster_module
 from pytest_vcluster.vcluster import VCluster
 
@@ -31,7 +34,7 @@ helm = test_chart.helm  # the fixture: path of a helm binary (tests fail without
 
 # Kinds the syncer creates on the host under a translated name.
 KINDS = ("Pod", "Service", "Endpoints", "ConfigMap", "Secret", "PersistentVolumeClaim", "NetworkPolicy")
-MAX_NAME = 63
+MAX_NAME = contract.NAME_LIMIT
 # DNS-1123 subdomain (what every host kind accepts), at most 63 characters (the syncer's limit).
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -51,8 +54,8 @@ def _fill(total: int, namespace: str, release: str) -> str:
 
 
 R = "vc-1a2b3c-gw0-1"
-R53 = "vc-" + "r" * 50  # the plugin's longest release name (Helm's limit)
-R52 = "vc-" + "r" * 49  # the chart's longest (StatefulSet limit)
+R53 = "vc-" + "r" * 50  # one more than the chart accepts (Helm's own limit)
+R52 = "vc-" + "r" * 49  # the longest release the chart and the plugin accept
 NS63 = "n" * 63
 
 HOST_NAME_CASES: list[tuple[str, str, str, str]] = [
@@ -98,6 +101,26 @@ def test_plugin_host_name_is_the_syncers(tmp_path: Path, kind: str, name: str, n
     assert _vcluster(tmp_path, release).host_name({"kind": kind, "metadata": {"name": name, "namespace": namespace}}) \
         == syncer
     assert _naming.translate_host_name(name, namespace, release) == syncer
+    assert contract.host_name(name, namespace, release) == syncer
+
+
+def test_the_plugin_loads_the_syncers_contract() -> None:
+    """One file: in a checkout the plugin loads syncer/vcluster_syncer/contract.py, the module the syncer imports."""
+    assert Path(_contract.contract.__file__).resolve() == Path(contract.__file__).resolve()
+    assert _contract.contract.host_name is not contract.host_name  # loaded by path, not via vcluster_syncer
+
+
+def test_the_wheel_ships_the_contract_where_the_plugin_looks() -> None:
+    """pyproject.toml's force-include puts syncer/vcluster_syncer where ``_contract.CANDIDATES[0]`` expects it."""
+    import tomllib
+
+    repo = CHART.parent
+    shipped = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"][
+        "force-include"]
+    package = Path(_contract.__file__).resolve().parent
+    wheel_path = package.parent / shipped["syncer/vcluster_syncer"] / "contract.py"
+    assert _contract.CANDIDATES[0] == wheel_path
+    assert _contract.CANDIDATES[1] == repo / "syncer" / "vcluster_syncer" / "contract.py"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -126,11 +149,15 @@ def test_golden_host_names(tmp_path: Path, name: str, namespace: str, release: s
     assert _vcluster(tmp_path, release).host_name("Pod", name, namespace) == expected
 
 
-def test_every_generated_release_name_fits_the_chart() -> None:
-    """The plugin's names are releases the chart accepts (it refuses more than 52 characters)."""
+def test_release_names_the_plugin_makes_or_accepts_fit_the_chart(helm: str) -> None:
+    """The chart refuses releases over ``contract.MAX_RELEASE_NAME`` characters; the plugin never makes one."""
     longest = _naming.make_name("f" * 40, "gw" + "9" * 40, 10**9, prefix="p" * 40)
-    assert _naming.is_valid_name(longest)
-    assert len(longest) <= 53
+    assert _naming.is_valid_name(longest) and len(longest) <= contract.MAX_RELEASE_NAME
+    assert _naming.is_valid_name(R52) and len(R52) == contract.MAX_RELEASE_NAME
+    assert not _naming.is_valid_name(R53)
+    assert helm_template(helm, release=R52).returncode == 0
+    refused = helm_template(helm, release=R53)
+    assert refused.returncode != 0 and "at most 52" in refused.stderr
 
 
 # --------------------------------------------------------------------------- labels and annotations
@@ -145,15 +172,27 @@ def test_translated_label_keys_are_valid(release: str, key: str) -> None:
     """The syncer's host label keys are valid qualified names for every release the plugin can make."""
     got = syncer_names.translate_label_key(key, TranslatorSettings(release, release))
     prefix, _, name = got.partition("/")
-    assert prefix == syncer_metadata.DOMAIN
+    assert prefix == syncer_metadata.DOMAIN == contract.SYNCER_DOMAIN
     assert len(name) <= MAX_NAME and _QUALIFIED_NAME.match(name), got
     assert syncer_metadata.is_reserved_key(got)
+
+
+def test_syncer_label_and_annotation_keys_are_the_contracts() -> None:
+    assert (syncer_metadata.MANAGED_BY, syncer_metadata.NAMESPACE_LABEL, syncer_metadata.FAKE_NODE_LABEL) == (
+        contract.LABEL_MANAGED_BY, contract.LABEL_NAMESPACE, contract.LABEL_FAKE_NODE)
+    assert (syncer_metadata.ANN_NAME, syncer_metadata.ANN_NAMESPACE, syncer_metadata.ANN_UID,
+            syncer_metadata.ANN_KIND) == (contract.ANNOTATION_OBJECT_NAME, contract.ANNOTATION_OBJECT_NAMESPACE,
+                                          contract.ANNOTATION_OBJECT_UID, contract.ANNOTATION_OBJECT_KIND)
+    settings = TranslatorSettings(R, R)
+    assert syncer_metadata.marker_labels("team-a", settings) == {contract.LABEL_MANAGED_BY: R,
+                                                                 contract.LABEL_NAMESPACE: "team-a"}
 
 
 def test_plugin_labels_are_not_the_syncers() -> None:
     """The plugin's namespace labels are valid keys outside the syncer's reserved domain (never rewritten)."""
     for key in _labels.namespace_labels("1a2b3c", "gw0", pid=1, host="h", created=0):
         prefix, _, name = key.partition("/")
+        assert prefix == contract.PLUGIN_DOMAIN
         assert len(name) <= MAX_NAME and _QUALIFIED_NAME.match(name) and len(prefix) <= 253
         assert not syncer_metadata.is_reserved_key(key)
     assert not syncer_metadata.is_reserved_key(vcluster_module.CLUSTER_SCOPED_LABEL)
@@ -164,7 +203,8 @@ def test_cluster_scoped_objects_carry_the_label_the_plugin_deletes_by(helm: str)
     scoped = [o for (kind, _), o in objs.items() if kind in ("ClusterRole", "ClusterRoleBinding")]
     assert len(scoped) == 2
     for obj in scoped:
-        assert obj["metadata"]["labels"][vcluster_module.CLUSTER_SCOPED_LABEL] == NAMESPACE
+        assert obj["metadata"]["labels"][contract.CLUSTER_SCOPED_LABEL] == NAMESPACE
+    assert vcluster_module.CLUSTER_SCOPED_LABEL == contract.CLUSTER_SCOPED_LABEL
 
 
 # --------------------------------------------------------------------------- the syncer's environment
@@ -203,22 +243,27 @@ def load(env: dict[str, str]) -> tuple[syncer_config.Config, set[str]]:
     return syncer_config.load_config(recorder, check_files=False), recorder.read
 
 
-# Variables the syncer reads with a default the chart relies on (the chart does not set them).
-DEFAULTED = {"HEALTH_PORT", "KUBELET_ADDRESS", "KUBELET_PORT"}
-
-
 def test_every_variable_the_chart_sets_is_read_by_the_syncer(helm: str) -> None:
     env = chart_env(helm)
     _, read = load(env)
+    assert set(env) == contract.CHART_ENV, "the chart sets other variables than the contract says"
+    assert read == contract.SYNCER_ENV, "the syncer reads other variables than the contract says"
     assert set(env) - read == set(), "the chart sets variables the syncer never reads"
-    assert read - set(env) == DEFAULTED, "the syncer reads variables the chart does not set"
+    assert read - set(env) == set(contract.DEFAULTED_ENV), "the syncer reads variables the chart does not set"
+
+
+def test_defaulted_variables_mean_what_the_chart_relies_on(helm: str) -> None:
+    """Variables the chart leaves unset: the syncer's default is the contract's (the chart's probes use it)."""
+    env = chart_env(helm)
+    assert load(env)[0] == load({**env, **contract.DEFAULTED_ENV})[0]
 
 
 def test_the_chart_env_is_a_valid_syncer_config(helm: str) -> None:
     cfg, _ = load(chart_env(helm))
     assert cfg.vcluster_name == cfg.service_name == RELEASE
     assert cfg.host_namespace == NAMESPACE
-    assert cfg.workload_service_account == f"vc-workload-{RELEASE}"
+    assert cfg.workload_service_account == contract.workload_service_account(RELEASE)
+    assert cfg.virtual_server == contract.VIRTUAL_SERVER
     objs = render(helm)
     assert ("ServiceAccount", cfg.workload_service_account) in objs
     assert ("Service", cfg.service_name) in objs
@@ -237,10 +282,9 @@ SWITCHES: list[tuple[str, str, str, Any]] = [
     ("coredns.enabled", "false", "coredns.enabled", False),
     ("coredns.image.pullPolicy", "Never", "coredns.pull_policy", "Never"),
     ("coredns.image.tag", "v9", "coredns.image", "registry.k8s.io/coredns/coredns:v9"),
+    ("coredns.image.repository", "example.test/dns", "coredns.image", "example.test/dns:v1.12.0"),
     ("coredns.resources.requests.cpu", "7m", "coredns.resources", {"requests": {"cpu": "7m", "memory": "30Mi"}}),
 ]
-# Switches under sync.* that reach no variable (none today; a new one must be wired or listed here).
-NOT_WIRED: set[str] = set()
 
 
 def _attr(cfg: Any, path: str) -> Any:
@@ -254,9 +298,17 @@ def test_chart_switch_reaches_the_syncer_config(helm: str, value: str, setting: 
                                                 expected: Any) -> None:
     default_env, changed_env = chart_env(helm), chart_env(helm, f"{value}={setting}")
     changed_vars = {k for k in changed_env if changed_env[k] != default_env.get(k)}
-    assert len(changed_vars) == 1, f"{value} changes {sorted(changed_vars)}"
+    assert changed_vars == {_variable_of(value)}
     assert _attr(load(default_env)[0], attribute) != expected
     assert _attr(load(changed_env)[0], attribute) == expected
+
+
+def _variable_of(value: str) -> str:
+    """The variable the contract says the chart sets from ``value`` (or from a subtree holding it)."""
+    while value not in contract.CHART_VALUE_ENV:
+        assert "." in value, f"the contract names no variable for chart value {value!r}"
+        value = value.rpartition(".")[0]
+    return contract.CHART_VALUE_ENV[value]
 
 
 def _leaves(tree: dict[str, Any], prefix: str) -> set[str]:
@@ -267,19 +319,31 @@ def _leaves(tree: dict[str, Any], prefix: str) -> set[str]:
     return out
 
 
-def test_every_sync_switch_is_covered() -> None:
+def test_every_sync_switch_reaches_a_variable() -> None:
+    """Every value under ``sync.*`` is in the contract and in the table above; every value the contract names exists."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     switches = _leaves(values["sync"], "sync")
-    assert switches - NOT_WIRED == {s[0] for s in SWITCHES if s[0].startswith("sync.")}
-    assert NOT_WIRED <= switches, "a switch listed as not wired is gone: drop it from NOT_WIRED"
-    assert not switches & {s[0] for s in SWITCHES} & NOT_WIRED
+    assert switches == {v for v in contract.CHART_VALUE_ENV if v.startswith("sync.")}
+    assert switches <= {s[0] for s in SWITCHES}
+    for value in contract.CHART_VALUE_ENV:
+        tree: Any = values
+        for part in value.split("."):
+            assert isinstance(tree, dict) and part in tree, f"contract: chart value {value!r} is not in values.yaml"
+            tree = tree[part]
 
 
 # --------------------------------------------------------------------------- the kubeconfig Secret and ports
 
 
 def _kubeconfig_secret(helm: str) -> dict[str, Any]:
-    return render(helm)[("Secret", f"vc-{RELEASE}")]
+    return render(helm)[("Secret", contract.kubeconfig_secret_name(RELEASE))]
+
+
+def test_kubeconfig_secret_keys(helm: str) -> None:
+    secret = _kubeconfig_secret(helm)
+    assert set(secret["data"]) == set(contract.SECRET_KEYS)
+    config = _kubeconfig.load(secret_data(secret)[contract.SECRET_KEY_CONFIG])
+    assert _kubeconfig.server_of(config) == contract.KUBECONFIG_SERVER
 
 
 def test_plugin_reads_the_kubeconfig_secret_the_chart_writes(helm: str) -> None:
@@ -297,16 +361,18 @@ def test_plugin_reads_the_kubeconfig_secret_the_chart_writes(helm: str) -> None:
 def test_ports(helm: str, tmp_path: Path) -> None:
     objs = render(helm)
     by_name = containers(objs)
-    assert [p["containerPort"] for p in by_name["kube-apiserver"]["ports"]] == [vcluster_module.API_PORT]
+    assert (vcluster_module.API_PORT, vcluster_module.SERVICE_PORT) == (contract.API_PORT, contract.SERVICE_PORT)
+    assert [p["containerPort"] for p in by_name["kube-apiserver"]["ports"]] == [contract.API_PORT]
     port = objs[("Service", RELEASE)]["spec"]["ports"][0]
-    assert (port["port"], port["targetPort"]) == (vcluster_module.SERVICE_PORT, vcluster_module.API_PORT)
+    assert (port["port"], port["targetPort"]) == (contract.SERVICE_PORT, contract.API_PORT)
     cfg, _ = load(chart_env(helm))
+    assert (cfg.health_port, cfg.kubelet_port) == (contract.HEALTH_PORT, contract.KUBELET_PORT)
     syncer = by_name["syncer"]
     assert [p["containerPort"] for p in syncer["ports"]] == [cfg.health_port]
     assert syncer["readinessProbe"]["httpGet"]["port"] == syncer["livenessProbe"]["httpGet"]["port"] == cfg.health_port
-    assert cfg.virtual_server.endswith(f":{vcluster_module.API_PORT}")
-    # The kubeconfig's placeholder server is where the standalone kubeconfig/port-forward command point.
-    server = _kubeconfig.server_of(_kubeconfig.load(secret_data(_kubeconfig_secret(helm))["config"]))
+    assert cfg.virtual_server == contract.VIRTUAL_SERVER
+    # The kubeconfig's placeholder server is where the documented port-forward command listens.
     vc = _vcluster(tmp_path, RELEASE)
-    assert server == "https://localhost:8443"
-    assert vc.port_forward_command.endswith(f" 8443:{vcluster_module.API_PORT}")
+    assert vc.port_forward_command.endswith(
+        f" pod/{contract.control_plane_pod(RELEASE)} {contract.LOCAL_PORT}:{contract.API_PORT}")
+    assert ("StatefulSet", RELEASE) in objs  # whose pod is control_plane_pod(R)

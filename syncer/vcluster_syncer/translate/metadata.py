@@ -20,18 +20,20 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .. import contract
 from .names import translate_label_key
 from .settings import TranslatorSettings
 
-DOMAIN = "vcluster.loft.sh"
-MANAGED_BY = f"{DOMAIN}/managed-by"
-NAMESPACE_LABEL = f"{DOMAIN}/namespace"
-FAKE_NODE_LABEL = f"{DOMAIN}/fake-node"
+# The keys others read too (the plugin, tests, users of `kubectl get -l`) are in the contract.
+DOMAIN = contract.SYNCER_DOMAIN
+MANAGED_BY = contract.LABEL_MANAGED_BY
+NAMESPACE_LABEL = contract.LABEL_NAMESPACE
+FAKE_NODE_LABEL = contract.LABEL_FAKE_NODE
 
-ANN_NAME = f"{DOMAIN}/object-name"
-ANN_NAMESPACE = f"{DOMAIN}/object-namespace"
-ANN_UID = f"{DOMAIN}/object-uid"
-ANN_KIND = f"{DOMAIN}/object-kind"
+ANN_NAME = contract.ANNOTATION_OBJECT_NAME
+ANN_NAMESPACE = contract.ANNOTATION_OBJECT_NAMESPACE
+ANN_UID = contract.ANNOTATION_OBJECT_UID
+ANN_KIND = contract.ANNOTATION_OBJECT_KIND
 ANN_LABELS = f"{DOMAIN}/labels"  # virtual labels in the kubelet's downward-API file format
 ANN_ANNOTATIONS = f"{DOMAIN}/annotations"  # virtual annotations, same format (only when a pod reads them)
 ANN_SERVICE_ACCOUNT = f"{DOMAIN}/service-account-name"

@@ -1,12 +1,13 @@
 """Host names of virtual objects.
 
-Scheme (shared with docs/architecture.md): ``<name>-x-<namespace>-x-<R>``. When that is longer than
-the kind's limit it becomes the first 52 characters + ``-`` + the first 10 hex characters of
+Scheme (the rule itself is ``vcluster_syncer/contract.py``, shared with the plugin; documented in
+docs/architecture.md): ``<name>-x-<namespace>-x-<R>``. When that is longer than 63 it becomes the
+first 52 characters (a trailing ``.`` dropped) + ``-`` + the first 10 hex characters of
 sha256(full name). The hash covers the *full* name, so two different long names that share their
 first 52 characters still get different host names, and the same virtual object always maps to the
 same host name (a restarted syncer finds its objects again).
 
-Limit per kind: 63 for every kind we create on the host.
+One limit, 63, for every kind we create on the host:
   * Service names must be DNS-1035 labels (<= 63).
   * Pod names may be 253 long, but the pod's hostname and the values of labels that controllers
     derive from pod names are limited to 63; 63 keeps host pods label-safe.
@@ -17,31 +18,10 @@ Limit per kind: 63 for every kind we create on the host.
 
 from __future__ import annotations
 
-import hashlib
-
+from ..contract import HASH_LEN, host_name, safe_concat, sha256_hex
 from .settings import TranslatorSettings
 
-HASH_PREFIX_LEN = 52
-HASH_LEN = 10
-DEFAULT_LIMIT = 63
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def safe_concat(full: str, limit: int = DEFAULT_LIMIT) -> str:
-    """Return ``full`` if it fits ``limit``, else its 52-character prefix, ``-`` and 10 hex of its sha256."""
-    if len(full) <= limit:
-        return full
-    short = full[:HASH_PREFIX_LEN] + "-" + sha256_hex(full)[:HASH_LEN]
-    # A prefix ending in "." would produce ".-", which is not a valid DNS subdomain; collapse it.
-    return short.replace(".-", "-")
-
-
-def host_name(name: str, namespace: str, vcluster: str, limit: int = DEFAULT_LIMIT) -> str:
-    """Host name of the namespaced virtual object ``namespace/name`` of virtual cluster ``vcluster``."""
-    return safe_concat(f"{name}-x-{namespace}-x-{vcluster}", limit)
+__all__ = ["host_name", "host_name_for", "hostname_for_pod", "safe_concat", "token_secret_name", "translate_label_key"]
 
 
 def host_name_for(kind: str, name: str, namespace: str, settings: TranslatorSettings) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from types import SimpleNamespace as NS
 from typing import Any
@@ -61,12 +60,16 @@ def test_host_name_from_objects(tmp_path: Path) -> None:
     assert vc.host_name({"kind": "Secret", "metadata": {"name": "s", "namespace": "n2"}}) == "s-x-n2-x-vc-1a2b3c-gw0-1"
 
 
-def test_host_name_long_is_hashed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["a-very-long-name-of-a-deployment-pod-abcdef", "a" * 51 + ".b", "a" * 253])
+def test_host_name_long_is_the_syncers(tmp_path: Path, name: str) -> None:
+    """Long names are shortened by the syncer's own rule (tests/unit/test_contracts.py has the edge cases)."""
+    from vcluster_syncer.translate.names import host_name_for
+    from vcluster_syncer.translate.settings import TranslatorSettings
+
     vc = make(tmp_path)
-    name = "a-very-long-name-of-a-deployment-pod-abcdef"
-    full = f"{name}-x-default-x-vc-1a2b3c-gw0-1"
-    expected = full[:52] + "-" + hashlib.sha256(full.encode()).hexdigest()[:10]
-    assert vc.host_name("Pod", name, "default") == expected
+    got = vc.host_name("Pod", name, "default")
+    assert got == host_name_for("Pod", name, "default", TranslatorSettings(vc.release, vc.host_namespace))
+    assert len(got) <= 63 and ".-" not in got
 
 
 def test_host_name_needs_a_name(tmp_path: Path) -> None:
