@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from pytest_vcluster import Host
+
 REPO = Path(__file__).resolve().parents[2]
 HOST = REPO / "hack" / "host"
 
@@ -59,3 +61,11 @@ def namespace(host_api: client.ApiClient) -> Iterator[str]:
     except client.ApiException as e:
         if e.status != 404:
             raise
+
+
+@pytest.fixture(scope="module")
+def host(host_kubeconfig: Path) -> Iterator[Host]:
+    """The host as the library sees it (one per test module)."""
+    h = Host.from_kubeconfig(host_kubeconfig)
+    yield h
+    h.close()

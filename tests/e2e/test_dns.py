@@ -22,7 +22,7 @@ from pytest_vcluster import Host, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import suffix, wait  # noqa: E402
+from e2e_helpers import create_vcluster, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -89,17 +89,7 @@ def coredns_ready_seconds(env: Env) -> float | None:
 
 
 def create(host: Host, name: str, **kw: Any) -> VCluster:
-    vc = VCluster.create(host, name=name, labels=LABELS, timeout=CREATE_TIMEOUT, **kw)
-    print(f"virtual cluster {name}: ready in {vc.setup_seconds:.1f}s "
-          f"({', '.join(f'{k} {v:.1f}s' for k, v in vc.phase_seconds.items())})")
-    return vc
-
-
-@pytest.fixture(scope="module")
-def host(host_kubeconfig: Path) -> Iterator[Host]:
-    h = Host.from_kubeconfig(host_kubeconfig)
-    yield h
-    h.close()
+    return create_vcluster(host, name, labels=LABELS, timeout=CREATE_TIMEOUT, **kw)
 
 
 @pytest.fixture(scope="module")

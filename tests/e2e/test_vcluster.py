@@ -35,7 +35,7 @@ from pytest_vcluster import Host, ImageError, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import gone, suffix, wait  # noqa: E402
+from e2e_helpers import create_vcluster, gone, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -146,24 +146,14 @@ class Env:
         return copies
 
 
-@pytest.fixture(scope="module")
-def host(host_kubeconfig: Path) -> Iterator[Host]:
-    h = Host.from_kubeconfig(host_kubeconfig)
-    yield h
-    h.close()
-
-
-def create_vcluster(host: Host, name: str) -> VCluster:
-    vc = VCluster.create(host, name=name, labels=E2E_LABELS, timeout=CREATE_TIMEOUT)
-    print(f"virtual cluster {name}: ready in {vc.setup_seconds:.1f}s "
-          f"({', '.join(f'{k} {v:.1f}s' for k, v in vc.phase_seconds.items())})")
-    return vc
+def create(host: Host, name: str) -> VCluster:
+    return create_vcluster(host, name, labels=E2E_LABELS, timeout=CREATE_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
 def shared(host: Host, host_api: client.ApiClient) -> Iterator[Env]:
     """One virtual cluster for the workload tests (2-5)."""
-    vc = create_vcluster(host, f"e2e-vc-{suffix()}")
+    vc = create(host, f"e2e-vc-{suffix()}")
     try:
         yield Env(vc, host_api)
     finally:
@@ -177,7 +167,7 @@ def twins(host: Host, host_api: client.ApiClient) -> Iterator[tuple[Env, Env]]:
     names = [f"e2e-twin-a-{tag}", f"e2e-twin-b-{tag}"]
     created: list[VCluster] = []
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(create_vcluster, host, n) for n in names]
+        futures = [pool.submit(create, host, n) for n in names]
         errors = []
         for f in futures:
             try:

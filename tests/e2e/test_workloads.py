@@ -34,7 +34,7 @@ from pytest_vcluster.vcluster import CLUSTER_SCOPED_LABEL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import gone, suffix, wait  # noqa: E402
+from e2e_helpers import create_vcluster, gone, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -139,17 +139,7 @@ class Env:
 
 
 def create(host: Host, name: str, set_values: dict[str, Any] | None = None) -> VCluster:
-    vc = VCluster.create(host, name=name, labels=LABELS, timeout=CREATE_TIMEOUT, set=set_values)
-    print(f"virtual cluster {name} {set_values or '(defaults)'}: ready in {vc.setup_seconds:.1f}s "
-          f"({', '.join(f'{k} {v:.1f}s' for k, v in vc.phase_seconds.items())})")
-    return vc
-
-
-@pytest.fixture(scope="module")
-def host(host_kubeconfig: Path) -> Iterator[Host]:
-    h = Host.from_kubeconfig(host_kubeconfig)
-    yield h
-    h.close()
+    return create_vcluster(host, name, labels=LABELS, timeout=CREATE_TIMEOUT, set=set_values)
 
 
 @pytest.fixture(scope="module")
