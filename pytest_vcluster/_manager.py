@@ -148,13 +148,20 @@ class VClusterManager:
         shared = self._shared_dir()
         shared.mkdir(parents=True, exist_ok=True)
         marker = shared / f"syncer-image-{self.run_id}.ref"
+        failed = shared / f"syncer-image-{self.run_id}.error"
         with FileLock(str(shared / "syncer-image.lock"), timeout=1800):
+            if failed.exists():  # another xdist worker tried already: the same error, at once
+                raise _syncer_image.ImageBuildError(failed.read_text())
             if marker.exists():
                 ref = _syncer_image.parse_ref(marker.read_text().strip(), source=str(marker))
             else:
-                ref = _syncer_image.ensure_on_host(
-                    host, base_image=self.settings.syncer_base_image, progress=self._progress
-                )
+                try:
+                    ref = _syncer_image.ensure_on_host(
+                        host, base_image=self.settings.syncer_base_image, progress=self._progress
+                    )
+                except VClusterError as exc:
+                    failed.write_text(str(exc))
+                    raise
                 marker.write_text(str(ref))
         return ref.values()
 

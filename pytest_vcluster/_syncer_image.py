@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 #: the Python version of the base image: the wheels are fetched for it
 IMAGE_PYTHON = "3.11"
-#: glibc of Debian bookworm (the base image's distribution): the newest manylinux wheels it can run
-IMAGE_MANYLINUX = "manylinux_2_36"
+#: the manylinux tags a Debian bookworm base image (glibc 2.36) runs, newest first; listed one by one
+#: because older pips do not expand ``--platform manylinux_2_36_x86_64`` to the older tags
+IMAGE_MANYLINUX = (
+    "manylinux_2_36", "manylinux_2_34", "manylinux_2_31", "manylinux_2_28", "manylinux_2_27", "manylinux_2_24",
+    "manylinux_2_17", "manylinux2014", "manylinux_2_12", "manylinux2010", "manylinux_2_5", "manylinux1",
+)
 #: image label holding the content hash the image was built from
 CONTENT_LABEL = "io.pytest-vcluster.syncer.content"
 
@@ -229,7 +233,7 @@ def fetch_wheels(src: Path, dest: Path, arch: str, progress: Progress) -> None:
         [
             *pip, "download", "-q", "--only-binary=:all:", "--dest", str(dest),
             "--python-version", IMAGE_PYTHON, "--implementation", "cp",
-            "--platform", f"{IMAGE_MANYLINUX}_{arch}", str(wheels[-1]),
+            *[arg for tag in IMAGE_MANYLINUX for arg in ("--platform", f"{tag}_{arch}")], str(wheels[-1]),
         ],
         what="fetching the syncer's dependencies (pip download)",
     )

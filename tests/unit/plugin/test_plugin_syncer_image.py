@@ -225,3 +225,34 @@ def test_manager_uses_the_given_image_or_the_users_values(tmp_path: Path, monkey
                                                                           "tag": "v2"}}}
     users = _manager(tmp_path, "m", values={"syncer": {"image": {"tag": "mine"}}})
     assert users._ensure_syncer_image(object()) == {}
+
+
+def test_a_failed_build_is_reported_to_every_worker_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def failing(host: Any, *, base_image: str, progress: Any) -> ImageRef:
+        calls.append(base_image)
+        raise _syncer_image.ImageBuildError("pip download failed")
+
+    monkeypatch.setattr(_syncer_image, "ensure_on_host", failing)
+    for worker in ("gw0", "gw1"):
+        with pytest.raises(VClusterError, match="^pip download failed$"):
+            _manager(tmp_path, worker)._ensure_syncer_image(object())
+    assert len(calls) == 1
+
+
+def test_wheels_fetched_for_every_manylinux_tag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    commands: list[list[str]] = []
+
+    def fake_run(command: list[str], **kw: Any) -> str:
+        commands.append(command)
+        if "wheel" in command:
+            (tmp_path / "vcluster_syncer-0.1.0-py3-none-any.whl").write_text("")
+        return ""
+
+    monkeypatch.setattr(_syncer_image, "_run", fake_run)
+    _syncer_image.fetch_wheels(tmp_path, tmp_path, "x86_64", lambda _: None)
+    download = commands[-1]
+    platforms = [download[i + 1] for i, arg in enumerate(download) if arg == "--platform"]
+    assert platforms[0] == "manylinux_2_36_x86_64" and "manylinux2014_x86_64" in platforms
+    assert "manylinux_2_34_x86_64" in platforms  # today's cryptography wheels
