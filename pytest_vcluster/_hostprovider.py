@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _kubeconfig
+from ._cleanup import pid_alive
 from ._config import Settings
 from ._errors import HostError
 
@@ -280,28 +281,16 @@ def _users_dir(state_dir: Path, cluster: str) -> Path:
     return state_dir / f"{cluster}.users"
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def live_users(state_dir: Path, cluster: str, *, except_run: str = "") -> list[str]:
     """Runs (ids) using the kind cluster whose process is alive; entries of dead runs are removed."""
     users: list[str] = []
     folder = _users_dir(state_dir, cluster)
     for entry in sorted(folder.glob("*")) if folder.is_dir() else []:
         try:
-            pid = int(entry.read_text().strip() or 0)
+            pid, registered = int(entry.read_text().strip() or 0), entry.stat().st_mtime
         except (OSError, ValueError):
-            pid = 0
-        if not _pid_alive(pid):
+            pid, registered = 0, 0.0
+        if not pid_alive(pid, registered):
             with contextlib.suppress(OSError):
                 entry.unlink()
             continue
