@@ -21,6 +21,7 @@ Three things, each cached under ~/.cache/pytest-vcluster/kind:
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import io
@@ -434,9 +435,17 @@ def kind_binary() -> Path:
 
 
 def up(lay: Layout) -> None:
+    """One `up` at a time (CI scripts may start several): a file lock in the cache."""
+    lay.cache.mkdir(parents=True, exist_ok=True)
+    with open(lay.cache / "up.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _up(lay)
+
+
+def _up(lay: Layout) -> None:
     start = time.monotonic()
     warm = _pid(lay) is not None and _ping(lay) and bool(image_id(lay, NODE_IMAGE))
-    with step("binaries (host build, kubeadm, containerd, crictl, kind-cni, runc-wrapper)"):
+    with step("binaries (host's Go builds, kubeadm, containerd, crictl, runc-wrapper)"):
         bins = build.build_all()
         kbins = kind_build.build_kind_binaries()
         build_runc_wrapper(lay_host())
