@@ -11,7 +11,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -299,7 +300,14 @@ def live_users(state_dir: Path, cluster: str, *, except_run: str = "") -> list[s
     return users
 
 
-def ensure_kind(settings: Settings, state_dir: Path, *, run_id: str = "", run_pid: int | None = None) -> Host:
+def ensure_kind(
+    settings: Settings,
+    state_dir: Path,
+    *,
+    run_id: str = "",
+    run_pid: int | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> Host:
     """The kind cluster ``--vcluster-kind-cluster``: reused if present, else created (once, under a lock).
 
     ``run_id``/``run_pid`` register the run as a user of the cluster (``run_pid`` is the process that
@@ -318,7 +326,8 @@ def ensure_kind(settings: Settings, state_dir: Path, *, run_id: str = "", run_pi
             (users / run_id).write_text(str(run_pid or os.getpid()))
         clusters = _run([kind, "get", "clusters"], what="listing kind clusters", timeout=60).split()
         if name not in clusters:
-            log.info("pytest-vcluster: creating kind cluster %s", name)
+            progress(f"creating kind cluster {name} (node image {settings.kind_image or 'kind default'})")
+            started = time.monotonic()
             command = [kind, "create", "cluster", "--name", name, "--wait", "180s"]
             if settings.kind_image:
                 command += ["--image", settings.kind_image]
@@ -330,6 +339,7 @@ def ensure_kind(settings: Settings, state_dir: Path, *, run_id: str = "", run_pi
                 with contextlib.suppress(OSError):
                     kind_marker(state_dir, name).unlink()
                 raise
+            progress(f"kind cluster {name}: created in {time.monotonic() - started:.1f}s")
         text = _run([kind, "get", "kubeconfig", "--name", name], what="reading kind kubeconfig", timeout=60)
         _kubeconfig.write(kubeconfig, _kubeconfig.load(text))
     host = Host(kubeconfig, f"kind-{name}", provider="kind", kind_cluster=name, image_loader=settings.image_loader)
@@ -385,11 +395,12 @@ def open_host(
     *,
     run_id: str = "",
     run_pid: int | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> Host:
     """The host cluster for these settings, checked reachable (``state_dir``: see :func:`kind_state_dir`)."""
     provider = choose_provider(settings, env)
     if provider == "kind":
-        return ensure_kind(settings, state_dir, run_id=run_id, run_pid=run_pid)
+        return ensure_kind(settings, state_dir, run_id=run_id, run_pid=run_pid, progress=progress)
     path = find_kubeconfig(settings, env)
     if path is None:
         raise HostError(

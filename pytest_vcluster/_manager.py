@@ -122,7 +122,12 @@ class VClusterManager:
                 raise self._host_error
             try:
                 host = open_host(
-                    self.settings, kind_state_dir(), self._env, run_id=self.run_id, run_pid=self.run_pid
+                    self.settings,
+                    kind_state_dir(),
+                    self._env,
+                    run_id=self.run_id,
+                    run_pid=self.run_pid,
+                    progress=self._progress,
                 )
                 self.summary.host = f"{host.provider} {host.server} (Kubernetes {host.version})"
                 self._remove_stale(host)
