@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 20
 MAX_EVENTS = 30
+#: the longest pause between two reads of pod ``R-0`` while waiting for it to be Ready (one cheap GET;
+#: the back-off of the other waits, 2 s, would leave a Ready pod unseen for 1 s on average)
+POD_MAX_WAIT = 0.5
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -214,6 +217,20 @@ def namespace_events(core_v1: Any, namespace: str, limit: int = MAX_EVENTS) -> l
         count = f" (x{ev.count})" if ev.count and ev.count > 1 else ""
         lines.append(f"  {ev.type} {ev.reason} {obj.kind.lower()}/{obj.name}: {(ev.message or '').strip()}{count}")
     return lines or ["  (no events)"]
+
+
+def virtual_warnings(virtual_core_v1: Any, limit: int = MAX_EVENTS) -> list[str]:
+    """Warning events inside the virtual cluster, newest last: the syncer's ``SyncError`` events say why
+    an object was not copied to the host (as ``kubectl describe`` shows them)."""
+    events = virtual_core_v1.list_event_for_all_namespaces(field_selector="type=Warning", _request_timeout=10).items
+    events.sort(key=_event_time)
+    lines = []
+    for ev in events[-limit:]:
+        obj = ev.involved_object
+        where = f"{obj.namespace}/" if obj.namespace else ""
+        count = f" (x{ev.count})" if ev.count and ev.count > 1 else ""
+        lines.append(f"  {ev.reason} {obj.kind.lower()}/{where}{obj.name}: {(ev.message or '').strip()}{count}")
+    return lines or ["  (none)"]
 
 
 def container_logs(
@@ -472,6 +489,7 @@ def wait_host_side(
         check_pod,
         deadline,
         state=lambda: pod_state(seen["pod"]),
+        max_wait=POD_MAX_WAIT,
     )
     wait_for(f"secret vc-{release} in host namespace {namespace}", check_secret, deadline)
     return seen["secret"]

@@ -232,11 +232,19 @@ class VCluster:
         return _naming.translate_host_name(name, namespace or "default", self.release)
 
     def diagnostics(self) -> str:
-        """The pod's status, the host namespace's events and the containers' last log lines."""
+        """The pod's status, the host namespace's events, the containers' last log lines, and the
+        Warning events inside the virtual cluster (``SyncError``: an object the host refused)."""
+        from kubernetes import client
+
         try:
-            return _ready.diagnostics(self.host.core_v1(), self.host_namespace, self.release)
+            text = _ready.diagnostics(self.host.core_v1(), self.host_namespace, self.release)
         except Exception as exc:  # noqa: BLE001
-            return f"(no diagnostics: {exc})"
+            text = f"(no diagnostics: {exc})"
+        try:
+            warnings = _ready.virtual_warnings(client.CoreV1Api(self.api_client))
+        except Exception as exc:  # noqa: BLE001
+            warnings = [f"  (cannot list: {_ready.describe_error(exc)})"]
+        return "\n".join([text, "warnings in the virtual cluster:", *warnings])
 
     @property
     def port_forward_command(self) -> str:

@@ -68,6 +68,10 @@ def test_host_quota_rejection_is_a_sync_error_event_on_the_virtual_pod(vcluster,
     print(described.stdout[described.stdout.find("Events:"):])
     assert "SyncError" in described.stdout and "exceeded quota" in described.stdout, described.stdout
 
+    # the plugin's failure report (VCluster.diagnostics) shows it too
+    report = vcluster.diagnostics()
+    assert f"SyncError pod/{ns}/web: Error syncing to host cluster: 403 Forbidden" in report, report
+
     # held, not retried in a loop: the event is counted, not repeated
     assert len([e for e in vcore.list_namespaced_event(ns).items if e.reason == "SyncError"]) == 1
 

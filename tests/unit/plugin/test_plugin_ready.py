@@ -483,3 +483,34 @@ def test_wait_host_side_kubeconfig_advice_by_default() -> None:
     text = str(info.value)
     assert "fix: push the image to a registry the host's nodes can pull from" in text
     assert clock.now < 1  # at once
+
+
+def test_virtual_warnings_name_reason_object_and_count() -> None:
+    from types import SimpleNamespace
+
+    from kubernetes import client
+
+    def event(reason: str, name: str, namespace: str | None, message: str, count: int, at: int) -> Any:
+        import datetime
+
+        return client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=f"e{at}"), reason=reason, message=message, count=count, type="Warning",
+            involved_object=client.V1ObjectReference(kind="Pod", name=name, namespace=namespace),
+            last_timestamp=datetime.datetime.fromtimestamp(at, tz=datetime.timezone.utc),
+        )
+
+    seen: dict[str, Any] = {}
+
+    class VirtualCore:
+        def list_event_for_all_namespaces(self, **kw: Any) -> Any:
+            seen.update(kw)
+            return SimpleNamespace(items=[
+                event("SyncError", "web", "team", "Error syncing to host cluster: 403 Forbidden: quota", 3, 20),
+                event("FailedScheduling", "db", "team", "0/1 nodes", 1, 10),
+            ])
+
+    assert _ready.virtual_warnings(VirtualCore()) == [
+        "  FailedScheduling pod/team/db: 0/1 nodes",
+        "  SyncError pod/team/web: Error syncing to host cluster: 403 Forbidden: quota (x3)",
+    ]
+    assert seen["field_selector"] == "type=Warning"
