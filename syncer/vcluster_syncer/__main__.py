@@ -91,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         dns_ready = coredns.ReadyWatcher(virtual)
         syncer.readiness_gates.append(dns_ready.ready)  # Ready = names resolve (vcluster's "Ready before DNS")
         dns_ready.start(stopping)
+        coredns.start_keeper(virtual, config.coredns, stopping)  # the pod is ours: bring it back if lost
     starter = threading.Thread(target=syncer.start, name="start", daemon=True)
     starter.start()
     while not stopping.is_set() and not syncer.default_service_account.is_set():
         syncer.check_default_service_account()
-        stopping.wait(1.0)
+        stopping.wait(0.25)  # on the critical path of the cluster's readiness: a GET every 0.25 s, until found
     while not stopping.wait(5.0):
         pass
     syncer.stop()

@@ -1,6 +1,6 @@
 """DNS inside the virtual cluster: CoreDNS, deployed *into the virtual cluster* by the syncer at startup.
 
-The objects (ServiceAccount, ClusterRole/Binding ``system:coredns``, ConfigMap, Deployment ``coredns`` and
+The objects (ServiceAccount, ClusterRole/Binding ``system:coredns``, ConfigMap, Pod ``coredns`` and
 Service ``kube-dns``, all in ``kube-system``) are plain virtual objects; the generic sync copies the CoreDNS
 pod and the ``kube-dns`` Service to the host like any other, which gives:
 
@@ -17,6 +17,13 @@ sets to the host Service ``R`` (the virtual API server).
 CoreDNS listens on 1053 (the Service maps 53 -> 1053): no NET_BIND_SERVICE capability, so it runs with all
 capabilities dropped as an unprivileged user, which any host Pod Security level admits.
 
+The syncer creates the *pod* itself, not a Deployment: DNS is on the critical path of a cluster's readiness,
+and a Deployment would wait for the virtual controller-manager (started last), its Deployment and ReplicaSet
+controllers and a ReplicaSet before the pod even exists (about a second more). The pod carries the hash of
+its spec (annotation ``SPEC_HASH``): a different hash, or a pod that has ended, is replaced; ``keep`` applies
+everything again every few seconds, so a deleted pod comes back, as it would with a Deployment. A
+Deployment ``coredns`` of an older syncer is deleted.
+
 ``manifests`` is pure (tested in tests/unit/syncer/test_syncer_coredns.py); ``apply`` creates or patches
 (idempotent: a restarted syncer changes nothing that is already right); ``ReadyWatcher`` tells readiness
 when the ``kube-dns`` Endpoints have a ready address (the CoreDNS host pod is Ready).
@@ -25,18 +32,32 @@ when the ``kube-dns`` Endpoints have a ready address (the CoreDNS host pod is Re
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kube import CONFIGMAPS, ENDPOINTS, SERVICEACCOUNTS, SERVICES, AlreadyExists, ApiError, Kind, Kube
+from .kube import (
+    CONFIGMAPS,
+    ENDPOINTS,
+    NAMESPACES,
+    PODS,
+    SERVICEACCOUNTS,
+    SERVICES,
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    Kind,
+    Kube,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.0"
-DEFAULT_RESOURCES: Mapping[str, Any] = {"requests": {"cpu": "10m", "memory": "30Mi"}}
+DEFAULT_RESOURCES: Mapping[str, Any] = {"requests": {"cpu": "2m", "memory": "16Mi"}}  # idle: 1-2m, 12 MiB
 NAMESPACE = "kube-system"
 NAME = "coredns"
 SERVICE = "kube-dns"
@@ -46,6 +67,7 @@ READY_PORT = 8181
 HEALTH_PORT = 8080
 SELECTOR = {"k8s-app": "kube-dns"}
 LABELS = {"k8s-app": "kube-dns", "app.kubernetes.io/managed-by": "vcluster-syncer"}
+SPEC_HASH = "vcluster.pytest-vcluster.io/coredns-spec"  # annotation of the pod: hash of the spec it was made from
 
 DEPLOYMENTS = Kind("apps/v1", "Deployment", "deployments")
 CLUSTER_ROLES = Kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False)
@@ -93,7 +115,7 @@ def _meta(name: str, namespace: str | None = NAMESPACE) -> dict[str, Any]:
 
 def manifests(settings: CoreDNSSettings) -> list[tuple[Kind, dict[str, Any]]]:
     """The virtual objects, in the order they must be applied (the pod's ServiceAccount and ConfigMap
-    before the Deployment)."""
+    before the pod)."""
     service_account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(NAME)}
     cluster_role = {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(CLUSTER_ROLE, None),
@@ -132,27 +154,22 @@ def manifests(settings: CoreDNSSettings) -> list[tuple[Kind, dict[str, Any]]]:
     }
     if settings.resources:
         container["resources"] = copy.deepcopy(dict(settings.resources))
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(NAME),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": dict(SELECTOR)},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": dict(SELECTOR)},
-                "spec": {
-                    "serviceAccountName": NAME,
-                    # The host node's resolver: the pod rewrite leaves Default alone (no loop through itself).
-                    "dnsPolicy": "Default",
-                    "terminationGracePeriodSeconds": 5,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [container],
-                    "volumes": [{"name": "config-volume", "configMap": {
-                        "name": NAME, "items": [{"key": "Corefile", "path": "Corefile"}]}}],
-                },
-            },
-        },
+    pod_spec = {
+        "serviceAccountName": NAME,
+        # The host node's resolver: the pod rewrite leaves Default alone (no loop through itself).
+        "dnsPolicy": "Default",
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": 5,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "config-volume", "configMap": {
+            "name": NAME, "items": [{"key": "Corefile", "path": "Corefile"}]}}],
+    }
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {**_meta(NAME), "annotations": {SPEC_HASH: spec_hash(pod_spec)}},
+        "spec": pod_spec,
     }
     service = {
         "apiVersion": "v1", "kind": "Service",
@@ -173,9 +190,14 @@ def manifests(settings: CoreDNSSettings) -> list[tuple[Kind, dict[str, Any]]]:
         (CLUSTER_ROLES, cluster_role),
         (CLUSTER_ROLE_BINDINGS, binding),
         (CONFIGMAPS, config_map),
-        (DEPLOYMENTS, deployment),
+        (PODS, pod),
         (SERVICES, service),
     ]
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """16 hex characters of sha256 over the canonical JSON of a pod spec."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- apply (I/O)
@@ -218,15 +240,56 @@ def _name_ns(kind: Kind, obj: Mapping[str, Any]) -> tuple[str, str | None]:
     return meta["name"], meta.get("namespace") if kind.namespaced else None
 
 
+def pod_current(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """Is the existing pod the one ``desired`` describes (same spec hash), alive and not being deleted?"""
+    meta = actual.get("metadata") or {}
+    return (
+        (meta.get("annotations") or {}).get(SPEC_HASH) == desired["metadata"]["annotations"][SPEC_HASH]
+        and not meta.get("deletionTimestamp")
+        and (actual.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    )
+
+
+def _apply_pod(virtual: Kube, desired: dict[str, Any], actual: Mapping[str, Any] | None, what: str) -> str | None:
+    """Create the pod, or replace one that is outdated or ended (a pod spec cannot be patched)."""
+    if actual is not None:
+        if pod_current(desired, actual):
+            return None
+        meta = actual.get("metadata") or {}
+        if not meta.get("deletionTimestamp"):
+            virtual.delete(PODS, NAME, NAMESPACE, grace_period_seconds=0, uid=meta.get("uid"))
+        if virtual.get(PODS, NAME, NAMESPACE) is not None:
+            raise Conflict(409, "Conflict", f"{what} is being deleted; created again once it is gone")
+    virtual.create(PODS, desired)
+    return f"{'replaced' if actual is not None else 'created'} {what}"
+
+
 def apply(virtual: Kube, settings: CoreDNSSettings) -> list[str]:
-    """Create or patch every CoreDNS object; returns what was created/updated ("created Deployment
+    """Create or patch every CoreDNS object; returns what was created/updated ("created Pod
     kube-system/coredns"...). Raises ApiError (the caller retries: the API server or kube-system may not be
     there yet)."""
     done: list[str] = []
+    if virtual.get(NAMESPACES, NAMESPACE) is None:
+        # The API server makes kube-system a moment after it answers (its system-namespaces controller);
+        # making it here does not wait for that. The controller takes an existing one as it is.
+        try:
+            virtual.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        except AlreadyExists:
+            pass
+    old = virtual.get(DEPLOYMENTS, NAME, NAMESPACE)  # made by an older syncer
+    if old is not None and (old["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == \
+            LABELS["app.kubernetes.io/managed-by"]:
+        virtual.delete(DEPLOYMENTS, NAME, NAMESPACE)
+        done.append(f"deleted Deployment {NAMESPACE}/{NAME}")
     for kind, desired in manifests(settings):
         name, namespace = _name_ns(kind, desired)
         what = f"{kind.kind} {namespace + '/' if namespace else ''}{name}"
         actual = virtual.get(kind, name, namespace)
+        if kind is PODS:
+            line = _apply_pod(virtual, desired, actual, what)
+            if line:
+                done.append(line)
+            continue
         if actual is None:
             try:
                 virtual.create(kind, desired)
@@ -244,7 +307,7 @@ def apply(virtual: Kube, settings: CoreDNSSettings) -> list[str]:
 
 
 def apply_until_done(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event,
-                     interval: float = 1.0) -> bool:
+                     interval: float = 0.25) -> bool:
     """``apply`` until it succeeds (False if ``stopping`` was set first)."""
     attempt = 0
     while not stopping.is_set():
@@ -259,6 +322,22 @@ def apply_until_done(virtual: Kube, settings: CoreDNSSettings, stopping: threadi
     return False
 
 
+def keep(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event, interval: float = 10.0) -> None:
+    """``apply`` every ``interval`` seconds until ``stopping``: what a Deployment would do for a lost pod."""
+    while not stopping.wait(interval):
+        try:
+            for line in apply(virtual, settings):
+                log.info("coredns: %s", line)
+        except ApiError as exc:
+            log.debug("coredns: not applied: %s", exc)
+
+
+def start_keeper(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=keep, args=(virtual, settings, stopping), name="coredns-keep", daemon=True)
+    thread.start()
+    return thread
+
+
 def endpoints_ready(endpoints: Mapping[str, Any] | None) -> bool:
     """Does the kube-dns Endpoints object list a ready address?"""
     return any(subset.get("addresses") for subset in (endpoints or {}).get("subsets") or [])
@@ -270,7 +349,7 @@ class ReadyWatcher:
     Once ready it stays ready: a later CoreDNS restart must not take the virtual API server's pod out of
     its Service."""
 
-    def __init__(self, virtual: Kube, interval: float = 0.5, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, virtual: Kube, interval: float = 0.25, clock: Callable[[], float] | None = None) -> None:
         import time
 
         self.virtual = virtual

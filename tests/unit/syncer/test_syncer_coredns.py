@@ -25,7 +25,7 @@ def by_kind(settings: coredns.CoreDNSSettings | None = None) -> dict[str, dict[s
 
 
 def container(objs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    return objs["Pod"]["spec"]["containers"][0]
 
 
 # ------------------------------------------------------------------ manifests
@@ -38,7 +38,7 @@ def test_objects_and_order() -> None:
         ("ClusterRole", None, "system:coredns"),
         ("ClusterRoleBinding", None, "system:coredns"),
         ("ConfigMap", "kube-system", "coredns"),
-        ("Deployment", "kube-system", "coredns"),
+        ("Pod", "kube-system", "coredns"),
         ("Service", "kube-system", "kube-dns"),
     ]
     for kind, obj in coredns.manifests(coredns.CoreDNSSettings()):
@@ -71,20 +71,20 @@ def test_corefile(domain: str) -> None:
     assert corefile.count("{") == corefile.count("}")
 
 
-def test_deployment_defaults() -> None:
+def test_pod_defaults() -> None:
     objs = by_kind()
-    deployment = objs["Deployment"]
-    spec = deployment["spec"]["template"]["spec"]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["selector"]["matchLabels"] == {"k8s-app": "kube-dns"}
-    assert deployment["spec"]["template"]["metadata"]["labels"] == {"k8s-app": "kube-dns"}
+    pod_ = objs["Pod"]
+    spec = pod_["spec"]
+    assert pod_["metadata"]["labels"]["k8s-app"] == "kube-dns"  # what Service kube-dns selects
+    assert pod_["metadata"]["annotations"] == {coredns.SPEC_HASH: coredns.spec_hash(spec)}
+    assert spec["restartPolicy"] == "Always"
     assert spec["serviceAccountName"] == "coredns"
     assert spec["dnsPolicy"] == "Default"
     c = container(objs)
     assert c["image"] == "registry.k8s.io/coredns/coredns:v1.12.0"
     assert c["args"] == ["-conf", "/etc/coredns/Corefile"]
     assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8181, "scheme": "HTTP"}
-    assert c["resources"] == {"requests": {"cpu": "10m", "memory": "30Mi"}}
+    assert c["resources"] == {"requests": {"cpu": "2m", "memory": "16Mi"}}
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert {p["containerPort"] for p in c["ports"]} == {1053}
@@ -92,7 +92,7 @@ def test_deployment_defaults() -> None:
     assert c["volumeMounts"][0]["mountPath"] == "/etc/coredns"
 
 
-def test_settings_reach_the_deployment() -> None:
+def test_settings_reach_the_pod() -> None:
     settings = coredns.CoreDNSSettings(enabled=True, image="example.test/dns:1", pull_policy="Never",
                                        resources={"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}})
     c = container(by_kind(settings))
@@ -134,7 +134,7 @@ def test_apply_creates_then_changes_nothing() -> None:
     assert done == [
         "created ServiceAccount kube-system/coredns", "created ClusterRole system:coredns",
         "created ClusterRoleBinding system:coredns", "created ConfigMap kube-system/coredns",
-        "created Deployment kube-system/coredns", "created Service kube-system/kube-dns"]
+        "created Pod kube-system/coredns", "created Service kube-system/kube-dns"]
     mark = len(virtual.log)
     assert coredns.apply(virtual, settings) == []  # a restarted syncer: no writes at all
     assert len(virtual.log) == mark
@@ -148,11 +148,59 @@ def test_apply_updates_what_changed_and_keeps_the_cluster_ip() -> None:
     virtual.patch(SERVICEACCOUNTS, "coredns", {"secrets": [{"name": "x"}]}, "kube-system")
     done = coredns.apply(virtual, coredns.CoreDNSSettings(enabled=True, image="example.test/dns:2",
                                                           cluster_domain="example.test"))
-    assert done == ["updated ConfigMap kube-system/coredns", "updated Deployment kube-system/coredns"]
-    deployment = virtual.get(coredns.DEPLOYMENTS, "coredns", "kube-system")
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "example.test/dns:2"
+    assert done == ["updated ConfigMap kube-system/coredns", "replaced Pod kube-system/coredns"]
+    pod_ = virtual.get(PODS, "coredns", "kube-system")
+    assert pod_["spec"]["containers"][0]["image"] == "example.test/dns:2"
     assert "example.test" in virtual.get(CONFIGMAPS, "coredns", "kube-system")["data"]["Corefile"]
     assert virtual.get(SERVICES, "kube-dns", "kube-system")["spec"]["clusterIP"] == ip
+
+
+def test_pod_replaced_when_ended_or_being_deleted_and_recreated_when_lost() -> None:
+    virtual = FakeKube("virtual")
+    settings = coredns.CoreDNSSettings(enabled=True)
+    coredns.apply(virtual, settings)
+    uid = virtual.get(PODS, "coredns", "kube-system")["metadata"]["uid"]
+    virtual.patch(PODS, "coredns", {"status": {"phase": "Failed"}}, "kube-system", subresource="status")  # evicted
+    assert coredns.apply(virtual, settings) == ["replaced Pod kube-system/coredns"]
+    assert virtual.get(PODS, "coredns", "kube-system")["metadata"]["uid"] != uid
+    # still being deleted (a graceful deletion on a node): retried, nothing created over it
+    virtual.patch(PODS, "coredns", {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}, "kube-system")
+    with pytest.raises(ApiError):
+        coredns.apply(virtual, settings)
+    del virtual.objects[("pods", "kube-system", "coredns")]  # the deletion ends
+    assert coredns.apply(virtual, settings) == ["created Pod kube-system/coredns"]
+
+
+def test_deployment_of_an_older_syncer_is_deleted() -> None:
+    virtual = FakeKube("virtual")
+    virtual.create(coredns.DEPLOYMENTS, {"metadata": {"name": "coredns", "namespace": "kube-system",
+                                                      "labels": dict(coredns.LABELS)}, "spec": {}})
+    assert "deleted Deployment kube-system/coredns" in coredns.apply(virtual, coredns.CoreDNSSettings(enabled=True))
+    assert virtual.get(coredns.DEPLOYMENTS, "coredns", "kube-system") is None
+    # someone else's Deployment of that name stays
+    virtual.create(coredns.DEPLOYMENTS, {"metadata": {"name": "coredns", "namespace": "kube-system"}, "spec": {}})
+    coredns.apply(virtual, coredns.CoreDNSSettings(enabled=True))
+    assert virtual.get(coredns.DEPLOYMENTS, "coredns", "kube-system") is not None
+
+
+def test_keep_applies_again_until_stopped() -> None:
+    virtual = FakeKube("virtual")
+    settings = coredns.CoreDNSSettings(enabled=True)
+    coredns.apply(virtual, settings)
+    virtual.delete(PODS, "coredns", "kube-system", grace_period_seconds=0)
+    stopping = threading.Event()
+    thread = threading.Thread(target=coredns.keep, args=(virtual, settings, stopping, 0.01))
+    thread.start()
+    try:
+        for _ in range(500):
+            if virtual.get(PODS, "coredns", "kube-system") is not None:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        stopping.set()
+        thread.join(5)
+    assert virtual.get(PODS, "coredns", "kube-system") is not None
+    assert not thread.is_alive()
 
 
 def test_apply_until_done_retries() -> None:
@@ -167,7 +215,7 @@ def test_apply_until_done_retries() -> None:
 
     virtual = Flaky("virtual")
     assert coredns.apply_until_done(virtual, coredns.CoreDNSSettings(enabled=True), threading.Event(), interval=0)
-    assert virtual.get(coredns.DEPLOYMENTS, "coredns", "kube-system") is not None
+    assert virtual.get(PODS, "coredns", "kube-system") is not None
     stopped = threading.Event()
     stopped.set()
     assert not coredns.apply_until_done(FakeKube(), coredns.CoreDNSSettings(), stopped)
@@ -203,7 +251,7 @@ def test_config_defaults_off() -> None:
     cfg = load_config(ENV, check_files=False)
     assert cfg.coredns.enabled is False
     assert cfg.coredns.image == "registry.k8s.io/coredns/coredns:v1.12.0"
-    assert cfg.coredns.resources == {"requests": {"cpu": "10m", "memory": "30Mi"}}
+    assert cfg.coredns.resources == {"requests": {"cpu": "2m", "memory": "16Mi"}}
 
 
 def test_config_from_env() -> None:
@@ -225,8 +273,8 @@ def test_config_rejects(var: str, value: str) -> None:
 # ------------------------------------------------------------------ the CoreDNS pod on the host
 
 def coredns_pod() -> dict[str, Any]:
-    template = by_kind()["Deployment"]["spec"]["template"]
-    return pod("coredns-abc", "kube-system", spec=template["spec"], labels=template["metadata"]["labels"])
+    made = by_kind()["Pod"]
+    return pod("coredns-abc", "kube-system", spec=made["spec"], labels=made["metadata"]["labels"])
 
 
 def test_coredns_pod_keeps_host_dns_but_gets_the_virtual_api() -> None:
