@@ -283,7 +283,7 @@ SWITCHES: list[tuple[str, str, str, Any]] = [
     ("coredns.image.pullPolicy", "Never", "coredns.pull_policy", "Never"),
     ("coredns.image.tag", "v9", "coredns.image", "registry.k8s.io/coredns/coredns:v9"),
     ("coredns.image.repository", "example.test/dns", "coredns.image", "example.test/dns:v1.12.0"),
-    ("coredns.resources.requests.cpu", "7m", "coredns.resources", {"requests": {"cpu": "7m", "memory": "30Mi"}}),
+    ("coredns.resources.requests.cpu", "7m", "coredns.resources", {"requests": {"cpu": "7m", "memory": "16Mi"}}),
 ]
 
 
