@@ -2,7 +2,7 @@
 
 Fixtures (see ``pytest --fixtures``): ``vcluster``, ``vcluster_session``, ``vcluster_factory``,
 ``vcluster_manager``, ``vcluster_host``. Without pytest: ``Host.from_kubeconfig(path)`` and
-``VCluster.create(host, ...)``.
+``VCluster.create(host, ...)``; ``vc.wait(what, probe)`` / ``wait_until(...)`` instead of poll loops.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._errors import ContainerStartError, ImageError, NotReadyError, VClusterError
     from ._hostprovider import Host
     from ._manager import VClusterManager
+    from ._wait import WaitTimeout, wait_until
     from .vcluster import VCluster
 
 __all__ = [
@@ -25,7 +26,9 @@ __all__ = [
     "VCluster",
     "VClusterError",
     "VClusterManager",
+    "WaitTimeout",
     "__version__",
+    "wait_until",
 ]
 
 
@@ -46,4 +49,8 @@ def __getattr__(name: str) -> Any:
         from . import _errors
 
         return getattr(_errors, name)
+    if name in ("WaitTimeout", "wait_until"):
+        from . import _wait
+
+        return getattr(_wait, name)
     raise AttributeError(name)

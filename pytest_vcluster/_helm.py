@@ -87,9 +87,6 @@ class Helm:
             self._charts[path] = chart
         return chart
 
-    def chart_version(self, path: Path) -> str:
-        return str(self.chart(path).metadata.version)
-
     def install(
         self, release: str, namespace: str, chart_path: Path, values: Mapping[str, Any], timeout: float
     ) -> None:
@@ -117,12 +114,3 @@ class Helm:
                 f"helm install of release {release} (chart {chart_path}) into namespace {namespace} failed: "
                 f"{_stderr_of(exc)}"
             ) from exc
-
-    def uninstall(self, release: str, namespace: str, timeout: float = 60) -> None:
-        try:
-            self._run(
-                self._client.uninstall_release(release, namespace=namespace, timeout=f"{int(timeout)}s"),
-                timeout=timeout + 30,
-            )
-        except Exception as exc:
-            raise VClusterError(f"helm uninstall of {release} in {namespace} failed: {_stderr_of(exc)}") from exc

@@ -170,10 +170,6 @@ class VClusterManager:
                 marker.write_text(str(ref))
         return ref.values()
 
-    @property
-    def host_if_open(self) -> Host | None:
-        return self._host
-
     def _remove_stale(self, host: Host) -> None:
         """Once per run (first process to get the lock): delete namespaces of dead runs."""
         from filelock import FileLock

@@ -12,6 +12,8 @@ MANAGER_KEY = pytest.StashKey[VClusterManager]()
 RUN_ID_KEY = pytest.StashKey[str]()
 #: the summary shown by this process: its own, plus the workers' under xdist
 SUMMARY_KEY = pytest.StashKey[Summary]()
+#: pytest's ``tmp_path_factory`` (set by the ``vcluster_manager`` fixture): where the run's files go
+TMP_FACTORY_KEY = pytest.StashKey[pytest.TempPathFactory]()
 #: per test item: the reports of its phases ("setup", "call", "teardown")
 REPORTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 

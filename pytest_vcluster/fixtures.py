@@ -9,7 +9,7 @@ import pytest
 
 from ._config import ClusterOptions, cluster_options, deep_merge
 from ._errors import ConfigError, VClusterError
-from ._state import item_failed, manager_of
+from ._state import TMP_FACTORY_KEY, item_failed, manager_of
 
 if TYPE_CHECKING:
     from ._hostprovider import Host
@@ -64,7 +64,7 @@ def _record(item: Any, key: str, value: float) -> None:
 
 
 @pytest.fixture(scope="session")
-def vcluster_manager(pytestconfig: pytest.Config) -> VClusterManager:
+def vcluster_manager(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> VClusterManager:
     """Session-scoped factory of virtual clusters usable from fixtures of any scope.
     Yields a ``VClusterManager``. ``with vcluster_manager.cluster(values=..., set=..., timeout=...) as vc:``
     creates a cluster (a ``VCluster``) and deletes it when the block ends (kept when the block raised
@@ -72,6 +72,7 @@ def vcluster_manager(pytestconfig: pytest.Config) -> VClusterManager:
     deleted, and the session waits for their host namespaces to be gone. Under pytest-xdist each
     worker has its own manager and clusters; the host cluster is shared.
     """
+    pytestconfig.stash[TMP_FACTORY_KEY] = tmp_path_factory  # the run's kubeconfigs and locks go there
     return manager_of(pytestconfig)
 
 

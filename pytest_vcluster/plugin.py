@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from . import _config, _naming
-from ._state import MANAGER_KEY, REPORTS_KEY, RUN_ID_KEY, SETTINGS_KEY, SUMMARY_KEY
+from ._state import MANAGER_KEY, REPORTS_KEY, RUN_ID_KEY, SETTINGS_KEY, SUMMARY_KEY, TMP_FACTORY_KEY
 
 pytest_plugins = ["pytest_vcluster.fixtures"]
 
@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _shared_dir(config: pytest.Config) -> Path:
     """A directory shared by the xdist controller and its workers (the controller's basetemp)."""
-    factory = getattr(config, "_tmp_path_factory", None)
+    factory = config.stash.get(TMP_FACTORY_KEY, None)
     if factory is None:
         base = Path(tempfile.gettempdir()) / f"pytest-vcluster-{os.getuid() if hasattr(os, 'getuid') else 0}"
     else:
@@ -49,7 +49,7 @@ def _shared_dir(config: pytest.Config) -> Path:
 
 
 def _workdir(config: pytest.Config) -> Path:
-    factory = getattr(config, "_tmp_path_factory", None)
+    factory = config.stash.get(TMP_FACTORY_KEY, None)
     base = Path(tempfile.mkdtemp(prefix="pytest-vcluster-")) if factory is None else factory.getbasetemp()
     path = base / "vcluster"
     path.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,9 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _kubeconfig, _labels, _naming, _ready
 from ._config import deep_merge, set_values
@@ -27,8 +27,10 @@ from ._contract import contract
 from ._errors import NotReadyError, VClusterError
 from ._hostprovider import Host
 from ._portforward import PortForward, kubernetes_stream_opener
+from ._wait import wait_until
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 API_PORT = contract.API_PORT
 SERVICE_PORT = contract.SERVICE_PORT
@@ -230,6 +232,21 @@ class VCluster:
         if not name:
             raise ValueError("host_name needs the object's name")
         return _naming.translate_host_name(name, namespace or "default", self.release)
+
+    def wait(self, what: str, probe: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.5) -> T:
+        """Call ``probe`` until it returns something truthy and return that (API 404s and transient
+        errors count as "not yet"); on timeout :class:`~pytest_vcluster.WaitTimeout` names ``what``,
+        the last value seen and the virtual cluster's Warning events (e.g. ``SyncError``).
+
+        >>> vc.wait("pod web to run", lambda: core.read_namespaced_pod("web", "default").status.phase == "Running")
+        """
+        from kubernetes import client
+
+        def warnings() -> str:
+            lines = _ready.virtual_warnings(client.CoreV1Api(self.api_client))
+            return "\n".join(["warnings in the virtual cluster:", *lines])
+
+        return wait_until(what, probe, timeout=timeout, interval=interval, diagnose=warnings)
 
     def diagnostics(self) -> str:
         """The pod's status, the host namespace's events, the containers' last log lines, and the

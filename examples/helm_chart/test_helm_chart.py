@@ -10,38 +10,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster import Host, VCluster
+from pytest_vcluster import Host, VCluster, wait_until
 
 CHART = Path(__file__).resolve().parent / "hello-web"
 BUSYBOX_IMAGE = "pytest-vcluster.local/busybox:1.35"
 TIMEOUT = 180.0
 
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT, interval: float = 1.0) -> T:
-    """Call ``probe`` until it returns something other than None/False (API 404s count as "not yet")."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = probe()
-            if result is not None and result is not False:
-                return result
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def helm(vcluster: VCluster, *args: str) -> str:
@@ -77,8 +59,8 @@ def helm_install(vcluster: VCluster, release: str, namespace: str, values: Seque
         host_service = host_core.read_namespaced_service(vcluster.host_name(service), vcluster.host_namespace)
         return service.spec.cluster_ip == host_service.spec.cluster_ip
 
-    wait_for(f"Deployment {namespace}/{release} to be available", available)
-    wait_for(f"Service {namespace}/{release} to get its host ClusterIP", service_settled)
+    wait_until(f"Deployment {namespace}/{release} to be available", available, timeout=TIMEOUT)
+    wait_until(f"Service {namespace}/{release} to get its host ClusterIP", service_settled, timeout=TIMEOUT)
 
 
 def fetch_in_cluster(vcluster: VCluster, namespace: str, url: str, expected: str) -> None:
@@ -114,7 +96,8 @@ def fetch_in_cluster(vcluster: VCluster, namespace: str, url: str, expected: str
         phase = core.read_namespaced_pod(name, namespace).status.phase
         return phase if phase in ("Succeeded", "Failed") else None
 
-    assert wait_for(f"pod {namespace}/{name} to finish", finished) == "Succeeded", f"{url} did not serve {expected!r}"
+    phase = wait_until(f"pod {namespace}/{name} to finish", finished, timeout=TIMEOUT)
+    assert phase == "Succeeded", f"{url} did not serve {expected!r}"
     core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
 
 
@@ -155,9 +138,10 @@ def test_install_run_and_uninstall(vcluster: VCluster, vcluster_host: Host) -> N
         apps.read_namespaced_deployment("web", "shop")
     assert gone.value.status == 404
     host_selector = "vcluster.loft.sh/namespace=shop"
-    wait_for(
+    wait_until(
         "the synced pods to leave the host namespace",
         lambda: host_core.list_namespaced_pod(vcluster.host_namespace, label_selector=host_selector).items == [],
+        timeout=TIMEOUT,
     )
 
 

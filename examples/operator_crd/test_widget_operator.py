@@ -9,17 +9,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, utils
 from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster import Host, VCluster
+from pytest_vcluster import Host, VCluster, wait_until
 
 HERE = Path(__file__).resolve().parent
 GROUP = "examples.pytest-vcluster.io"
@@ -30,24 +29,6 @@ CONTROLLER_SA = "widget-controller"
 PYTHON_IMAGE = "pytest-vcluster.local/python:3.11-bookworm"
 TIMEOUT = 120.0
 
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT, interval: float = 0.5) -> T:
-    """Call ``probe`` until it returns something other than None/False (API 404s count as "not yet")."""
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while True:
-        try:
-            result = probe()
-            if result is not None and result is not False:
-                return result
-        except ApiException as exc:
-            if exc.status != 404:
-                last_error = f" (last error: HTTP {exc.status} {exc.reason})"
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{last_error}")
-        time.sleep(interval)
 
 
 def not_found(call: Callable[[], Any]) -> bool:
@@ -72,11 +53,12 @@ def operator_installed(vcluster: VCluster) -> VCluster:
         conditions = ext.read_custom_resource_definition(CRD_NAME).status.conditions or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
-    wait_for(f"CRD {CRD_NAME} to be Established", established)
+    wait_until(f"CRD {CRD_NAME} to be Established", established, timeout=TIMEOUT)
     # Established is not quite "served": for a moment the API server answers a new resource with
     # 429 (storage initializing, retry after 1 s). Wait until Widgets can be listed.
     custom = client.CustomObjectsApi(vcluster.api_client)
-    wait_for("Widgets to be served", lambda: custom.list_cluster_custom_object(GROUP, VERSION, "widgets") is not None)
+    wait_until("Widgets to be served", lambda: custom.list_cluster_custom_object(GROUP, VERSION, "widgets") is not None,
+               timeout=TIMEOUT)
     return vcluster
 
 
@@ -143,20 +125,23 @@ def test_controller_creates_a_configmap_per_widget(
 
     custom.create_namespaced_custom_object(GROUP, VERSION, "default", "widgets", widget("sprocket", "blue", 3))
 
-    cm = wait_for("ConfigMap widget-sprocket", lambda: core.read_namespaced_config_map("widget-sprocket", "default"))
+    cm = vcluster.wait("ConfigMap widget-sprocket",
+                       lambda: core.read_namespaced_config_map("widget-sprocket", "default"), timeout=TIMEOUT)
     assert cm.data == {"color": "blue", "size": "3"}
     assert cm.metadata.owner_references[0].kind == "Widget"
-    status = wait_for(
+    status = wait_until(
         "Widget status",
         lambda: custom.get_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "sprocket").get("status"),
+        timeout=TIMEOUT,
     )
     assert status["configMap"] == "widget-sprocket"
 
     # An update of the spec reaches the ConfigMap.
     custom.patch_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "sprocket", {"spec": {"color": "red"}})
-    wait_for(
+    wait_until(
         "ConfigMap update",
         lambda: core.read_namespaced_config_map("widget-sprocket", "default").data["color"] == "red",
+        timeout=TIMEOUT,
     )
 
     # The CRD exists only in the virtual cluster; the host has never heard of Widgets.
@@ -169,9 +154,10 @@ def test_controller_creates_a_configmap_per_widget(
     # ... but the ConfigMap the controller made was copied into the host namespace under its host name.
     host_core = client.CoreV1Api(vcluster_host.api_client)
     host_cm_name = vcluster.host_name("ConfigMap", "widget-sprocket", "default")
-    host_cm = wait_for(
+    host_cm = wait_until(
         f"host ConfigMap {host_cm_name}",
         lambda: host_core.read_namespaced_config_map(host_cm_name, vcluster.host_namespace),
+        timeout=TIMEOUT,
     )
     assert host_cm.metadata.labels["vcluster.loft.sh/managed-by"] == vcluster.name
 
@@ -179,9 +165,10 @@ def test_controller_creates_a_configmap_per_widget(
     # kube-controller-manager's garbage collector starts watching a new CRD's resource only at its
     # periodic discovery resync (every 30 s), as in any Kubernetes cluster.
     custom.delete_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "sprocket")
-    wait_for(
+    wait_until(
         "ConfigMap widget-sprocket to be garbage-collected",
         lambda: not_found(lambda: core.read_namespaced_config_map("widget-sprocket", "default")),
+        timeout=TIMEOUT,
     )
 
 
@@ -251,6 +238,6 @@ def test_controller_service_account_rights_in_cluster(operator_installed: VClust
         current = core.read_namespaced_pod("rbac-check", CONTROLLER_NAMESPACE)
         return current if current.status.phase in ("Succeeded", "Failed") else None
 
-    done = wait_for("pod rbac-check to finish", finished, timeout=180)
+    done = wait_until("pod rbac-check to finish", finished, timeout=180)
     terminated = done.status.container_statuses[0].state.terminated
     assert done.status.phase == "Succeeded", f"in-cluster API access: {terminated.message if terminated else done}"

@@ -6,33 +6,11 @@ module as a whole (under pytest-xdist use ``--dist loadfile`` so that its tests 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TypeVar
-
-import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster import Host, VCluster
+from pytest_vcluster import Host, VCluster, wait_until
 
 BUSYBOX_IMAGE = "pytest-vcluster.local/busybox:1.35"
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = probe()
-            if result is not None and result is not False:
-                return result
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(1)
 
 
 def test_first_creates_state(module_vcluster: VCluster, team_namespace: str) -> None:
@@ -82,9 +60,10 @@ def test_second_sees_and_updates_state(module_vcluster: VCluster, team_namespace
 def test_third_finds_the_workload_running(module_vcluster: VCluster, team_namespace: str, vcluster_host: Host) -> None:
     apps = client.AppsV1Api(module_vcluster.api_client)
     core = client.CoreV1Api(module_vcluster.api_client)
-    wait_for(
+    wait_until(
         "Deployment sleeper to be available",
         lambda: apps.read_namespaced_deployment("sleeper", team_namespace).status.available_replicas == 1,
+        timeout=120.0,
     )
     (pod,) = core.list_namespaced_pod(team_namespace, label_selector="app=sleeper").items
     host_pod = client.CoreV1Api(vcluster_host.api_client).read_namespaced_pod(
