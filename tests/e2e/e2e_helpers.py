@@ -64,3 +64,29 @@ def create_vcluster(host: Any, name: str, *, labels: dict[str, str], timeout: fl
     print(f"virtual cluster {name}{settings}: ready in {vc.setup_seconds:.1f}s "
           f"({', '.join(f'{k} {v:.1f}s' for k, v in vc.phase_seconds.items())})")
     return vc
+
+
+def events_text(core: client.CoreV1Api, ns: str) -> str:
+    """The events of a namespace, one line each (for failure messages)."""
+    return "\n".join(f"{e.type} {e.involved_object.kind}/{e.involved_object.name}: {e.reason}: {e.message}"
+                     for e in core.list_namespaced_event(ns).items)
+
+
+class Sides:
+    """A virtual cluster seen from both sides: its API (``v*``) and the host (``h*``, namespace ``hns``).
+
+    The e2e files add what they need in a subclass (their ``Env``)."""
+
+    def __init__(self, vc: Any, host_api: client.ApiClient) -> None:
+        self.vc = vc
+        self.release = vc.release
+        self.hns = vc.host_namespace
+        self.vcore = client.CoreV1Api(vc.api_client)
+        self.vapps = client.AppsV1Api(vc.api_client)
+        self.vstorage = client.StorageV1Api(vc.api_client)
+        self.vnet = client.NetworkingV1Api(vc.api_client)
+        self.vrbac = client.RbacAuthorizationV1Api(vc.api_client)
+        self.hcore = client.CoreV1Api(host_api)
+        self.hstorage = client.StorageV1Api(host_api)
+        self.hnet = client.NetworkingV1Api(host_api)
+        self.hrbac = client.RbacAuthorizationV1Api(host_api)

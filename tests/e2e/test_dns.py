@@ -22,7 +22,7 @@ from pytest_vcluster import Host, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import create_vcluster, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, create_vcluster, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -34,14 +34,13 @@ LABELS = {"e2e": "dns"}
 CREATE_TIMEOUT = 300.0
 
 
-class Env:
-    """A virtual cluster plus API handles on both sides."""
+class Env(Sides):
+    """A virtual cluster plus API handles on both sides, running pods to completion."""
 
     def __init__(self, vc: VCluster, host_api: client.ApiClient) -> None:
-        self.vc = vc
-        self.core = client.CoreV1Api(vc.api_client)
-        self.rbac = client.RbacAuthorizationV1Api(vc.api_client)
-        self.hcore = client.CoreV1Api(host_api)
+        super().__init__(vc, host_api)
+        self.core = self.vcore
+        self.rbac = self.vrbac
 
     def run_pod(self, name: str, ns: str, image: str, command: list[str], timeout: float = 180,
                 service_account: str | None = None) -> str:

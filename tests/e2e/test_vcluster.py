@@ -35,7 +35,7 @@ from pytest_vcluster import Host, ImageError, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import create_vcluster, gone, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, create_vcluster, events_text, gone, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -92,21 +92,8 @@ def create_namespace(core: client.CoreV1Api, name: str) -> None:
             raise
 
 
-def events(core: client.CoreV1Api, ns: str) -> str:
-    return "\n".join(f"{e.involved_object.kind}/{e.involved_object.name}: {e.reason}: {e.message}"
-                     for e in core.list_namespaced_event(ns).items)
-
-
-class Env:
-    """A virtual cluster seen from both sides: its API (`v*`) and its host namespace (`h*`)."""
-
-    def __init__(self, vc: VCluster, host_api: client.ApiClient) -> None:
-        self.vc = vc
-        self.release = vc.release
-        self.hns = vc.host_namespace
-        self.vcore = client.CoreV1Api(vc.api_client)
-        self.vapps = client.AppsV1Api(vc.api_client)
-        self.hcore = client.CoreV1Api(host_api)
+class Env(Sides):
+    """A virtual cluster seen from both sides, with host-name checks of its pods."""
 
     def host_name(self, name: str, namespace: str) -> str:
         expected = self.vc.host_name("Pod", name, namespace)
@@ -121,7 +108,7 @@ class Env:
         return self.hcore.read_namespaced_pod_log(self.host_name(name, namespace), self.hns, container="main")
 
     def diagnose(self) -> str:
-        return f"{self.vc.diagnostics()}\nhost events:\n{events(self.hcore, self.hns)}"
+        return f"{self.vc.diagnostics()}\nhost events:\n{events_text(self.hcore, self.hns)}"
 
     def wait_running(self, names: list[str], namespace: str, timeout: float = 240) -> None:
         for name in names:
@@ -239,7 +226,7 @@ def test_helm_install_gives_a_virtual_cluster_reached_through_its_secret(
         installed = time.monotonic()
 
         def diagnose() -> str:
-            return events(core, ns)
+            return events_text(core, ns)
 
         wait(f"host pod {release}-0 Ready", lambda: running(core, ns, f"{release}-0"), timeout=CREATE_TIMEOUT,
              diagnose=diagnose)

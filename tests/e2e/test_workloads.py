@@ -34,7 +34,7 @@ from pytest_vcluster.vcluster import CLUSTER_SCOPED_LABEL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import create_vcluster, gone, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, create_vcluster, events_text, gone, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -71,26 +71,8 @@ def pod(name: str, *containers: client.V1Container, restart_policy: str = "Alway
                               termination_grace_period_seconds=1, **spec))
 
 
-def events_text(core: client.CoreV1Api, ns: str) -> str:
-    return "\n".join(f"{e.type} {e.involved_object.kind}/{e.involved_object.name}: {e.reason}: {e.message}"
-                     for e in core.list_namespaced_event(ns).items)
-
-
-class Env:
-    """A virtual cluster seen from both sides: its API (`v*`) and the host (`h*`)."""
-
-    def __init__(self, vc: VCluster, host_api: client.ApiClient) -> None:
-        self.vc = vc
-        self.release = vc.release
-        self.hns = vc.host_namespace
-        self.vcore = client.CoreV1Api(vc.api_client)
-        self.vapps = client.AppsV1Api(vc.api_client)
-        self.vstorage = client.StorageV1Api(vc.api_client)
-        self.vnet = client.NetworkingV1Api(vc.api_client)
-        self.hcore = client.CoreV1Api(host_api)
-        self.hstorage = client.StorageV1Api(host_api)
-        self.hnet = client.NetworkingV1Api(host_api)
-        self.hrbac = client.RbacAuthorizationV1Api(host_api)
+class Env(Sides):
+    """A virtual cluster seen from both sides, with namespaces and diagnostics for workload tests."""
 
     def namespace(self, prefix: str) -> str:
         name = f"{prefix}-{suffix()}"

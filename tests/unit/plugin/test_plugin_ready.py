@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from types import SimpleNamespace as NS
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import urllib3
@@ -12,6 +12,9 @@ from kubernetes.client.exceptions import ApiException
 
 from pytest_vcluster import _ready
 from pytest_vcluster._ready import ConditionTimeout, Deadline, is_transient, wait_for
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 
 @pytest.mark.parametrize(
@@ -37,17 +40,6 @@ from pytest_vcluster._ready import ConditionTimeout, Deadline, is_transient, wai
 )
 def test_is_transient(exc: BaseException, transient: bool) -> None:
     assert is_transient(exc) is transient
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_wait_for_retries_transient_errors_then_succeeds() -> None:
@@ -98,8 +90,7 @@ def test_wait_for_times_out_reporting_last_error() -> None:
     assert "ConnectionRefusedError" in info.value.last
 
 
-def test_deadline_clock() -> None:
-    clock = FakeClock()
+def test_deadline_clock(clock: FakeClock) -> None:
     deadline = Deadline(10, clock=clock)
     clock.sleep(4)
     assert deadline.elapsed == 4
@@ -415,12 +406,11 @@ class StartCore(FakeCore):
         raise AssertionError("the secret is not awaited before the pod is Ready")
 
 
-def test_wait_host_side_raises_image_error_at_once_with_message_and_diagnostics() -> None:
+def test_wait_host_side_raises_image_error_at_once_with_message_and_diagnostics(clock: FakeClock) -> None:
     import fnmatch
 
     from pytest_vcluster import ImageError, NotReadyError
 
-    clock = FakeClock()
     creating = k8s_pod(running=("etcd",))
     pulling = k8s_pod({"syncer": ("ErrImagePull", "failed to resolve reference: no such host")}, running=("etcd",))
     core = StartCore([creating, pulling, pulling, pulling], clock)
@@ -452,10 +442,9 @@ def wait_host_side_with_fake_sleep(core: Any, deadline: Deadline, clock: FakeClo
         return _ready.wait_host_side(core, "ns", "r", deadline, **kw)
 
 
-def test_wait_host_side_crash_loop_error_carries_the_log_tail() -> None:
+def test_wait_host_side_crash_loop_error_carries_the_log_tail(clock: FakeClock) -> None:
     from pytest_vcluster import ContainerStartError, ImageError
 
-    clock = FakeClock()
     crashing = k8s_pod({"etcd": ("CrashLoopBackOff", "back-off 20s restarting failed container=etcd")},
                        restarts=2, running=("syncer",))
     core = StartCore([crashing], clock)
@@ -473,10 +462,9 @@ def test_wait_host_side_crash_loop_error_carries_the_log_tail() -> None:
     assert core.pod_reads == 2  # the check, then the diagnostics: not retried
 
 
-def test_wait_host_side_kubeconfig_advice_by_default() -> None:
+def test_wait_host_side_kubeconfig_advice_by_default(clock: FakeClock) -> None:
     from pytest_vcluster import ImageError
 
-    clock = FakeClock()
     core = StartCore([k8s_pod({"syncer": ("ImagePullBackOff", 'Back-off pulling image "x"')})], clock)
     with pytest.raises(ImageError) as info:
         wait_host_side_with_fake_sleep(core, Deadline(180, clock=clock), clock)

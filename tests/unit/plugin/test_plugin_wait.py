@@ -10,19 +10,7 @@ from kubernetes.client.exceptions import ApiException
 from pytest_vcluster import WaitTimeout, wait_until
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def test_returns_the_first_truthy_value_and_treats_404_and_503_as_not_yet() -> None:
-    clock = Clock()
+def test_returns_the_first_truthy_value_and_treats_404_and_503_as_not_yet(clock: Any) -> None:
     answers: list[Any] = [ApiException(status=404, reason="Not Found"), None, ApiException(status=503), False, "ok"]
 
     def probe() -> Any:
@@ -35,8 +23,7 @@ def test_returns_the_first_truthy_value_and_treats_404_and_503_as_not_yet() -> N
     assert clock.now == 4
 
 
-def test_a_real_error_is_raised_at_once() -> None:
-    clock = Clock()
+def test_a_real_error_is_raised_at_once(clock: Any) -> None:
 
     def probe() -> None:
         raise ApiException(status=403, reason="Forbidden")
@@ -46,8 +33,7 @@ def test_a_real_error_is_raised_at_once() -> None:
     assert info.value.status == 403 and clock.now == 0
 
 
-def test_timeout_names_what_the_last_value_and_diagnostics() -> None:
-    clock = Clock()
+def test_timeout_names_what_the_last_value_and_diagnostics(clock: Any) -> None:
     with pytest.raises(WaitTimeout) as info:
         wait_until("pod web to run", lambda: "Pending" == "Running", timeout=3, interval=1, sleep=clock.sleep,
                    clock=clock, diagnose=lambda: "warnings in the virtual cluster:\n  (none)")
@@ -55,8 +41,7 @@ def test_timeout_names_what_the_last_value_and_diagnostics() -> None:
                                "warnings in the virtual cluster:\n  (none)")
 
 
-def test_timeout_after_errors_says_the_last_error() -> None:
-    clock = Clock()
+def test_timeout_after_errors_says_the_last_error(clock: Any) -> None:
 
     def probe() -> None:
         raise ApiException(status=404, reason="Not Found")
