@@ -171,18 +171,18 @@ back from Service R when it exists (it is immutable anyway).
 {{- $_ := set $pki "apiserverKey" (index $data "apiserver.key") -}}
 {{- else -}}
 {{- $ca := buildCustomCert (index $data "ca.crt") (index $data "ca.key") -}}
-{{- $cert := genSignedCert "kube-apiserver" $ips $dns 3650 $ca -}}
+{{- $cert := genSignedCertWithKey "kube-apiserver" $ips $dns 3650 $ca (genPrivateKey "ecdsa") -}}
 {{- $_ := set $pki "apiserverCrt" ($cert.Cert | b64enc) -}}
 {{- $_ := set $pki "apiserverKey" ($cert.Key | b64enc) -}}
 {{- end -}}
 {{- else -}}
-{{- $ca := genCA (printf "vcluster-%s-ca" $name) 3650 -}}
-{{- $cert := genSignedCert "kube-apiserver" $ips $dns 3650 $ca -}}
+{{- $ca := genCAWithKey (printf "vcluster-%s-ca" $name) 3650 (genPrivateKey "ecdsa") -}}
+{{- $cert := genSignedCertWithKey "kube-apiserver" $ips $dns 3650 $ca (genPrivateKey "ecdsa") -}}
 {{- $_ := set $pki "caCrt" ($ca.Cert | b64enc) -}}
 {{- $_ := set $pki "caKey" ($ca.Key | b64enc) -}}
 {{- $_ := set $pki "apiserverCrt" ($cert.Cert | b64enc) -}}
 {{- $_ := set $pki "apiserverKey" ($cert.Key | b64enc) -}}
-{{- $_ := set $pki "saKey" (genPrivateKey "rsa" | b64enc) -}}
+{{- $_ := set $pki "saKey" (genPrivateKey "ecdsa" | b64enc) -}}
 {{- $_ := set $pki "token" (randAlphaNum 48) -}}
 {{- end -}}
 {{- $_ := set . "_vclusterPki" $pki -}}
