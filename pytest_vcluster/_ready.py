@@ -25,6 +25,7 @@ from typing import Any
 
 import tenacity
 
+from ._contract import contract
 from ._errors import ContainerStartError, ImageError, NotReadyError
 
 log = logging.getLogger(__name__)
@@ -267,11 +268,11 @@ def diagnostics(core_v1: Any, namespace: str, release: str) -> str:
     lines: list[str] = []
     pod = None
     try:
-        pod = core_v1.read_namespaced_pod(f"{release}-0", namespace, _request_timeout=10)
+        pod = core_v1.read_namespaced_pod(contract.control_plane_pod(release), namespace, _request_timeout=10)
     except ApiException as exc:
-        lines.append(f"pod {release}-0: {describe_error(exc)}")
+        lines.append(f"pod {contract.control_plane_pod(release)}: {describe_error(exc)}")
     except Exception as exc:  # noqa: BLE001
-        lines.append(f"pod {release}-0: cannot read: {describe_error(exc)}")
+        lines.append(f"pod {contract.control_plane_pod(release)}: cannot read: {describe_error(exc)}")
     if pod is not None:
         lines.extend(describe_pod(pod))
     lines.append(f"events in host namespace {namespace}:")
@@ -454,7 +455,8 @@ def wait_host_side(
     """
     from kubernetes.client.exceptions import ApiException
 
-    pod_name = f"{release}-0"
+    pod_name = contract.control_plane_pod(release)
+    secret_name = contract.kubeconfig_secret_name(release)
     seen: dict[str, Any] = {"pod": None, "secret": None, "pulls": {}}
 
     def check_pod() -> bool:
@@ -477,7 +479,7 @@ def wait_host_side(
 
     def check_secret() -> bool:
         try:
-            seen["secret"] = core_v1.read_namespaced_secret(f"vc-{release}", namespace, _request_timeout=10)
+            seen["secret"] = core_v1.read_namespaced_secret(secret_name, namespace, _request_timeout=10)
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -491,7 +493,7 @@ def wait_host_side(
         state=lambda: pod_state(seen["pod"]),
         max_wait=POD_MAX_WAIT,
     )
-    wait_for(f"secret vc-{release} in host namespace {namespace}", check_secret, deadline)
+    wait_for(f"secret {secret_name} in host namespace {namespace}", check_secret, deadline)
     return seen["secret"]
 
 

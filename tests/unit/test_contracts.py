@@ -376,3 +376,30 @@ def test_ports(helm: str, tmp_path: Path) -> None:
     assert vc.port_forward_command.endswith(
         f" pod/{contract.control_plane_pod(RELEASE)} {contract.LOCAL_PORT}:{contract.API_PORT}")
     assert ("StatefulSet", RELEASE) in objs  # whose pod is control_plane_pod(R)
+
+
+def test_readiness_waits_for_the_pod_and_secret_the_chart_makes(helm: str) -> None:
+    """The plugin's readiness check reads the control-plane pod and the kubeconfig Secret by the names
+    the rendered chart gives them (a StatefulSet's first pod is ``<statefulset>-0``)."""
+    from kubernetes import client
+
+    from pytest_vcluster import _ready
+
+    objs = render(helm)
+    statefulsets = [name for kind, name in objs if kind == "StatefulSet"]
+    assert len(statefulsets) == 1
+    read: list[tuple[str, str]] = []
+
+    class Core:
+        def read_namespaced_pod(self, name: str, namespace: str, **kw: Any) -> Any:
+            read.append(("Pod", name))
+            return client.V1Pod(status=client.V1PodStatus(
+                phase="Running", conditions=[client.V1PodCondition(type="Ready", status="True")]))
+
+        def read_namespaced_secret(self, name: str, namespace: str, **kw: Any) -> Any:
+            read.append(("Secret", name))
+            return objs[("Secret", name)]
+
+    _ready.wait_host_side(Core(), NAMESPACE, RELEASE, _ready.Deadline(5))
+    assert read == [("Pod", f"{statefulsets[0]}-0"), ("Secret", contract.kubeconfig_secret_name(RELEASE))]
+    assert ("Secret", contract.kubeconfig_secret_name(RELEASE)) in objs
