@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import shutil
@@ -34,8 +33,6 @@ T = TypeVar("T")
 
 API_PORT = contract.API_PORT
 SERVICE_PORT = contract.SERVICE_PORT
-_standalone_run = _naming.new_run_id()
-_standalone_counter = itertools.count(1)
 
 
 def _object_kind_name_namespace(obj: Any) -> tuple[str | None, str | None]:
@@ -119,8 +116,10 @@ class VCluster:
         from ._helm import Helm
 
         started = time.monotonic()
+        # Without pytest there is no run to count in: each standalone cluster is a run of its own.
+        standalone_run = _naming.new_run_id()
         if name is None:
-            name = _naming.make_name(_standalone_run, f"p{os.getpid() % 10000}", next(_standalone_counter))
+            name = _naming.make_name(standalone_run, f"p{os.getpid() % 10000}", 1)
         if not _naming.is_valid_name(name):
             raise VClusterError(f"{name!r} cannot name a virtual cluster: use at most "
                                  f"{_naming.MAX_RELEASE_NAME} of a-z, 0-9 and '-', starting with a letter")
@@ -134,7 +133,7 @@ class VCluster:
             workdir_path = Path(workdir)
             workdir_path.mkdir(parents=True, exist_ok=True)
         namespace = name
-        ns_labels = dict(labels) if labels is not None else _labels.namespace_labels(_standalone_run, "standalone")
+        ns_labels = dict(labels) if labels is not None else _labels.namespace_labels(standalone_run, "standalone")
         core = host.core_v1()
         deadline = _ready.Deadline(timeout)
         phases: dict[str, float] = {}
