@@ -98,7 +98,7 @@ def _progress_writer(config: pytest.Config) -> Any:
     import sys
 
     log = logging.getLogger("pytest_vcluster")
-    worker = getattr(config, "workerinput", {}).get("workerid") if hasattr(config, "workerinput") else None
+    worker = getattr(config, "workerinput", {}).get("workerid")
 
     def write(line: str) -> None:
         log.info("pytest-vcluster: %s", line)

@@ -70,3 +70,21 @@ def run(
         tail = "\n".join((out + err).strip().splitlines()[-30:])
         raise HostError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
     return out
+
+
+def mounts_under(roots: Sequence[Path | str]) -> list[str]:
+    """Mount points at or below any of ``roots`` (from /proc/self/mountinfo)."""
+    prefixes = [str(r) for r in roots]
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mp = line.split()[4].replace("\\040", " ")
+        if any(mp == r or mp.startswith(r + "/") for r in prefixes):
+            out.append(mp)
+    return out
+
+
+def unmount_all(mounts: Sequence[str]) -> None:
+    """Unmount, deepest first; lazily where a plain unmount is refused (still busy)."""
+    for mp in sorted(mounts, key=len, reverse=True):
+        if subprocess.run(["umount", mp], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", mp], capture_output=True)

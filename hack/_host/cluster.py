@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import build, images, pki, versions
-from ._util import HostError, log, run, step
+from ._util import HostError, log, mounts_under, run, step, unmount_all
 from .layout import (
     APISERVER_PORT,
     BRIDGE,
@@ -149,13 +149,16 @@ def wait_for(what: str, check, timeout: float, *, layout: Layout | None = None, 
 
 
 def stop_pid(pid: int, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``: to its process group when it leads one (started in a
+    session of its own), else to the process alone (e.g. a daemon's child); a zombie counts as gone."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):  # not a group leader, or not ours to signal
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(pid):
@@ -597,13 +600,7 @@ def _shims(layout: Layout) -> list[int]:
 
 
 def our_mounts(layout: Layout) -> list[str]:
-    roots = [str(p) for p in layout.owned_paths()]
-    out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        mp = line.split()[4].replace("\\040", " ")
-        if any(mp == r or mp.startswith(r + "/") for r in roots):
-            out.append(mp)
-    return out
+    return mounts_under(layout.owned_paths())
 
 
 def our_netns() -> list[str]:
@@ -685,9 +682,7 @@ def down(layout: Layout, *, quiet: bool = False) -> None:
         for pid in _shims(layout):
             stop_pid(pid, timeout=5)
     with step("remove mounts, network namespaces, network devices, iptables rules"):
-        for mp in sorted(our_mounts(layout), key=len, reverse=True):
-            if subprocess.run(["umount", mp], capture_output=True).returncode:
-                subprocess.run(["umount", "-l", mp], capture_output=True)
+        unmount_all(our_mounts(layout))
         for ns in our_netns():
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
         subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)

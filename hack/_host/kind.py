@@ -28,7 +28,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tarfile
@@ -38,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import build, images, kind_build, kind_rootfs, versions
-from ._util import HostError, cache_dir, log, run, step
-from .cluster import build_runc_wrapper, runc_wrapper
+from ._util import HostError, cache_dir, log, mounts_under, run, step, unmount_all
+from .cluster import build_runc_wrapper, runc_wrapper, stop_pid
 from .layout import Layout
 
 NODE_IMAGE = f"pytest-vcluster.local/kind-node:{versions.KUBERNETES}"
@@ -143,7 +142,7 @@ def ensure_dockerd(lay: Layout) -> None:
         d.mkdir(parents=True, exist_ok=True)
     pid = _pid(lay)
     if pid:  # alive but not answering: restart it
-        _stop_pid(pid, 30)
+        stop_pid(pid, 30)
     logf = open(lay.state / "logs" / "dockerd.log", "ab")
     subprocess.Popen(dockerd_argv(lay), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                      start_new_session=True, close_fds=True, env=docker_env(lay))
@@ -160,24 +159,6 @@ def _log_tail(lay: Layout, lines: int = 30) -> str:
         return "\n".join((lay.state / "logs" / "dockerd.log").read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _stop_pid(pid: int, timeout: float) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 # ---------------------------------------------------------------- images
@@ -495,13 +476,7 @@ def _shims(lay: Layout) -> list[int]:
 
 
 def our_mounts(lay: Layout) -> list[str]:
-    roots = [str(lay.state), str(lay.run), str(lay.docker_root)]
-    out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        mp = line.split()[4].replace("\\040", " ")
-        if any(mp == r or mp.startswith(r + "/") for r in roots):
-            out.append(mp)
-    return out
+    return mounts_under([lay.state, lay.run, lay.docker_root])
 
 
 def our_cgroups() -> list[Path]:
@@ -546,13 +521,11 @@ def down(lay: Layout) -> None:
     with step("stop kind's dockerd"):
         pid = _pid(lay)
         if pid:
-            _stop_pid(pid, 30)
+            stop_pid(pid, 30)
         for p in _shims(lay):
-            _stop_pid(p, 5)
+            stop_pid(p, 5)
     with step("remove mounts, cgroups, state"):
-        for mp in sorted(our_mounts(lay), key=len, reverse=True):
-            if subprocess.run(["umount", mp], capture_output=True).returncode:
-                subprocess.run(["umount", "-l", mp], capture_output=True)
+        unmount_all(our_mounts(lay))
         _remove_cgroups()
         for d in (lay.state, lay.run):
             shutil.rmtree(d, ignore_errors=True)
