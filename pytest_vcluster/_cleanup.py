@@ -7,8 +7,13 @@ Only namespaces whose run is certainly dead are deleted:
 * another machine: the namespace is older than ``stale_after`` seconds, counted from the
   later of label ``/created`` and annotation ``/heartbeat`` (live runs refresh it).
 
+Warm-pool clusters a run kept for the next one (label ``/pool-kept``) are deleted only when
+unclaimed for longer than ``stale_after`` (label ``/created`` is the time they were kept).
+A claim rewrites the labels to the claimer's, so claimed clusters follow the claimer's run.
+
 Namespaces of this run, namespaces without complete labels, and namespaces already being
-deleted are never touched.
+deleted are never touched; the deletion carries the listed ``resourceVersion``, so a namespace
+changed meanwhile (e.g. a pool cluster just claimed by a live run) is left alone.
 """
 
 from __future__ import annotations
@@ -56,6 +61,11 @@ def decide(
         return Decision(False, "incomplete labels")
     heartbeat = _labels.parse_int(annotations, _labels.ANNOTATION_HEARTBEAT)
     last_alive = max(created, heartbeat or 0)
+    if labels.get(_labels.LABEL_POOL_KEPT) == "true":
+        idle = now - last_alive
+        if idle > stale_after:
+            return Decision(True, f"kept pool cluster unclaimed for {int(idle)}s (> {int(stale_after)}s)")
+        return Decision(False, f"kept pool cluster, unclaimed for {int(idle)}s")
     if host == my_host:
         pid = _labels.parse_int(labels, _labels.LABEL_PID)
         if pid is None:
@@ -158,14 +168,21 @@ def remove_stale(core_v1: Any, *, my_host: str, my_run: str, stale_after: float)
     except ApiException as exc:  # e.g. no permission to list namespaces
         log.warning("pytest-vcluster: cannot list namespaces to remove leftovers: %s", exc.reason)
         return []
+    from kubernetes import client
+
+    versions = {ns.metadata.name: getattr(ns.metadata, "resource_version", None) for ns in listing.items}
     removed = []
     for name, reason in stale_namespaces(
         listing.items, my_host=my_host, my_run=my_run, stale_after=stale_after
     ):
+        body = client.V1DeleteOptions(
+            propagation_policy="Background",
+            preconditions=client.V1Preconditions(resource_version=versions.get(name)),
+        )
         try:
-            core_v1.delete_namespace(name, propagation_policy="Background")
+            core_v1.delete_namespace(name, body=body)
         except ApiException as exc:
-            if exc.status not in (404, 409):
+            if exc.status not in (404, 409):  # 409: changed since listed (e.g. claimed from the pool)
                 log.warning("pytest-vcluster: cannot delete leftover namespace %s: %s", name, exc.reason)
             continue
         from .vcluster import delete_cluster_scoped

@@ -51,6 +51,10 @@ class Settings:
     syncer_base_image: str = DEFAULT_SYNCER_BASE_IMAGE
     #: the node image of a kind host this run creates (None: kind's own default)
     kind_image: str | None = None
+    #: warm pool: clusters of the session's options kept ready ahead of demand (0: no pool)
+    pool: int = 0
+    #: leave the pool's unclaimed clusters for the next run
+    pool_keep: bool = False
     #: the merged content of ``values_files`` then ``set_values``
     values: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -373,6 +377,19 @@ def _kind_image(raw: _Raw, so_far: Mapping[str, Any]) -> str:
     return image
 
 
+MAX_POOL = 20
+
+
+def _pool_size(raw: _Raw, so_far: Mapping[str, Any]) -> int:
+    text = str(raw.value).strip()
+    if not re.fullmatch(r"\d+", text) or int(text) > MAX_POOL:
+        raise ConfigError(
+            f"{raw.source}={raw.value!r} is not valid: give the number of ready clusters to keep, "
+            f"0 to {MAX_POOL} (e.g. 2: one per xdist worker)"
+        )
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of the plugin: flag ``--vcluster-x-y``, ini key ``vcluster_x_y``, env ``VCLUSTER_X_Y``.
@@ -443,6 +460,13 @@ OPTIONS: tuple[Option, ...] = (
            "how to reach a virtual API server: auto, port-forward (through the host API server), or service "
            "(its Service DNS name, when the tests run inside the host cluster). Default: auto.",
            metavar="{auto,port-forward,service}", parse=_connect),
+    Option("pool", "pool",
+           "keep N virtual clusters of the session's options ready ahead of demand, shared by the xdist workers "
+           "and by concurrent runs on the same host; a test whose options differ gets a cold cluster. Default: 0.",
+           metavar="N", parse=_pool_size),
+    Option("pool-keep", "pool_keep",
+           "leave the pool's unclaimed clusters for the next run (a second `pytest -k one_test` starts at once); "
+           "kept clusters unclaimed for --vcluster-stale-after are removed.", flag_only=True, parse=_bool),
     Option("stale-after", "stale_after",
            "age after which namespaces of runs from other machines are removed as leftovers (e.g. 2h, 90m). "
            "Default: 2h.", metavar="DURATION", parse=_duration),

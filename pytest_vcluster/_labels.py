@@ -19,6 +19,11 @@ LABEL_CREATED = f"{PREFIX}/created"
 #: Annotation refreshed while the run is alive (unix time); see ``_cleanup``.
 ANNOTATION_HEARTBEAT = f"{PREFIX}/heartbeat"
 
+#: Warm pool (``_pool``): the pool key, the state (warming/free/claimed), kept for the next run.
+LABEL_POOL = f"{PREFIX}/pool"
+LABEL_POOL_STATE = f"{PREFIX}/pool-state"
+LABEL_POOL_KEPT = f"{PREFIX}/pool-kept"
+
 #: Selects every namespace made by this plugin.
 SELECTOR = LABEL_RUN
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _cleanup, _labels, _naming
+from . import _cleanup, _labels, _naming, _pool
 from ._config import ClusterOptions, Settings, cluster_options, deep_merge, options_values
 from ._errors import VClusterError
 from ._hostprovider import Host, kind_state_dir, open_host
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 300.0
 LEAK_WAIT_SECONDS = 120.0
+#: how long a test waits for a warming pool cluster before it makes a cold one
+POOL_WAIT_SECONDS = 60.0
 
 
 @dataclass
@@ -38,6 +40,8 @@ class ClusterRecord:
     kept: bool = False
     kubeconfig: str | None = None
     port_forward_command: str | None = None
+    #: claimed from the warm pool (``setup_seconds`` is then the claim and connection)
+    pooled: bool = False
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Summary:
     leaks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stale_removed: list[str] = field(default_factory=list)
+    pool: _pool.PoolStats = field(default_factory=_pool.PoolStats)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +62,7 @@ class Summary:
             "leaks": list(self.leaks),
             "errors": list(self.errors),
             "stale_removed": list(self.stale_removed),
+            "pool": asdict(self.pool),
         }
 
     def merge_dict(self, data: Mapping[str, Any]) -> None:
@@ -66,6 +72,7 @@ class Summary:
         self.leaks.extend(data.get("leaks", []))
         self.errors.extend(data.get("errors", []))
         self.stale_removed.extend(data.get("stale_removed", []))
+        self.pool.merge(data.get("pool") or {})
 
 
 class VClusterManager:
@@ -109,6 +116,9 @@ class VClusterManager:
         self.summary = Summary()
         self._heartbeat_stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._pool_key: str | None = None
+        self._filler: _pool.Filler | None = None
+        self._pool_starter: threading.Thread | None = None
 
     # ------------------------------------------------------------------ host
 
@@ -206,22 +216,53 @@ class VClusterManager:
     def create(
         self, options: ClusterOptions | None = None, *, owner: str = "", fixture: str = "vcluster_manager"
     ) -> VCluster:
-        """Create one virtual cluster with the session's settings plus ``options``."""
+        """Create one virtual cluster with the session's settings plus ``options`` (claimed from the
+        warm pool when ``--vcluster-pool`` is on and ``options`` change nothing in the cluster)."""
         options = options or ClusterOptions()
         host = self.host
+        vc = self._from_pool(options) if self._pool_eligible(options) else None
+        if vc is None:
+            vc = self._create_cold(host, options, owner=owner, where=fixture)
+        record = ClusterRecord(
+            name=vc.name,
+            namespace=vc.host_namespace,
+            fixture=fixture,
+            owner=owner,
+            worker=self.worker,
+            setup_seconds=round(vc.setup_seconds, 3),
+            pooled="attach" in vc.phase_seconds,
+        )
+        with self._lock:
+            self._live[vc.name] = vc
+            self._records[vc.name] = record
+            self._owners.setdefault(owner, []).append(vc.name)
+            self.summary.records.append(record)
+            if self.settings.pool and self._pool_eligible(options):
+                if record.pooled:
+                    self.summary.pool.claimed += 1
+                    self.summary.pool.acquire_seconds.append(record.setup_seconds)
+                else:
+                    self.summary.pool.cold += 1
+        self._start_heartbeat()
+        return vc
+
+    def _create_cold(
+        self, host: Host, options: ClusterOptions, *, owner: str, where: str,
+        labels: Mapping[str, str] | None = None, name: str | None = None,
+    ) -> VCluster:
         helm = self._get_helm()
-        values = deep_merge(self._syncer_layer, self.settings.values, options_values(options, where=fixture))
-        name = self._names.next()
+        values = deep_merge(self._syncer_layer, self.settings.values, options_values(options, where=where))
+        name = name or self._names.next()
         workdir = self._workdir()
         try:
-            vc = VCluster.create(
+            return VCluster.create(
                 host,
                 name=name,
                 values=values,
                 chart=options.chart or self.settings.chart_path(),
                 timeout=options.timeout or self.settings.timeout,
                 connect=options.connect or self.settings.connect,
-                labels=_labels.namespace_labels(self.run_id, self.worker),
+                labels=labels or _labels.namespace_labels(self.run_id, self.worker),
                 workdir=workdir,
                 helm=helm,
                 keep_on_error=self.settings.keep_on_failure,
@@ -236,21 +277,112 @@ class VClusterManager:
                 else:
                     self._deleted.append(name)
             raise
-        record = ClusterRecord(
-            name=vc.name,
-            namespace=vc.host_namespace,
-            fixture=fixture,
-            owner=owner,
-            worker=self.worker,
-            setup_seconds=round(vc.setup_seconds, 3),
+
+    # ------------------------------------------------------------------ warm pool
+
+    def _pool_eligible(self, options: ClusterOptions) -> bool:
+        """Only clusters of exactly the session's options come from the pool (timeout/connect differ
+        only in how the test waits and connects)."""
+        return bool(self.settings.pool) and not (
+            options.values or options.set or options.values_files or options.chart
         )
+
+    def pool_key(self) -> str:
+        """The key of this session's pool: chart files, session values with the syncer image, version."""
+        from . import __version__
+
         with self._lock:
-            self._live[vc.name] = vc
-            self._records[vc.name] = record
-            self._owners.setdefault(owner, []).append(vc.name)
-            self.summary.records.append(record)
-        self._start_heartbeat()
-        return vc
+            if self._pool_key is None:
+                self.host  # noqa: B018 - the syncer image decides the values
+                values = deep_merge(self._syncer_layer, self.settings.values)
+                self._pool_key = _pool.pool_key(self.settings.chart_path(), values, __version__)
+                self.summary.pool.key = self._pool_key
+                self.summary.pool.size = self.settings.pool
+            return self._pool_key
+
+    def _from_pool(self, options: ClusterOptions) -> VCluster | None:
+        """Claim a free pool cluster and connect to it. Waits for a warming one (at most
+        :data:`POOL_WAIT_SECONDS`) when none is free; ``None``: make a cold one."""
+        key = self.pool_key()
+        host = self.host
+        core = host.core_v1()
+        started = time.monotonic()
+        timeout = options.timeout or self.settings.timeout
+        while True:
+            try:
+                name = _pool.claim(core, key, _labels.namespace_labels(self.run_id, self.worker))
+                if name is None:
+                    free, warming = _pool.counts(core, key)
+                    if free == 0 and (warming == 0 or time.monotonic() - started > POOL_WAIT_SECONDS):
+                        return None
+                    time.sleep(_pool.CLAIM_POLL)
+                    continue
+            except Exception as exc:  # noqa: BLE001 - the pool is an optimisation: fall back to a cold cluster
+                log.warning("pytest-vcluster: pool claim failed, making a cold cluster: %s", exc)
+                return None
+            try:
+                vc = VCluster.attach(host, name, connect=options.connect or self.settings.connect,
+                                     workdir=self._workdir(), timeout=timeout)
+            except VClusterError as exc:  # broken while it waited: drop it, try the next one
+                log.warning("pytest-vcluster: dropping pool cluster %s: %s", name, exc)
+                with contextlib.suppress(Exception):
+                    core.delete_namespace(name, propagation_policy="Background", _request_timeout=30)
+                with self._lock:
+                    self._deleted.append(name)
+                    self.summary.pool.errors.append(f"pool cluster {name} was broken when claimed: {exc}")
+                continue
+            vc.setup_seconds = time.monotonic() - started
+            return vc
+
+    def start_pool(self) -> None:
+        """Start keeping ``--vcluster-pool`` clusters ready (call once per run, from the process that ends
+        it); the host is opened in the background, so the session does not wait for it."""
+        if not self.settings.pool or self._pool_starter is not None:
+            return
+
+        def start() -> None:
+            try:
+                key = self.pool_key()
+            except VClusterError:
+                return  # the tests report the host's error
+            names = _naming.NameGenerator(self.run_id, "pool")
+
+            def make(labels: Mapping[str, str]) -> VCluster:
+                return self._create_cold(self.host, ClusterOptions(), owner="pool", where="--vcluster-pool",
+                                         labels=labels, name=names.next())
+
+            filler = _pool.Filler(
+                core_v1=lambda: self.host.core_v1(),
+                key=key,
+                size=self.settings.pool,
+                make=make,
+                owner_labels=lambda: _labels.namespace_labels(self.run_id, "pool", pid=self.run_pid),
+                stats=self.summary.pool,
+                progress=self._progress,
+            )
+            with self._lock:
+                if self._heartbeat_stop.is_set():
+                    return
+                self._filler = filler
+            filler.start()
+
+        self._pool_starter = threading.Thread(target=start, name="pytest-vcluster-pool-start", daemon=True)
+        self._pool_starter.start()
+
+    def _stop_pool(self) -> None:
+        if self._pool_starter is not None:
+            self._pool_starter.join(timeout=self.settings.timeout)
+        with self._lock:
+            filler = self._filler
+        if filler is None:
+            return
+        try:
+            deleted = filler.stop(keep=self.settings.pool_keep, timeout=self.settings.timeout)
+        except Exception as exc:  # noqa: BLE001
+            self.summary.errors.append(f"pool: cannot clean up: {exc}")
+            return
+        with self._lock:
+            self._deleted.extend(deleted)
 
     def release(self, vc: VCluster, *, failed: bool = False) -> ClusterRecord | None:
         """Tear a cluster down: delete its host namespace without waiting, or keep it when ``failed``
@@ -326,7 +458,9 @@ class VClusterManager:
     def finish(self, timeout: float = LEAK_WAIT_SECONDS) -> list[str]:
         """Delete clusters still alive, wait for every namespace this process deleted to be gone,
         and return the leaked ones (also recorded in :attr:`summary`)."""
-        self._heartbeat_stop.set()
+        with self._lock:
+            self._heartbeat_stop.set()
+        self._stop_pool()
         for vc in self.live_clusters():
             self.release(vc, failed=False)
         host = self._host

@@ -73,6 +73,9 @@ def write_summary(terminalreporter: Any, summary: Summary, settings: Settings) -
             )
         total = sum(r.setup_seconds for r in summary.records)
         tr.write_line(f"  {len(summary.records)} cluster(s), {total:.1f}s of setup in total")
+    if settings.pool:
+        for line in pool_line(summary, settings).splitlines():
+            tr.write_line(line)
     kept = [r for r in summary.records if r.kept]
     for r in kept:
         tr.write_line(f"kept cluster {r.name} (test {r.owner}) in host namespace {r.namespace}:", yellow=True)
@@ -88,6 +91,30 @@ def write_summary(terminalreporter: Any, summary: Summary, settings: Settings) -
             yellow=True,
             bold=True,
         )
+
+
+def pool_line(summary: Summary, settings: Settings) -> str:
+    """One line on the warm pool: claims, acquire time, cold clusters, what the filler made and left."""
+    import statistics
+
+    pool = summary.pool
+    asked = pool.claimed + pool.cold
+    parts = [f"pool (size {settings.pool}, key {pool.key or '?'}): {pool.claimed} of {asked} eligible cluster(s) "
+             f"claimed from the pool"]
+    if pool.acquire_seconds:
+        parts.append(f"acquire p50 {statistics.median(pool.acquire_seconds):.2f}s, "
+                     f"max {max(pool.acquire_seconds):.2f}s")
+    parts.append(f"{pool.cold} cold")
+    parts.append(f"{pool.made} made ahead of demand")
+    if pool.failed:
+        parts.append(f"{pool.failed} failed to start")
+    if settings.pool_keep:
+        parts.append(f"{pool.kept} kept for the next run")
+    else:
+        parts.append(f"{pool.deleted_unclaimed} unclaimed deleted")
+    lines = [", ".join(parts)]
+    lines.extend(f"  {error}" for error in pool.errors)
+    return "\n".join(lines)
 
 
 def diagnostics_section(clusters: list[Any]) -> list[tuple[str, str]]:

@@ -34,9 +34,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(option.ini_key, help=option.help, type=option.ini_type, default=ini_default)  # type: ignore[arg-type]
 
 
+def _tmp_factory(config: pytest.Config) -> pytest.TempPathFactory | None:
+    """pytest's ``tmp_path_factory``: the fixture's (stashed by ``vcluster_manager``), else the config's own
+    (an xdist controller runs no fixtures, but its basetemp is the parent of the workers')."""
+    factory = config.stash.get(TMP_FACTORY_KEY, None)
+    return factory if factory is not None else getattr(config, "_tmp_path_factory", None)
+
+
 def _shared_dir(config: pytest.Config) -> Path:
     """A directory shared by the xdist controller and its workers (the controller's basetemp)."""
-    factory = config.stash.get(TMP_FACTORY_KEY, None)
+    factory = _tmp_factory(config)
     if factory is None:
         base = Path(tempfile.gettempdir()) / f"pytest-vcluster-{os.getuid() if hasattr(os, 'getuid') else 0}"
     else:
@@ -49,7 +56,7 @@ def _shared_dir(config: pytest.Config) -> Path:
 
 
 def _workdir(config: pytest.Config) -> Path:
-    factory = config.stash.get(TMP_FACTORY_KEY, None)
+    factory = _tmp_factory(config)
     base = Path(tempfile.mkdtemp(prefix="pytest-vcluster-")) if factory is None else factory.getbasetemp()
     path = base / "vcluster"
     path.mkdir(parents=True, exist_ok=True)
@@ -165,6 +172,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     from ._report import header_line
 
     return header_line(settings, os.environ)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The process that ends the run (the xdist controller, or the only process) starts the warm pool."""
+    config = session.config
+    manager = config.stash.get(MANAGER_KEY, None)
+    if manager is None or hasattr(config, "workerinput") or config.getoption("collectonly", default=False):
+        return
+    manager.start_pool()
 
 
 @pytest.hookimpl(trylast=True)

@@ -169,13 +169,8 @@ class VCluster:
                     core, namespace, name, deadline, provider=host.provider, kind_cluster=host.kind_cluster
                 )
                 t = lap("pod-ready", t)
-                source = _kubeconfig.from_secret(secret.data, name=name)
                 forward, server = _connect(host, namespace, name, connect)
-                kubeconfig = _kubeconfig.rewrite(source, server=server, name=name)
-                kubeconfig_path = _kubeconfig.write(workdir_path / f"{name}.kubeconfig", kubeconfig)
-                from kubernetes import config as kube_config
-
-                api_client = kube_config.new_client_from_config_dict(kubeconfig)
+                kubeconfig_path, api_client = _open_client(secret, name, server, workdir_path)
                 _ready.wait_virtual_side(api_client, server, deadline)
                 lap("virtual-api", t)
             except _ready.ConditionTimeout as exc:
@@ -214,6 +209,70 @@ class VCluster:
         )
         vc.setup_seconds = time.monotonic() - started
         vc.phase_seconds = phases
+        return vc
+
+    @classmethod
+    def attach(
+        cls,
+        host: Host,
+        name: str,
+        *,
+        connect: str = "auto",
+        workdir: str | os.PathLike[str] | None = None,
+        timeout: float = 60.0,
+    ) -> VCluster:
+        """Connect to a virtual cluster that is already running: release ``name`` in host namespace
+        ``name`` (a cluster made by :meth:`create`, e.g. one claimed from the warm pool). Fails at once
+        with :class:`~pytest_vcluster.VClusterError` when its pod is not Ready or its kubeconfig Secret is
+        missing; otherwise waits (bounded by ``timeout``) for the API and ServiceAccount ``default/default``.
+        The handle owns the cluster: :meth:`delete` deletes its host namespace.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        started = time.monotonic()
+        core = host.core_v1()
+        pod_name = contract.control_plane_pod(name)
+        secret_name = contract.kubeconfig_secret_name(name)
+        try:
+            pod = core.read_namespaced_pod(pod_name, name, _request_timeout=10)
+            secret = core.read_namespaced_secret(secret_name, name, _request_timeout=10)
+        except ApiException as exc:
+            raise VClusterError(
+                f"cannot attach to virtual cluster {name}: HTTP {exc.status} {exc.reason} reading pod {pod_name} "
+                f"or Secret {secret_name} in host namespace {name}"
+                + (" (no such cluster: create it with VCluster.create)" if exc.status == 404 else "")
+            ) from None
+        if not _ready.pod_ready(pod):
+            raise VClusterError(
+                f"cannot attach to virtual cluster {name}: pod {pod_name} in host namespace {name} is not Ready "
+                f"(phase {getattr(pod.status, 'phase', None)})"
+            )
+        owned_dir = None
+        if workdir is None:
+            owned_dir = Path(tempfile.mkdtemp(prefix=f"pytest-vcluster-{name}-"))
+            workdir_path = owned_dir
+        else:
+            workdir_path = Path(workdir)
+            workdir_path.mkdir(parents=True, exist_ok=True)
+        forward: PortForward | None = None
+        try:
+            forward, server = _connect(host, name, name, connect)
+            kubeconfig_path, api_client = _open_client(secret, name, server, workdir_path)
+            _ready.wait_virtual_side(api_client, server, _ready.Deadline(timeout))
+        except _ready.ConditionTimeout as exc:
+            if forward is not None:
+                forward.close()
+            raise _ready.not_ready_error(name, timeout, exc, _ready.diagnostics(core, name, name)) from None
+        except BaseException:
+            if forward is not None:
+                forward.close()
+            if owned_dir is not None:
+                shutil.rmtree(owned_dir, ignore_errors=True)
+            raise
+        vc = cls(host, name, name, kubeconfig_path=kubeconfig_path, api_client=api_client, server=server,
+                 forward=forward, owned_dir=owned_dir)
+        vc.setup_seconds = time.monotonic() - started
+        vc.phase_seconds = {"attach": vc.setup_seconds}
         return vc
 
     # ------------------------------------------------------------------ helpers
@@ -317,6 +376,16 @@ class VCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.delete()
+
+
+def _open_client(secret: Any, name: str, server: str, workdir: Path) -> tuple[Path, Any]:
+    """The kubeconfig file (server ``server``) and API client made from kubeconfig Secret ``secret``."""
+    from kubernetes import config as kube_config
+
+    source = _kubeconfig.from_secret(secret.data, name=name)
+    kubeconfig = _kubeconfig.rewrite(source, server=server, name=name)
+    kubeconfig_path = _kubeconfig.write(workdir / f"{name}.kubeconfig", kubeconfig)
+    return kubeconfig_path, kube_config.new_client_from_config_dict(kubeconfig)
 
 
 def _connect(host: Host, namespace: str, release: str, connect: str) -> tuple[PortForward | None, str]:

@@ -7,15 +7,19 @@ the tests (hack/test), and a developer runs `hack/host up` once.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
 
 from pytest_vcluster import Host
+
+from e2e_helpers import E2E_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = REPO / "hack" / "host"
@@ -47,6 +51,36 @@ def host_api(host_kubeconfig: Path) -> Iterator[client.ApiClient]:
     api = config.new_client_from_config(config_file=str(host_kubeconfig))
     yield api
     api.close()
+
+
+@pytest.fixture(scope="session")
+def host_core(host_api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(host_api)
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester, host_kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run pytest in a subprocess against the real host; returns the RunResult.
+
+    Inner runs get ``--vcluster-host=kubeconfig --vcluster-host-kubeconfig=<host kubeconfig>`` and
+    the readiness timeout ``VCLUSTER_E2E_TIMEOUT``; extra options come from ``VCLUSTER_E2E_ARGS``.
+    """
+    for var in ("KUBECONFIG", "VCLUSTER_HOST", "VCLUSTER_HOST_KUBECONFIG", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(var, raising=False)
+    extra = shlex.split(os.environ.get("VCLUSTER_E2E_ARGS", ""))
+
+    def run_pytest(*args: str, timeout: float = 1800) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider",
+            "--vcluster-host=kubeconfig",
+            f"--vcluster-host-kubeconfig={host_kubeconfig}",
+            f"--vcluster-timeout={E2E_TIMEOUT}",
+            *extra,
+            *args,
+            timeout=timeout,
+        )
+
+    return run_pytest
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -10,6 +11,9 @@ from typing import Any
 import pytest
 import urllib3
 from kubernetes import client
+
+#: readiness timeout of the clusters of inner pytest runs (conftest's ``run``)
+E2E_TIMEOUT = os.environ.get("VCLUSTER_E2E_TIMEOUT", "300")
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float = 180, every: float = 0.5,
@@ -53,6 +57,11 @@ def gone(read: Callable[[], Any]) -> bool:
             return True
         raise
     return False
+
+
+def namespace_exists(core: client.CoreV1Api, name: str) -> bool:
+    """True while host namespace ``name`` exists (terminating included)."""
+    return not gone(lambda: core.read_namespace(name))
 
 
 def create_vcluster(host: Any, name: str, *, labels: dict[str, str], timeout: float, **kw: Any) -> Any:

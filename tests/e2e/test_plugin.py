@@ -1,82 +1,24 @@
 """End-to-end tests of the pytest plugin against the real host cluster (``hack/host up``).
 
-Each test runs a small test file in a pytest subprocess (pytester) with
-``--vcluster-host=kubeconfig --vcluster-host-kubeconfig=<host kubeconfig>``. The host kubeconfig
-comes from ``VCLUSTER_HOST_KUBECONFIG`` or ``hack/host kubeconfig``. Extra options for the inner runs
-(e.g. the syncer image: ``--vcluster-set syncer.image.repository=...``) can be given in
-``VCLUSTER_E2E_ARGS``. ``helm`` must be on PATH.
+Each test runs a small test file in a pytest subprocess (the ``run`` fixture of conftest.py) with
+``--vcluster-host=kubeconfig --vcluster-host-kubeconfig=<host kubeconfig>``. ``helm`` must be on PATH.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+from e2e_helpers import E2E_TIMEOUT as TIMEOUT  # noqa: E402
+from e2e_helpers import namespace_exists  # noqa: E402
+
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-TIMEOUT = os.environ.get("VCLUSTER_E2E_TIMEOUT", "300")
-
-
-@pytest.fixture(scope="module")
-def host_kubeconfig() -> Path:
-    configured = os.environ.get("VCLUSTER_HOST_KUBECONFIG")
-    if configured:
-        return Path(configured)
-    proc = subprocess.run([str(REPO / "hack" / "host"), "kubeconfig"], capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        pytest.fail(f"no host cluster: `hack/host kubeconfig` failed ({proc.stderr.strip()}); run `hack/host up`")
-    path = Path(proc.stdout.strip().splitlines()[-1])
-    assert path.is_file(), f"hack/host kubeconfig printed {path}, which does not exist"
-    return path
-
-
-@pytest.fixture(scope="module")
-def host_core(host_kubeconfig: Path) -> Iterator[Any]:
-    from kubernetes import client, config
-
-    api_client = config.new_client_from_config(config_file=str(host_kubeconfig))
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
-@pytest.fixture
-def run(pytester: pytest.Pytester, host_kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Run pytest in a subprocess against the real host; returns the RunResult."""
-    for var in ("KUBECONFIG", "VCLUSTER_HOST", "VCLUSTER_HOST_KUBECONFIG", "PYTEST_ADDOPTS"):
-        monkeypatch.delenv(var, raising=False)
-    extra = shlex.split(os.environ.get("VCLUSTER_E2E_ARGS", ""))
-
-    def run_pytest(*args: str, timeout: float = 1800) -> pytest.RunResult:
-        return pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider",
-            "--vcluster-host=kubeconfig",
-            f"--vcluster-host-kubeconfig={host_kubeconfig}",
-            f"--vcluster-timeout={TIMEOUT}",
-            *extra,
-            *args,
-            timeout=timeout,
-        )
-
-    return run_pytest
-
-
-def namespace_exists(core: Any, name: str) -> bool:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        core.read_namespace(name)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
 
 
 def test_vcluster_gives_working_isolated_cluster_and_cleans_up(pytester: pytest.Pytester, run: Any,

@@ -84,6 +84,27 @@ def test_malformed_created_is_kept() -> None:
     assert not run_decide(lbls).stale
 
 
+def _pool(lbls: dict[str, str], state: str, kept: bool = False) -> dict[str, str]:
+    lbls = {**lbls, _labels.LABEL_POOL: "k" * 16, _labels.LABEL_POOL_STATE: state}
+    if kept:
+        lbls[_labels.LABEL_POOL_KEPT] = "true"
+    return lbls
+
+
+def test_free_pool_cluster_of_a_dead_run_is_stale_of_a_live_run_kept() -> None:
+    assert run_decide(_pool(labels(), "free"), alive=False).stale
+    assert not run_decide(_pool(labels(), "free"), alive=True).stale
+
+
+def test_kept_pool_cluster_survives_its_dead_run_until_stale_after() -> None:
+    young = run_decide(_pool(labels(created=NOW - HOUR), "free", kept=True), alive=False)
+    assert not young.stale
+    assert young.reason == "kept pool cluster, unclaimed for 3600s"
+    old = run_decide(_pool(labels(host="other", created=NOW - 3 * HOUR), "free", kept=True), alive=True)
+    assert old.stale
+    assert old.reason == "kept pool cluster unclaimed for 10800s (> 7200s)"
+
+
 def test_foreign_namespace_is_kept() -> None:
     assert not run_decide({"team": "x"}, alive=False).stale
     assert not run_decide(None, alive=False).stale
@@ -91,7 +112,8 @@ def test_foreign_namespace_is_kept() -> None:
 
 def _ns(name: str, lbls: dict[str, str] | None, deleting: bool = False) -> Any:
     return SimpleNamespace(metadata=SimpleNamespace(name=name, labels=lbls, annotations=None,
-                                                    deletion_timestamp="now" if deleting else None))
+                                                    deletion_timestamp="now" if deleting else None,
+                                                    resource_version=f"rv-{name}"))
 
 
 def test_stale_namespaces_filters_and_skips_terminating() -> None:
@@ -136,7 +158,9 @@ class FakeCore:
         assert label_selector == _labels.SELECTOR
         return SimpleNamespace(items=self.items)
 
-    def delete_namespace(self, name: str, propagation_policy: str) -> None:
+    def delete_namespace(self, name: str, body: Any) -> None:
+        assert body.propagation_policy == "Background"
+        assert body.preconditions.resource_version == f"rv-{name}"  # only the version that was listed
         self.deleted.append(name)
 
 

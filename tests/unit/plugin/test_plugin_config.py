@@ -320,3 +320,20 @@ def test_every_option_record_is_complete() -> None:
         assert option.flag == "--" + option.dest.replace("_", "-")
         assert option.field in Settings.__dataclass_fields__, option
         assert option.repeat or option.parse is not None, option
+
+
+def test_pool_from_each_source(tmp_path: Path) -> None:
+    assert _resolve(tmp_path).pool == 0
+    assert _resolve(tmp_path, cli={"vcluster_pool": "2"}).pool == 2
+    assert _resolve(tmp_path, env={"VCLUSTER_POOL": "3"}).pool == 3
+    assert _resolve(tmp_path, ini={"vcluster_pool": "1"}, env={"VCLUSTER_POOL": "4"}).pool == 4
+    assert _resolve(tmp_path, ini={"vcluster_pool_keep": True}).pool_keep
+    assert _resolve(tmp_path, env={"VCLUSTER_POOL_KEEP": "1"}).pool_keep
+
+
+@pytest.mark.parametrize("raw", ["-1", "two", "21", "1.5"])
+def test_bad_pool_size_names_value_and_range(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _resolve(tmp_path, cli={"vcluster_pool": raw})
+    assert str(info.value) == (f"--vcluster-pool={raw!r} is not valid: give the number of ready clusters to keep, "
+                               "0 to 20 (e.g. 2: one per xdist worker)")

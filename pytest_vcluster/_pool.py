@@ -1,0 +1,291 @@
+"""The warm pool: ready virtual clusters made ahead of demand, claimed atomically through the host API.
+
+A pool cluster is an ordinary virtual cluster whose host namespace carries three more labels:
+
+* ``/pool``: the pool key, a digest of what makes clusters interchangeable (the chart's files, the
+  session's chart values, the plugin's version). Only a test asking for exactly the session's
+  options claims from the pool of that key; any other test gets a cold cluster.
+* ``/pool-state``: ``warming`` while the filler makes it, ``free`` once it is ready, ``claimed``
+  once a test owns it. A cluster is claimed once and deleted after its test, never reused.
+* ``/pool-kept``: ``true`` on free clusters a run left for the next one (``--vcluster-pool-keep``).
+
+**Claim** = one ``replace`` of the namespace carrying the ``resourceVersion`` that was listed: the
+API server accepts it for exactly one claimer (the others get 409 Conflict and try the next one).
+The claim also rewrites the run/worker/pid/created labels to the claimer's, so from that instant the
+claimer's run owns the cluster: teardown, heartbeat and the orphan reaper treat it as the claimer's.
+Deletions of free clusters (end of run, reaper) carry the same precondition, so a claim and a
+deletion never both win.
+
+The pool is shared by every process that computes the same key on the same host: the xdist workers
+of a run and concurrent runs. One filler per run (the process that ends the run: the xdist controller
+or the only process) keeps ``size`` clusters free or warming, making up to ``size`` at once.
+
+No pytest import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _labels
+
+log = logging.getLogger(__name__)
+
+LABEL_POOL = _labels.LABEL_POOL
+LABEL_POOL_STATE = _labels.LABEL_POOL_STATE
+LABEL_POOL_KEPT = _labels.LABEL_POOL_KEPT
+WARMING, FREE, CLAIMED = "warming", "free", "claimed"
+#: how often the filler looks at the pool (a claim in this process wakes it at once)
+FILL_INTERVAL = 1.0
+#: how often a claimer that found only warming clusters looks again
+CLAIM_POLL = 0.2
+
+
+def pool_key(chart: Path, values: Mapping[str, Any], version: str) -> str:
+    """16 hex characters identifying interchangeable clusters: chart files, chart values, plugin version."""
+    digest = hashlib.sha256()
+    digest.update(version.encode())
+    digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+    files = [chart] if chart.is_file() else sorted(p for p in chart.rglob("*") if p.is_file())
+    for path in files:
+        digest.update(str(path.relative_to(chart) if path != chart else path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def pool_labels(key: str, state: str) -> dict[str, str]:
+    return {LABEL_POOL: key, LABEL_POOL_STATE: state}
+
+
+def _selector(key: str, state: str) -> str:
+    return f"{LABEL_POOL}={key},{LABEL_POOL_STATE}={state}"
+
+
+def _created(ns: Any) -> int:
+    return _labels.parse_int(ns.metadata.labels, _labels.LABEL_CREATED) or 0
+
+
+def _listed(core_v1: Any, key: str, state: str) -> list[Any]:
+    items = core_v1.list_namespace(label_selector=_selector(key, state), _request_timeout=15).items
+    return sorted((ns for ns in items if ns.metadata.deletion_timestamp is None), key=_created)
+
+
+def counts(core_v1: Any, key: str) -> tuple[int, int]:
+    """``(free, warming)`` clusters of pool ``key`` on the host (all runs)."""
+    items = core_v1.list_namespace(label_selector=LABEL_POOL + "=" + key, _request_timeout=15).items
+    live = [ns for ns in items if ns.metadata.deletion_timestamp is None]
+    states = [(ns.metadata.labels or {}).get(LABEL_POOL_STATE) for ns in live]
+    return states.count(FREE), states.count(WARMING)
+
+
+def claim(core_v1: Any, key: str, owner_labels: Mapping[str, str]) -> str | None:
+    """Claim the oldest free cluster of pool ``key``: its namespace (= release) name, or ``None``.
+
+    Atomic: the namespace is replaced with the ``resourceVersion`` it was listed with, so of two
+    claimers of one cluster exactly one succeeds; the loser tries the next free cluster.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    for ns in _listed(core_v1, key, FREE):
+        labels = dict(ns.metadata.labels or {})
+        labels.update(owner_labels)
+        labels[LABEL_POOL_STATE] = CLAIMED
+        labels.pop(LABEL_POOL_KEPT, None)
+        ns.metadata.labels = labels
+        try:
+            core_v1.replace_namespace(ns.metadata.name, ns, _request_timeout=15)
+        except ApiException as exc:
+            if exc.status in (404, 409):  # someone else claimed or deleted it first
+                continue
+            raise
+        return str(ns.metadata.name)
+    return None
+
+
+def delete_if_unchanged(core_v1: Any, ns: Any) -> bool:
+    """Delete namespace ``ns`` only if nobody changed it since it was read (e.g. claimed it)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    body = client.V1DeleteOptions(
+        propagation_policy="Background",
+        preconditions=client.V1Preconditions(resource_version=ns.metadata.resource_version),
+    )
+    try:
+        core_v1.delete_namespace(ns.metadata.name, body=body, _request_timeout=15)
+    except ApiException as exc:
+        if exc.status in (404, 409):
+            return False
+        raise
+    return True
+
+
+def set_state(core_v1: Any, name: str, labels: Mapping[str, str | None]) -> None:
+    core_v1.patch_namespace(name, {"metadata": {"labels": dict(labels)}}, _request_timeout=15)
+
+
+@dataclass
+class PoolStats:
+    """What the terminal summary says about the pool (JSON-able; merged from xdist workers)."""
+
+    size: int = 0
+    key: str = ""
+    made: int = 0
+    failed: int = 0
+    deleted_unclaimed: int = 0
+    kept: int = 0
+    claimed: int = 0
+    cold: int = 0
+    acquire_seconds: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def merge(self, data: Mapping[str, Any]) -> None:
+        self.size = self.size or int(data.get("size", 0))
+        self.key = self.key or str(data.get("key", ""))
+        for name in ("made", "failed", "deleted_unclaimed", "kept", "claimed", "cold"):
+            setattr(self, name, getattr(self, name) + int(data.get(name, 0)))
+        self.acquire_seconds.extend(data.get("acquire_seconds", []))
+        self.errors.extend(data.get("errors", []))
+
+
+class Filler:
+    """Keeps ``size`` clusters of pool ``key`` free or warming on the host, from a background thread.
+
+    ``make(labels)`` creates one ready cluster whose namespace carries ``labels`` and returns a handle
+    with ``name`` and ``disconnect()``; ``owner_labels()`` are the labels of this run's namespaces.
+    """
+
+    def __init__(
+        self,
+        *,
+        core_v1: Callable[[], Any],
+        key: str,
+        size: int,
+        make: Callable[[Mapping[str, str]], Any],
+        owner_labels: Callable[[], Mapping[str, str]],
+        stats: PoolStats,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self._core = core_v1
+        self.key = key
+        self.size = size
+        self._make = make
+        self._owner_labels = owner_labels
+        self.stats = stats
+        self._progress = progress or (lambda line: log.info("pytest-vcluster: %s", line))
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._inflight: dict[int, threading.Thread] = {}
+        self._thread: threading.Thread | None = None
+        self._counter = 0
+        self._keep = False
+        self._deleted: list[str] = []
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="pytest-vcluster-pool", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the pool now (a cluster was just claimed)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                free, warming = counts(self._core(), self.key)
+                with self._lock:
+                    mine = len(self._inflight)
+                    missing = min(self.size - free - max(warming, mine), self.size - mine)
+                    for _ in range(max(0, missing)):
+                        self._counter += 1
+                        thread = threading.Thread(target=self._make_one, args=(self._counter,),
+                                                  name=f"pytest-vcluster-pool-{self._counter}", daemon=True)
+                        self._inflight[self._counter] = thread
+                        thread.start()
+            except Exception as exc:  # noqa: BLE001 - the host is unreachable now: try again
+                log.debug("pytest-vcluster: pool: %s", exc)
+            self._wake.wait(FILL_INTERVAL)
+            self._wake.clear()
+
+    def _make_one(self, number: int) -> None:
+        try:
+            labels = {**self._owner_labels(), **pool_labels(self.key, WARMING)}
+            vc = self._make(labels)
+            vc.disconnect()
+            with self._lock:
+                self.stats.made += 1
+                drop = self._stop.is_set() and not self._keep
+                if drop:
+                    self._deleted.append(vc.name)
+            core = self._core()
+            if drop:  # the run ended while it warmed
+                core.delete_namespace(vc.name, propagation_policy="Background", _request_timeout=15)
+            else:
+                set_state(core, vc.name, {LABEL_POOL_STATE: FREE})
+        except Exception as exc:  # noqa: BLE001 - reported in the summary; tests fall back to cold clusters
+            if not self._stop.is_set():
+                with self._lock:
+                    self.stats.failed += 1
+                    if len(self.stats.errors) < 3:
+                        self.stats.errors.append(f"pool: a cluster failed to start: {str(exc).splitlines()[0]}")
+                self._stop.wait(5.0)  # do not spin on a host that cannot start clusters
+        finally:
+            with self._lock:
+                self._inflight.pop(number, None)
+            self._wake.set()
+
+    def stop(self, *, keep: bool, timeout: float) -> list[str]:
+        """Stop filling. ``keep``: wait (up to ``timeout``) for the clusters still warming, then mark this
+        run's free clusters kept for the next run. Else delete this run's warming and free clusters.
+        Returns the namespaces deleted (the caller waits for them to be gone)."""
+        with self._lock:
+            self._keep = keep
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            threads = list(self._inflight.values())
+        core = self._core()
+        if keep:
+            if threads:
+                self._progress(f"pool: waiting for {len(threads)} warming cluster(s) to keep them for the next run")
+            deadline = time.monotonic() + timeout
+            for thread in threads:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        else:  # interrupt the clusters still warming: their VCluster.create fails and cleans up
+            for ns in _listed(core, self.key, WARMING):
+                if self._is_mine(ns) and delete_if_unchanged(core, ns):
+                    with self._lock:
+                        self._deleted.append(ns.metadata.name)
+            deadline = time.monotonic() + 10
+            for thread in threads:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for ns in _listed(core, self.key, FREE):
+            if not self._is_mine(ns):
+                continue
+            if keep:
+                with contextlib.suppress(Exception):
+                    set_state(core, ns.metadata.name, {LABEL_POOL_KEPT: "true",
+                                                       _labels.LABEL_CREATED: str(int(time.time()))})
+                    self.stats.kept += 1
+            elif delete_if_unchanged(core, ns):
+                with self._lock:
+                    self._deleted.append(ns.metadata.name)
+                    self.stats.deleted_unclaimed += 1
+        with self._lock:
+            return list(self._deleted)
+
+    def _is_mine(self, ns: Any) -> bool:
+        """A cluster this run's filler made and nobody claimed (a claim rewrites the run label)."""
+        return (ns.metadata.labels or {}).get(_labels.LABEL_RUN) == self._owner_labels().get(_labels.LABEL_RUN)
