@@ -313,7 +313,8 @@ class VClusterManager:
                 name = _pool.claim(core, key, _labels.namespace_labels(self.run_id, self.worker))
                 if name is None:
                     free, warming = _pool.counts(core, key)
-                    if free == 0 and (warming == 0 or time.monotonic() - started > POOL_WAIT_SECONDS):
+                    coming = warming + self._pool_starting()
+                    if free == 0 and (coming == 0 or time.monotonic() - started > POOL_WAIT_SECONDS):
                         return None
                     time.sleep(_pool.CLAIM_POLL)
                     continue
@@ -333,6 +334,14 @@ class VClusterManager:
                 continue
             vc.setup_seconds = time.monotonic() - started
             return vc
+
+    def _pool_starting(self) -> int:
+        """Clusters the filler of this process is about to make (0 in xdist workers: the controller fills)."""
+        with self._lock:
+            starter, filler = self._pool_starter, self._filler
+        if filler is not None:
+            return filler.pending()
+        return 1 if starter is not None and starter.is_alive() else 0
 
     def start_pool(self) -> None:
         """Start keeping ``--vcluster-pool`` clusters ready (call once per run, from the process that ends
@@ -360,11 +369,11 @@ class VClusterManager:
                 stats=self.summary.pool,
                 progress=self._progress,
             )
-            with self._lock:
+            with self._lock:  # started under the lock: finish() either sees the filler or it never starts
                 if self._heartbeat_stop.is_set():
                     return
+                filler.start()
                 self._filler = filler
-            filler.start()
 
         self._pool_starter = threading.Thread(target=start, name="pytest-vcluster-pool-start", daemon=True)
         self._pool_starter.start()

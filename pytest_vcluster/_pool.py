@@ -192,30 +192,43 @@ class Filler:
         self._deleted: list[str] = []
 
     def start(self) -> None:
+        """Start making the missing clusters now, then keep the pool full from a background thread."""
+        self._fill()
         self._thread = threading.Thread(target=self._loop, name="pytest-vcluster-pool", daemon=True)
         self._thread.start()
+
+    def pending(self) -> int:
+        """Clusters this filler is making (their namespaces may not exist yet)."""
+        with self._lock:
+            return len(self._inflight)
 
     def wake(self) -> None:
         """Look at the pool now (a cluster was just claimed)."""
         self._wake.set()
 
+    def _fill(self) -> None:
+        """Start making as many clusters as the pool lacks (free and warming ones of every run count)."""
+        try:
+            free, warming = counts(self._core(), self.key)
+        except Exception as exc:  # noqa: BLE001 - the host is unreachable now: try again later
+            log.debug("pytest-vcluster: pool: %s", exc)
+            return
+        with self._lock:
+            mine = len(self._inflight)
+            missing = min(self.size - free - max(warming, mine), self.size - mine)
+            for _ in range(max(0, missing)):
+                self._counter += 1
+                thread = threading.Thread(target=self._make_one, args=(self._counter,),
+                                          name=f"pytest-vcluster-pool-{self._counter}", daemon=True)
+                self._inflight[self._counter] = thread
+                thread.start()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                free, warming = counts(self._core(), self.key)
-                with self._lock:
-                    mine = len(self._inflight)
-                    missing = min(self.size - free - max(warming, mine), self.size - mine)
-                    for _ in range(max(0, missing)):
-                        self._counter += 1
-                        thread = threading.Thread(target=self._make_one, args=(self._counter,),
-                                                  name=f"pytest-vcluster-pool-{self._counter}", daemon=True)
-                        self._inflight[self._counter] = thread
-                        thread.start()
-            except Exception as exc:  # noqa: BLE001 - the host is unreachable now: try again
-                log.debug("pytest-vcluster: pool: %s", exc)
             self._wake.wait(FILL_INTERVAL)
             self._wake.clear()
+            if not self._stop.is_set():
+                self._fill()
 
     def _make_one(self, number: int) -> None:
         try:
