@@ -61,7 +61,7 @@ def terminating_or_gone(core: client.CoreV1Api, name: str) -> bool:
 def own_pool() -> str:
     """Options giving a test's inner runs a pool of their own (the key digests the session's values), so
     tests running at the same time cannot claim each other's clusters; podLabels only labels the pod."""
-    return f"--vcluster-set=podLabels.e2e-pool={suffix()}"
+    return f"--vcluster-set=podLabels.e2e-pool=p{suffix()}"  # a letter first: Helm typing makes 123456 a number
 
 
 def pool_key(output: str) -> str:
