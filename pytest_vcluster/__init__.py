@@ -1,8 +1,9 @@
 """pytest-vcluster: every test gets its own real, throwaway Kubernetes cluster (a virtual cluster).
 
 Fixtures (see ``pytest --fixtures``): ``vcluster``, ``vcluster_session``, ``vcluster_factory``,
-``vcluster_manager``, ``vcluster_host``. Without pytest: ``Host.from_kubeconfig(path)`` and
-``VCluster.create(host, ...)``; ``vc.wait(what, probe)`` / ``wait_until(...)`` instead of poll loops.
+``vcluster_manager``, ``vcluster_host``, ``vcluster_template``. Without pytest: ``Host.from_kubeconfig(path)``
+and ``VCluster.create(host, ...)``; ``vc.snapshot()`` / ``vc.fork()`` / ``VCluster.create(host, fork=snapshot)``;
+``vc.wait(what, probe)`` / ``wait_until(...)`` instead of poll loops.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from ._errors import ContainerStartError, ImageError, NotReadyError, VClusterError
     from ._hostprovider import Host
     from ._manager import VClusterManager
+    from ._snapshot import Snapshot, SnapshotError
     from ._wait import WaitTimeout, wait_until
     from .vcluster import VCluster
 
@@ -23,6 +25,8 @@ __all__ = [
     "Host",
     "ImageError",
     "NotReadyError",
+    "Snapshot",
+    "SnapshotError",
     "VCluster",
     "VClusterError",
     "VClusterManager",
@@ -49,6 +53,10 @@ def __getattr__(name: str) -> Any:
         from . import _errors
 
         return getattr(_errors, name)
+    if name in ("Snapshot", "SnapshotError"):
+        from . import _snapshot
+
+        return getattr(_snapshot, name)
     if name in ("WaitTimeout", "wait_until"):
         from . import _wait
 

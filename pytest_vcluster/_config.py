@@ -85,6 +85,19 @@ def default_chart_path() -> Path:
     )
 
 
+def chart_version(path: Path) -> str | None:
+    """``version`` from ``Chart.yaml`` of a chart directory (no Helm needed), ``None`` when unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((path / "Chart.yaml").read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("version") is not None:
+        return str(data["version"])
+    return None
+
+
 # --------------------------------------------------------------------------- helm-style --set
 
 
@@ -573,6 +586,8 @@ CLUSTER_KEYWORDS: tuple[ClusterKeyword, ...] = (
     ClusterKeyword("timeout", "readiness timeout in seconds"),
     ClusterKeyword("chart", "chart path"),
     ClusterKeyword("connect", f"connect mode ({', '.join(CONNECT_CHOICES)})"),
+    ClusterKeyword("fork", "start from a Snapshot (e.g. of vcluster_manager.template()), or, in the marker, the name "
+                           "of the fixture returning one (e.g. 'vcluster_template')"),
 )
 CLUSTER_OPTION_KEYWORDS = tuple(keyword.name for keyword in CLUSTER_KEYWORDS)
 
@@ -598,6 +613,8 @@ class ClusterOptions:
     timeout: float | None = None
     chart: Path | None = None
     connect: str | None = None
+    #: a ``Snapshot`` to start from, or (marker) the name of the fixture returning one
+    fork: Any = None
 
 
 def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions:
@@ -637,6 +654,16 @@ def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions
     connect = options.get("connect")
     if connect is not None:
         kwargs["connect"] = _choice(connect, CONNECT_CHOICES, source=f"{where} connect")
+    fork = options.get("fork")
+    if fork is not None:
+        from ._snapshot import Snapshot
+
+        if not isinstance(fork, (Snapshot, str)) or (isinstance(fork, str) and not fork.isidentifier()):
+            raise ConfigError(
+                f"{where}: fork={fork!r} is not valid: give a Snapshot (vcluster_manager.template(...), vc.snapshot()) "
+                "or the name of a fixture returning one, e.g. fork='vcluster_template'"
+            )
+        kwargs["fork"] = fork
     return ClusterOptions(**kwargs)
 
 

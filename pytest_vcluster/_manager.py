@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from . import _cleanup, _labels, _naming, _pool
-from ._config import ClusterOptions, Settings, cluster_options, deep_merge, options_values
-from ._errors import VClusterError
+from ._config import ClusterOptions, Settings, chart_version, cluster_options, deep_merge, options_values
+from ._errors import ConfigError, VClusterError
 from ._hostprovider import Host, kind_state_dir, open_host
+from ._snapshot import Snapshot, SnapshotError
 from .vcluster import VCluster, wait_namespaces_gone
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class Summary:
     leaks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stale_removed: list[str] = field(default_factory=list)
+    templates: list[str] = field(default_factory=list)
     pool: _pool.PoolStats = field(default_factory=_pool.PoolStats)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,6 +65,7 @@ class Summary:
             "leaks": list(self.leaks),
             "errors": list(self.errors),
             "stale_removed": list(self.stale_removed),
+            "templates": list(self.templates),
             "pool": asdict(self.pool),
         }
 
@@ -72,6 +76,7 @@ class Summary:
         self.leaks.extend(data.get("leaks", []))
         self.errors.extend(data.get("errors", []))
         self.stale_removed.extend(data.get("stale_removed", []))
+        self.templates.extend(data.get("templates", []))
         self.pool.merge(data.get("pool") or {})
 
 
@@ -219,6 +224,11 @@ class VClusterManager:
         """Create one virtual cluster with the session's settings plus ``options`` (claimed from the
         warm pool when ``--vcluster-pool`` is on and ``options`` change nothing in the cluster)."""
         options = options or ClusterOptions()
+        if isinstance(options.fork, str):
+            raise ConfigError(
+                f"{fixture}: fork={options.fork!r} names a fixture, which only @pytest.mark.vcluster and "
+                "vcluster_factory look up: pass the Snapshot itself"
+            )
         host = self.host
         vc = self._from_pool(options) if self._pool_eligible(options) else None
         if vc is None:
@@ -266,6 +276,7 @@ class VClusterManager:
                 workdir=workdir,
                 helm=helm,
                 keep_on_error=self.settings.keep_on_failure,
+                fork=options.fork,
             )
         except VClusterError:
             with self._lock:
@@ -278,13 +289,65 @@ class VClusterManager:
                     self._deleted.append(name)
             raise
 
+    # ------------------------------------------------------------------ templates
+
+    def template(self, name: str, prepare: Callable[[VCluster], Any], **options: Any) -> Snapshot:
+        """The :class:`~pytest_vcluster.Snapshot` of a prepared cluster, made once per run: the first
+        process to get the file lock (xdist workers share it) creates a cluster with ``options``, calls
+        ``prepare(vc)`` (install CRDs, an operator, seed data...), takes its snapshot and deletes the
+        cluster; the other processes read the snapshot from the run's shared directory. Forks start from
+        it: ``vcluster_factory(fork=snapshot)`` or ``@pytest.mark.vcluster(fork="<fixture returning it>")``.
+        A failed preparation fails every process that asks for the template, with its message."""
+        from filelock import FileLock
+
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", name):
+            raise ConfigError(f"template name {name!r} is not valid: use 1-40 of a-z, 0-9 and '-'")
+        parsed = cluster_options(options, where=f"vcluster_manager.template({name!r})")
+        shared = self._shared_dir()
+        shared.mkdir(parents=True, exist_ok=True)
+        path = shared / f"template-{name}-{self.run_id}.snapshot"
+        failed = path.with_suffix(".error")
+        with FileLock(str(shared / f"template-{name}.lock"), timeout=3600):
+            if failed.exists():
+                raise SnapshotError(failed.read_text())
+            if path.exists():
+                return Snapshot.read(path)
+            started = time.monotonic()
+            try:
+                with self.cluster_of(parsed, owner=f"template {name}") as vc:
+                    prepare(vc)
+                    snapshot = vc.snapshot()
+            except Exception as exc:
+                message = f"preparing template {name!r} failed: {type(exc).__name__}: {exc}"
+                failed.write_text(message)
+                raise SnapshotError(message) from exc
+            snapshot.write(path)
+        with self._lock:
+            self.summary.templates.append(
+                f"template {name}: prepared in {time.monotonic() - started:.1f}s, {len(snapshot.keys)} objects, "
+                f"{snapshot.size / 1024:.0f} KiB"
+            )
+        return snapshot
+
+    @contextlib.contextmanager
+    def cluster_of(self, options: ClusterOptions, *, owner: str) -> Iterator[VCluster]:
+        vc = self.create(options, owner=owner, fixture="vcluster_manager")
+        failed = False
+        try:
+            yield vc
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self.release(vc, failed=failed)
+
     # ------------------------------------------------------------------ warm pool
 
     def _pool_eligible(self, options: ClusterOptions) -> bool:
         """Only clusters of exactly the session's options come from the pool (timeout/connect differ
         only in how the test waits and connects)."""
         return bool(self.settings.pool) and not (
-            options.values or options.set or options.values_files or options.chart
+            options.values or options.set or options.values_files or options.chart or options.fork
         )
 
     def pool_key(self) -> str:
@@ -333,6 +396,8 @@ class VClusterManager:
                     self.summary.pool.errors.append(f"pool cluster {name} was broken when claimed: {exc}")
                 continue
             vc.setup_seconds = time.monotonic() - started
+            vc.values = deep_merge(self._syncer_layer, self.settings.values)
+            vc.chart_version = chart_version(self.settings.chart_path())
             return vc
 
     def _pool_starting(self) -> int:
@@ -418,20 +483,10 @@ class VClusterManager:
             record.teardown_seconds = round(time.monotonic() - started, 3)
         return record
 
-    @contextlib.contextmanager
-    def cluster(self, **options: Any) -> Iterator[VCluster]:
-        """``with manager.cluster(values=..., set=..., timeout=...) as vc:`` -- deleted on exit
-        (kept if the block raised and ``--vcluster-keep-on-failure`` is set)."""
-        parsed = self.options(**options)
-        vc = self.create(parsed, owner="vcluster_manager.cluster()", fixture="vcluster_manager")
-        failed = False
-        try:
-            yield vc
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            self.release(vc, failed=failed)
+    def cluster(self, **options: Any) -> contextlib.AbstractContextManager[VCluster]:
+        """``with manager.cluster(values=..., set=..., timeout=..., fork=snapshot) as vc:`` -- deleted on
+        exit (kept if the block raised and ``--vcluster-keep-on-failure`` is set)."""
+        return self.cluster_of(self.options(**options), owner="vcluster_manager.cluster()")
 
     def clusters_of(self, owner: str) -> list[VCluster]:
         """The live clusters created for ``owner`` (a test's node id)."""

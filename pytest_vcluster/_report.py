@@ -7,22 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from . import _kubeconfig
-from ._config import Settings, chart_candidates
+from ._config import Settings, chart_candidates, chart_version
 from ._hostprovider import find_kubeconfig
 from ._manager import Summary
-
-
-def chart_version(path: Path) -> str | None:
-    """``version`` from ``Chart.yaml`` (no Helm needed), ``None`` when unreadable."""
-    import yaml
-
-    try:
-        data = yaml.safe_load((path / "Chart.yaml").read_text())
-    except (OSError, ValueError):
-        return None
-    if isinstance(data, dict) and data.get("version") is not None:
-        return str(data["version"])
-    return None
 
 
 def header_line(settings: Settings, env: Mapping[str, str]) -> str:
@@ -73,6 +60,8 @@ def write_summary(terminalreporter: Any, summary: Summary, settings: Settings) -
             )
         total = sum(r.setup_seconds for r in summary.records)
         tr.write_line(f"  {len(summary.records)} cluster(s), {total:.1f}s of setup in total")
+    for line in summary.templates:
+        tr.write_line(line)
     if settings.pool:
         for line in pool_line(summary, settings).splitlines():
             tr.write_line(line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -14,6 +15,7 @@ from ._state import TMP_FACTORY_KEY, item_failed, manager_of
 if TYPE_CHECKING:
     from ._hostprovider import Host
     from ._manager import VClusterManager
+    from ._snapshot import Snapshot
     from .vcluster import VCluster
 
 
@@ -93,17 +95,61 @@ def vcluster_host(vcluster_manager: VClusterManager) -> Host:
     _fail(message)
 
 
+def _resolve_fork(request: pytest.FixtureRequest, options: ClusterOptions, *, where: str) -> ClusterOptions:
+    """``fork="name"`` names a fixture returning the Snapshot: look it up."""
+    __tracebackhide__ = True
+    if not isinstance(options.fork, str):
+        return options
+    from ._snapshot import Snapshot
+
+    try:
+        value = request.getfixturevalue(options.fork)
+    except pytest.FixtureLookupError:
+        value = None
+        message = (f"{where}: fork={options.fork!r}: no fixture of that name; define a session fixture returning "
+                   "vcluster_manager.template(name, prepare) (see the vcluster_template fixture)")
+    else:
+        message = ""
+    if message:
+        _fail(message)
+    if not isinstance(value, Snapshot):
+        _fail(f"{where}: fork={options.fork!r}: fixture {options.fork} returned {type(value).__name__}, not a "
+              "Snapshot: return vcluster_manager.template(name, prepare) or vc.snapshot()")
+    return replace(options, fork=value)
+
+
+@pytest.fixture(scope="session")
+def vcluster_template(vcluster_manager: VClusterManager) -> Snapshot:
+    """Session-scoped snapshot of a prepared cluster, for forks: override it in your conftest.py.
+    Yields a ``Snapshot``. Define it as ``return vcluster_manager.template("name", prepare)`` where
+    ``prepare(vc)`` installs what every test needs (CRDs, an operator, seed data). The template is
+    prepared once per run, under a file lock shared by the xdist workers, and its cluster deleted
+    at once; tests then get forks with ``@pytest.mark.vcluster(fork="vcluster_template")`` or
+    ``vcluster_factory(fork=vcluster_template)``: each fork is a fresh cluster of its own, starting
+    with everything the template had. Cleanup: none (a snapshot is data; forks are deleted like any
+    cluster). Without an override, using it fails with how to define it.
+    """
+    _fail(
+        "vcluster_template is not defined: override it in conftest.py, e.g.\n"
+        "    @pytest.fixture(scope='session')\n"
+        "    def vcluster_template(vcluster_manager):\n"
+        "        return vcluster_manager.template('my-operator', prepare=install_my_operator)"
+    )
+
+
 @pytest.fixture
 def vcluster(request: pytest.FixtureRequest, vcluster_manager: VClusterManager) -> Iterator[VCluster]:
     """Function-scoped fresh virtual Kubernetes cluster for one test.
     Yields a ready ``VCluster``: ``api_client`` (``kubernetes.client.ApiClient``, admin of the virtual
     cluster), ``kubeconfig_path`` (for kubectl/helm subprocesses), ``name``, ``host_namespace`` and
     ``host_name(kind, name, namespace)``. Options come from ``@pytest.mark.vcluster(values=..., set=...,
-    timeout=...)`` and the ``--vcluster-*`` options. Cleanup: the host namespace is deleted in the
-    background after the test (kept, with connection instructions, when the test failed and
-    ``--vcluster-keep-on-failure`` is given). Under pytest-xdist every worker creates its own clusters.
+    timeout=..., fork="vcluster_template")`` and the ``--vcluster-*`` options; with ``--vcluster-pool`` a
+    test with the session's options gets a ready cluster from the warm pool (still its own, deleted after
+    it). Cleanup: the host namespace is deleted in the background after the test (kept, with connection
+    instructions, when the test failed and ``--vcluster-keep-on-failure`` is given). Under pytest-xdist
+    every worker creates its own clusters.
     """
-    options = marker_options(request.node)
+    options = _resolve_fork(request, marker_options(request.node), where=f"{request.node.nodeid}: @pytest.mark.vcluster")
     vc = _create(vcluster_manager, options, owner=request.node.nodeid, fixture="vcluster")
     _record(request.node, "vcluster_setup_seconds", vc.setup_seconds)
     yield vc
@@ -131,7 +177,8 @@ def vcluster_factory(
 ) -> Iterator[Callable[..., VCluster]]:
     """Function-scoped factory for several virtual clusters in one test.
     Yields a callable: ``vcluster_factory(values=..., set=..., values_files=..., timeout=..., chart=...,
-    connect=...)`` returns a new ready ``VCluster`` each call. Cleanup: every cluster it made is deleted
+    connect=..., fork=snapshot)`` returns a new ready ``VCluster`` each call (``fork``: a ``Snapshot``, or
+    the name of a fixture returning one). Cleanup: every cluster it made is deleted
     after the test (in the background; kept when the test failed and ``--vcluster-keep-on-failure`` is
     given). Under pytest-xdist each worker makes its own clusters.
     """
@@ -147,6 +194,7 @@ def vcluster_factory(
             message = ""
         if message:
             _fail(message)
+        parsed = _resolve_fork(request, parsed, where="vcluster_factory()")
         vc = _create(vcluster_manager, parsed, owner=request.node.nodeid, fixture="vcluster_factory")
         _record(request.node, f"vcluster_factory_{len(made)}_setup_seconds", vc.setup_seconds)
         made.append(vc)

@@ -20,12 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _kubeconfig, _labels, _naming, _ready
-from ._config import deep_merge, set_values
+from . import _kubeconfig, _labels, _naming, _ready, _snapshot
+from ._config import chart_version, deep_merge, set_values
 from ._contract import contract
 from ._errors import NotReadyError, VClusterError
 from ._hostprovider import Host
 from ._portforward import PortForward, kubernetes_stream_opener
+from ._snapshot import Snapshot
 from ._wait import wait_until
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,9 @@ class VCluster:
         self.setup_seconds: float = 0.0
         self.teardown_seconds: float = 0.0
         self.phase_seconds: dict[str, float] = {}
+        #: the chart values it was installed with, and its chart's version (what a fork of it reuses)
+        self.values: dict[str, Any] = {}
+        self.chart_version: str | None = None
 
     def __repr__(self) -> str:
         return f"<VCluster {self.name} in host namespace {self.host_namespace} at {self.server}>"
@@ -101,11 +105,15 @@ class VCluster:
         workdir: str | os.PathLike[str] | None = None,
         helm: Any = None,
         keep_on_error: bool = False,
+        fork: Snapshot | None = None,
     ) -> VCluster:
         """Create a virtual cluster and wait until it is ready (bounded by ``timeout`` seconds).
 
         ``values`` and ``set`` (``{"a.b": 1}`` or ``["a.b=1"]``) are chart values on top of the
         discovered ``serviceCIDR``; ``chart`` defaults to the chart shipped with pytest-vcluster.
+        ``fork``: a :class:`~pytest_vcluster.Snapshot` (:meth:`snapshot`) the new cluster starts from:
+        its values under ``values``, every virtual object of it written into the new cluster once its
+        API is ready (see :meth:`fork`).
         On failure the host namespace is deleted (unless ``keep_on_error``) and
         :class:`~pytest_vcluster.VClusterError` says what was awaited and why it failed.
         """
@@ -125,6 +133,10 @@ class VCluster:
                                  f"{_naming.MAX_RELEASE_NAME} of a-z, 0-9 and '-', starting with a letter")
         chart_path = Path(chart).resolve() if chart is not None else default_chart_path()
         set_layer = set_values(set, where="VCluster.create()")
+        version = chart_version(chart_path) if chart_path.is_dir() else None
+        if fork is not None:
+            _snapshot.check_usable(fork, version)
+            values = deep_merge(fork.values, values)
         owned_dir = None
         if workdir is None:
             owned_dir = Path(tempfile.mkdtemp(prefix=f"pytest-vcluster-{name}-"))
@@ -172,7 +184,11 @@ class VCluster:
                 forward, server = _connect(host, namespace, name, connect)
                 kubeconfig_path, api_client = _open_client(secret, name, server, workdir_path)
                 _ready.wait_virtual_side(api_client, server, deadline)
-                lap("virtual-api", t)
+                t = lap("virtual-api", t)
+                if fork is not None:
+                    _snapshot.restore(host, namespace, name, fork)
+                    _snapshot.wait_crds_served(api_client, deadline)
+                    lap("restore", t)
             except _ready.ConditionTimeout as exc:
                 details = _ready.diagnostics(core, namespace, name)
                 if forward is not None and forward.last_error:
@@ -209,6 +225,8 @@ class VCluster:
         )
         vc.setup_seconds = time.monotonic() - started
         vc.phase_seconds = phases
+        vc.values = chart_values
+        vc.chart_version = version
         return vc
 
     @classmethod
@@ -274,6 +292,25 @@ class VCluster:
         vc.setup_seconds = time.monotonic() - started
         vc.phase_seconds = {"attach": vc.setup_seconds}
         return vc
+
+    # ------------------------------------------------------------------ snapshots and forks
+
+    def snapshot(self) -> Snapshot:
+        """The cluster's state now: every object of its virtual API (read from its etcd), with the chart
+        values and chart version it was made with. Forks made from it start from this state; the
+        snapshot outlives the cluster (e.g. prepare a template, take a snapshot, delete the template)."""
+        if self._deleted:
+            raise _snapshot.SnapshotError(f"cannot take a snapshot of virtual cluster {self.name}: it was deleted")
+        return _snapshot.take(self.host, self.host_namespace, self.release, chart_version=self.chart_version,
+                              values=self.values)
+
+    def fork(self, **options: Any) -> VCluster:
+        """A new virtual cluster starting from this one's state: ``VCluster.create(host, fork=self.snapshot(),
+        **options)``. Every virtual object is copied (CRDs, custom objects, RBAC, namespaces, ConfigMaps,
+        Secrets, Deployments, pods...); the template's workloads start again in the fork's own host
+        namespace. The fork has its own certificates and service-account key, so no credential of the
+        template or of another fork works in it; ServiceAccount tokens are issued by the fork."""
+        return type(self).create(self.host, fork=self.snapshot(), **options)
 
     # ------------------------------------------------------------------ helpers
 

@@ -90,6 +90,9 @@ HEALTH_PORT = 8081
 #: the syncer's fake kubelet on KUBELET_ADDRESS (logs, exec, attach, port-forward of synced pods)
 KUBELET_PORT = 10250
 KUBELET_ADDRESS = "127.0.0.1"  # only the pod's own containers reach it
+#: etcd's client port, on 127.0.0.1 inside pod R-0 only (the plugin reaches it by port-forward to snapshot
+#: and fork a cluster)
+ETCD_PORT = 2379
 #: local port of the server written in Secret vc-R, and of the documented ``kubectl port-forward``
 LOCAL_PORT = 8443
 KUBECONFIG_SERVER = f"https://localhost:{LOCAL_PORT}"

@@ -378,6 +378,13 @@ def test_ports(helm: str, tmp_path: Path) -> None:
     assert ("StatefulSet", RELEASE) in objs  # whose pod is control_plane_pod(R)
 
 
+def test_etcd_listens_where_snapshots_and_forks_reach_it(helm: str) -> None:
+    by_name = containers(render(helm))
+    url = f"http://127.0.0.1:{contract.ETCD_PORT}"
+    assert f"--listen-client-urls={url}" in by_name["etcd"]["args"] + by_name["etcd"].get("command", [])
+    assert f"--etcd-servers={url}" in by_name["kube-apiserver"]["args"] + by_name["kube-apiserver"].get("command", [])
+
+
 def test_readiness_waits_for_the_pod_and_secret_the_chart_makes(helm: str) -> None:
     """The plugin's readiness check reads the control-plane pod and the kubeconfig Secret by the names
     the rendered chart gives them (a StatefulSet's first pod is ``<statefulset>-0``)."""

@@ -1,0 +1,279 @@
+"""Snapshots of a virtual cluster's state, and forks started from them.
+
+A :class:`Snapshot` holds every key the virtual API server keeps in the cluster's etcd (the objects,
+under ``/registry/``), read through etcd's JSON gateway over a port-forward to the control-plane pod
+(etcd listens only inside the pod). A fork is a new cluster made the usual way (fresh certificates,
+fresh service-account key, its own host namespace); once its API is ready the snapshot is written
+into its etcd in transactions, and keys the template does not have are deleted, so every virtual
+object of the template is there. The API server and the controllers see the writes as watch events;
+the syncer copies the template's pods, services, configmaps... to the fork's host namespace.
+
+What a fork keeps of its own (never copied from the template), because it names the fork's
+certificates or addresses: the ``kube-root-ca.crt`` ConfigMaps, ``kube-system/extension-apiserver-
+authentication``, Service/Endpoints/EndpointSlices ``default/kubernetes``. Skipped altogether, as they
+belong to the running processes of the template: Events, Leases, master leases.
+
+No pytest import here.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import http.client
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._contract import contract
+from ._errors import VClusterError
+
+#: Objects of the template's running processes: not copied, and left alone in the fork.
+SKIPPED = re.compile(rb"^/registry/(events|leases|masterleases)/")
+#: Keys naming the fork's own certificates and addresses: the fork keeps its own.
+FORK_OWNED = re.compile(
+    rb"^/registry/("
+    rb"configmaps/[^/]+/kube-root-ca\.crt"
+    rb"|configmaps/kube-system/extension-apiserver-authentication"
+    rb"|services/(specs|endpoints)/default/kubernetes"
+    rb"|endpointslices/default/kubernetes"
+    rb")$"
+)
+#: Never deleted from the fork: its own IP allocations (the API server's repair loop reconciles them).
+KEPT = re.compile(rb"^/registry/ipaddresses/")
+PREFIX = b"/registry/"
+#: etcd's defaults: at most 128 operations and 1.5 MiB per request; stay below both
+MAX_TXN_OPS = 100
+MAX_TXN_BYTES = 1024 * 1024
+FORMAT = 1
+
+
+class SnapshotError(VClusterError):
+    """The state of a virtual cluster could not be captured, or a snapshot cannot be used."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state of virtual cluster ``source`` at ``taken_at``: its etcd keys, and how it was made."""
+
+    source: str
+    chart_version: str | None
+    taken_at: float
+    #: the chart values the template was made with (a fork uses them, plus its own)
+    values: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[tuple[bytes, bytes], ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Bytes of keys and values."""
+        return sum(len(k) + len(v) for k, v in self.keys)
+
+    def __repr__(self) -> str:
+        return f"<Snapshot of {self.source}: {len(self.keys)} keys, {self.size / 1024:.0f} KiB>"
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": FORMAT,
+            "source": self.source,
+            "chart_version": self.chart_version,
+            "taken_at": self.taken_at,
+            "values": self.values,
+            "keys": [[_b64(k), _b64(v)] for k, v in self.keys],
+        }
+        return gzip.compress(json.dumps(doc).encode(), compresslevel=1)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, where: str = "snapshot") -> Snapshot:
+        try:
+            doc = json.loads(gzip.decompress(data))
+            if doc.get("format") != FORMAT:
+                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
+            return cls(
+                source=str(doc["source"]),
+                chart_version=doc.get("chart_version"),
+                taken_at=float(doc["taken_at"]),
+                values=doc.get("values") or {},
+                keys=tuple((_unb64(k), _unb64(v)) for k, v in doc["keys"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SnapshotError(f"{where} is not a pytest-vcluster snapshot: {exc}") from None
+
+    def write(self, path: Path) -> Path:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(self.to_bytes())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Snapshot:
+        return cls.from_bytes(path.read_bytes(), where=str(path))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _next_key(key: bytes) -> bytes:
+    return key + b"\0"
+
+
+# --------------------------------------------------------------------------- etcd's JSON gateway
+
+
+class Etcd:
+    """etcd's v3 JSON gateway at ``127.0.0.1:port`` (a port-forward to the control-plane pod)."""
+
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self.port = port
+        self.timeout = timeout
+
+    def call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise SnapshotError(f"etcd {path}: HTTP {response.status}: {data[:300]!r}")
+        result = json.loads(data)
+        if isinstance(result, dict) and result.get("error"):
+            raise SnapshotError(f"etcd {path}: {result.get('error')}")
+        return result
+
+    def items(self, prefix: bytes = PREFIX, page: int = 500) -> Iterator[tuple[bytes, bytes]]:
+        """Every key under ``prefix`` with its value, in key order (paged)."""
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        start = prefix
+        while True:
+            result = self.call("/v3/kv/range", {"key": _b64(start), "range_end": _b64(end), "limit": page})
+            kvs = result.get("kvs") or []
+            for kv in kvs:
+                yield _unb64(kv["key"]), _unb64(kv.get("value", ""))
+            if not result.get("more") or not kvs:
+                return
+            start = _next_key(_unb64(kvs[-1]["key"]))
+
+    def apply(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        """Write ``puts`` and delete ``deletes`` in transactions within etcd's request limits."""
+        ops: list[dict[str, Any]] = [{"request_delete_range": {"key": _b64(k)}} for k in deletes]
+        ops += [{"request_put": {"key": _b64(k), "value": _b64(v)}} for k, v in puts]
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for op in ops:
+            op_size = len(json.dumps(op))
+            if batch and (len(batch) >= MAX_TXN_OPS or size + op_size > MAX_TXN_BYTES):
+                self.call("/v3/kv/txn", {"success": batch})
+                batch, size = [], 0
+            batch.append(op)
+            size += op_size
+        if batch:
+            self.call("/v3/kv/txn", {"success": batch})
+
+
+@contextlib.contextmanager
+def etcd_of(host: Any, namespace: str, release: str) -> Iterator[Etcd]:
+    """etcd of virtual cluster ``release``, through a port-forward to its control-plane pod."""
+    from ._portforward import PortForward, kubernetes_stream_opener
+
+    pod = contract.control_plane_pod(release)
+    opener = kubernetes_stream_opener(host.new_configuration(), namespace, pod, contract.ETCD_PORT)
+    forward = PortForward(opener, name=f"{release}-etcd")
+    try:
+        yield Etcd(forward.port)
+    finally:
+        forward.close()
+
+
+# --------------------------------------------------------------------------- take and restore
+
+
+def take(host: Any, namespace: str, release: str, *, chart_version: str | None,
+         values: Mapping[str, Any]) -> Snapshot:
+    """Read every object key of the cluster's etcd."""
+    try:
+        with etcd_of(host, namespace, release) as etcd:
+            keys = tuple((k, v) for k, v in etcd.items() if not SKIPPED.match(k))
+    except SnapshotError as exc:
+        raise SnapshotError(f"cannot capture the state of virtual cluster {release}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. the pod is gone, the port-forward refused
+        raise SnapshotError(
+            f"cannot capture the state of virtual cluster {release} (its etcd in pod "
+            f"{contract.control_plane_pod(release)} of host namespace {namespace} did not answer: "
+            f"{type(exc).__name__}: {exc}); is the cluster running?"
+        ) from None
+    return Snapshot(source=release, chart_version=chart_version, taken_at=time.time(), values=dict(values),
+                    keys=keys)
+
+
+def plan(snapshot: Snapshot, current: Mapping[bytes, bytes]) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """``(puts, deletes)`` turning the keys ``current`` of a new cluster into the snapshot's state
+    (pure: the fork keeps its own FORK_OWNED keys, SKIPPED keys are not touched)."""
+    wanted = {k: v for k, v in snapshot.keys if not SKIPPED.match(k) and not FORK_OWNED.match(k)}
+    puts = [(k, v) for k, v in sorted(wanted.items()) if current.get(k) != v]
+    deletes = sorted(k for k in current if k not in wanted
+                     and not SKIPPED.match(k) and not FORK_OWNED.match(k) and not KEPT.match(k))
+    return puts, deletes
+
+
+def restore(host: Any, namespace: str, release: str, snapshot: Snapshot) -> int:
+    """Write ``snapshot`` into the etcd of new cluster ``release``; returns the keys written or deleted."""
+    try:
+        with etcd_of(host, namespace, release) as etcd:
+            puts, deletes = plan(snapshot, dict(etcd.items()))
+            etcd.apply(puts, deletes)
+    except SnapshotError as exc:
+        raise SnapshotError(f"cannot restore the snapshot of {snapshot.source} into {release}: {exc}") from None
+    return len(puts) + len(deletes)
+
+
+def check_usable(snapshot: Snapshot, chart_version: str | None) -> None:
+    """A snapshot made with another chart version is refused (objects the chart puts into the virtual
+    cluster, and its flags, may differ)."""
+    if snapshot.chart_version != chart_version:
+        raise SnapshotError(
+            f"the snapshot of {snapshot.source} was taken with chart version {snapshot.chart_version}, "
+            f"but this cluster's chart is version {chart_version}: prepare the template again with this chart"
+        )
+
+
+def wait_crds_served(api_client: Any, deadline: Any) -> None:
+    """Wait until the API server serves every CustomResourceDefinition the fork got (a CRD written to
+    etcd is served once the API server's watch has seen it: about a second)."""
+    from kubernetes import client
+
+    from . import _ready
+
+    crds = client.ApiextensionsV1Api(api_client).list_custom_resource_definition(_request_timeout=30).items
+    wanted = {(crd.spec.group, v.name, crd.spec.names.plural) for crd in crds for v in crd.spec.versions if v.served}
+
+    def served() -> bool:
+        by_group_version: dict[tuple[str, str], set[str]] = {}
+        for group, version, plural in wanted:
+            key = (group, version)
+            if key not in by_group_version:
+                try:
+                    resources = client.CustomObjectsApi(api_client).get_api_resources(group, version,
+                                                                                      _request_timeout=10)
+                except client.ApiException as exc:
+                    if exc.status == 404:
+                        return False
+                    raise
+                by_group_version[key] = {r.name for r in (resources.resources or [])}
+            if plural not in by_group_version[key]:
+                return False
+        return True
+
+    if wanted:
+        _ready.wait_for(f"the {len(crds)} CustomResourceDefinition(s) of the snapshot to be served", served, deadline,
+                        max_wait=0.3)
