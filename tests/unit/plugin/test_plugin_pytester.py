@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-ALLOWED = "values, set, values_files, timeout, chart, connect"
+ALLOWED = "values, set, values_files, timeout, chart, connect, fork"
 OPTIONS = [
     "--vcluster-host=*",
     "--vcluster-host-kubeconfig=PATH",
@@ -25,12 +25,7 @@ OPTIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("KUBECONFIG", "VCLUSTER_HOST", "VCLUSTER_HOST_KUBECONFIG", "VCLUSTER_HOST_CONTEXT",
-                "VCLUSTER_KIND_CLUSTER", "VCLUSTER_CHART", "VCLUSTER_TIMEOUT", "VCLUSTER_CONNECT",
-                "VCLUSTER_STALE_AFTER", "VCLUSTER_IMAGE_LOADER", "PYTEST_ADDOPTS"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_vcluster_env")
 
 
 def test_help_shows_group_and_every_option(pytester: pytest.Pytester) -> None:
@@ -49,7 +44,7 @@ def test_help_works_even_with_bad_env(pytester: pytest.Pytester, monkeypatch: py
 def test_marker_is_registered_with_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.vcluster(values=None, set=None, values_files=None, timeout=None, "
-                                 "chart=None, connect=None): *"])
+                                 "chart=None, connect=None, fork=None): *"])
 
 
 def test_bad_host(pytester: pytest.Pytester) -> None:
