@@ -44,6 +44,28 @@ def parse_service_cidr(message: str) -> str | None:
     return cidrs[0] if cidrs else None
 
 
+#: the oldest host Kubernetes the chart supports (``kubeVersion`` of chart/Chart.yaml; a unit test checks them)
+MIN_KUBERNETES = (1, 27)
+
+
+def parse_version(git_version: str) -> tuple[int, int] | None:
+    """``v1.33.13`` / ``v1.30.2+k3s1`` / ``v1.29.4-gke.100`` -> ``(1, 33)``; None when it is not such a string."""
+    match = re.match(r"v?(\d+)\.(\d+)", git_version.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _git_version(body: bytes | str) -> str | None:
+    """``gitVersion`` of a ``GET /version`` answer, None when the answer is not a Kubernetes version."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    version = data.get("gitVersion") if isinstance(data, dict) else None
+    return str(version) if isinstance(version, str) and version else None
+
+
 class Host:
     """The host cluster that virtual clusters are installed into.
 
@@ -69,8 +91,20 @@ class Host:
         try:
             raw = _kubeconfig.load(self.kubeconfig_path.read_text())
             self.server = _kubeconfig.server_of(raw, context)
+        except _kubeconfig.NoContextError as exc:
+            fix = ("pass --vcluster-host-context=NAME with one of them, or leave it out to use the current context"
+                   if context else "pass --vcluster-host-context=NAME with one of them, or fix its current-context")
+            raise HostError(f"cannot use host kubeconfig {self.kubeconfig_path}: {exc}: {fix}") from None
         except (OSError, ValueError) as exc:
-            raise HostError(f"cannot use host kubeconfig {self.kubeconfig_path}: {exc}") from None
+            raise HostError(
+                f"cannot use host kubeconfig {self.kubeconfig_path}: {exc}: pass the kubeconfig of the host cluster "
+                "(kubectl config view --raw --minify writes one)"
+            ) from None
+        if not self.server:
+            raise HostError(
+                f"cannot use host kubeconfig {self.kubeconfig_path}: its cluster has no server address: pass the "
+                "kubeconfig of the host cluster (kubectl config view --raw --minify writes one)"
+            )
         self._lock = threading.Lock()
         self._api_client: Any = None
         self._version: str | None = None
@@ -127,19 +161,57 @@ class Host:
     # ------------------------------------------------------------------ facts
 
     def check_reachable(self, timeout: float = 15) -> str:
-        """Ask the API server its version; one clear :class:`HostError` naming the server when it fails."""
+        """Ask the API server its version; one clear :class:`HostError` naming the server when it fails
+        (unreachable, refusing the credentials, not a Kubernetes API server, or older than
+        :data:`MIN_KUBERNETES`)."""
         from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
 
+        configuration = self.new_configuration()
+        configuration.retries = False  # a refused connection is reported at once, not after three retries
+        where = f"(kubeconfig {self.kubeconfig_path}{', context ' + self.context if self.context else ''})"
         try:
-            info = client.VersionApi(self.api_client).get_code(_request_timeout=timeout)
-        except Exception as exc:  # noqa: BLE001
+            with client.ApiClient(configuration) as api_client:
+                response: Any = client.VersionApi(api_client).get_code(
+                    _request_timeout=timeout, _preload_content=False
+                )
+                body = response.data
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                raise HostError(
+                    f"the host cluster's API server at {self.server} {where} refused its credentials "
+                    f"(HTTP {exc.status} {exc.reason}): pass a kubeconfig whose user may use the host cluster"
+                ) from None
+            if exc.status is not None and exc.status >= 500:
+                raise HostError(
+                    f"the host cluster's API server at {self.server} {where} is not healthy: GET /version answered "
+                    f"HTTP {exc.status} {exc.reason}. Check the host cluster, or point --vcluster-host-kubeconfig at "
+                    "a healthy one."
+                ) from None
+            raise HostError(
+                f"the server at {self.server} {where} is not a Kubernetes API server: GET /version answered "
+                f"HTTP {exc.status} {exc.reason}. Point --vcluster-host-kubeconfig at the host cluster's kubeconfig."
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - connection errors come in many kinds
             reason = getattr(exc, "reason", None) or exc
             raise HostError(
-                f"cannot reach the host cluster's API server at {self.server} "
-                f"(kubeconfig {self.kubeconfig_path}{', context ' + self.context if self.context else ''}): "
+                f"cannot reach the host cluster's API server at {self.server} {where}: "
                 f"{reason}. Start the host cluster or point --vcluster-host-kubeconfig at a running one."
             ) from None
-        self._version = str(info.git_version)
+        version = _git_version(body)
+        if version is None:
+            raise HostError(
+                f"the server at {self.server} {where} is not a Kubernetes API server: GET /version answered "
+                f"{body[:80]!r}. Point --vcluster-host-kubeconfig at the host cluster's kubeconfig."
+            )
+        numbers = parse_version(version)
+        if numbers is not None and numbers < MIN_KUBERNETES:
+            minimum = ".".join(map(str, MIN_KUBERNETES))
+            raise HostError(
+                f"the host cluster at {self.server} {where} runs Kubernetes {version}, but pytest-vcluster needs "
+                f"{minimum} or newer (the chart's kubeVersion): use a newer host cluster"
+            )
+        self._version = version
         return self._version
 
     @property
@@ -179,6 +251,38 @@ class Host:
             log.warning("pytest-vcluster: %s is inside the host's service range", CIDR_PROBE_IP)
         log.warning("pytest-vcluster: using the default service range %s", DEFAULT_SERVICE_CIDR)
         return DEFAULT_SERVICE_CIDR
+
+    def check_persistence(self, values: Mapping[str, Any]) -> None:
+        """With ``controlPlane.etcd.persistence.enabled`` the claim needs a StorageClass on the host: the one
+        named by ``...persistence.storageClass``, else the host's default. A :class:`HostError` naming the
+        missing class and the fix when the host lacks it (instead of a claim Pending until the timeout)."""
+        from kubernetes import client
+
+        persistence: Any = values
+        for key in ("controlPlane", "etcd", "persistence"):
+            persistence = persistence.get(key) if isinstance(persistence, Mapping) else None
+        if not isinstance(persistence, Mapping) or persistence.get("enabled") is not True:
+            return
+        wanted = str(persistence.get("storageClass") or "")
+        classes: list[Any] = client.StorageV1Api(self.api_client).list_storage_class(_request_timeout=30).items
+        names = sorted(str(c.metadata.name) for c in classes)
+        listed = ", ".join(names) or "none"
+        if wanted:
+            if wanted not in names:
+                raise HostError(
+                    f"controlPlane.etcd.persistence.storageClass={wanted!r}: the host cluster at {self.server} "
+                    f"has no such StorageClass (it has: {listed}): name one of them, or leave it empty for the "
+                    "host's default class"
+                )
+            return
+        default = "storageclass.kubernetes.io/is-default-class"
+        if not any((c.metadata.annotations or {}).get(default) == "true" for c in classes):
+            raise HostError(
+                f"controlPlane.etcd.persistence.enabled=true needs a StorageClass, but the host cluster at "
+                f"{self.server} has no default one (it has: {listed}): set "
+                "controlPlane.etcd.persistence.storageClass=NAME, mark a class default "
+                f"(annotation {default}=true), or turn persistence off"
+            )
 
     # ------------------------------------------------------------------ images
 
@@ -241,6 +345,13 @@ def require_kind() -> str:
     return path
 
 
+def require_helm() -> str:
+    """The helm binary every virtual cluster is installed with (checked before any slow set-up)."""
+    from ._helm import require_helm as helm_binary
+
+    return helm_binary()
+
+
 def choose_provider(settings: Settings, env: Mapping[str, str]) -> str:
     """``kubeconfig`` or ``kind`` for ``--vcluster-host`` (``auto``: a kubeconfig if one is given, else kind)."""
     if settings.host != "auto":
@@ -249,8 +360,11 @@ def choose_provider(settings: Settings, env: Mapping[str, str]) -> str:
         return "kubeconfig"
     if shutil.which("kind") is not None:
         return "kind"
+    named = env.get("KUBECONFIG", "")
     raise HostError(
-        "no host cluster: pass --vcluster-host-kubeconfig=PATH (or set VCLUSTER_HOST_KUBECONFIG or KUBECONFIG), "
+        (f"no host cluster: KUBECONFIG={named!r} names no existing file, and kind is not installed: "
+         if named.strip(os.pathsep) else "no host cluster: ")
+        + "pass --vcluster-host-kubeconfig=PATH (or set VCLUSTER_HOST_KUBECONFIG or KUBECONFIG), "
         "or install kind to let pytest-vcluster create one"
     )
 
@@ -316,6 +430,7 @@ def ensure_kind(
     from filelock import FileLock
 
     kind = require_kind()
+    require_helm()  # before minutes of creating a cluster and building an image that helm would then install
     name = settings.kind_cluster
     state_dir.mkdir(parents=True, exist_ok=True)
     kubeconfig = state_dir / f"{name}.kubeconfig"
@@ -409,4 +524,5 @@ def open_host(
         )
     host = Host(path, settings.host_context, provider="kubeconfig", image_loader=settings.image_loader)
     host.check_reachable()
+    require_helm()  # before building the syncer image that helm would then install
     return host

@@ -16,10 +16,24 @@ import yaml
 from ._contract import contract
 
 
+class NoContextError(ValueError):
+    """The kubeconfig has no context of the name asked for (or no context at all)."""
+
+
 def load(text: str | bytes) -> dict[str, Any]:
-    data = yaml.safe_load(text)
+    """A kubeconfig's content; :class:`ValueError` with a one-line reason when it is not one."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"it is not valid YAML ({problem}{where})") from None
+    if data is None:
+        raise ValueError("it is empty")
     if not isinstance(data, dict):
-        raise ValueError("kubeconfig is not a YAML mapping")
+        raise ValueError(f"it is not a kubeconfig (a YAML mapping with clusters, users and contexts) "
+                         f"but a YAML {type(data).__name__}")
     return data
 
 
@@ -48,7 +62,11 @@ def current(config: Mapping[str, Any], context: str | None = None) -> tuple[dict
     context_name = context or config.get("current-context")
     ctx = _named(config.get("contexts"), context_name) if context_name else _named(config.get("contexts"), None)
     if ctx is None:
-        raise ValueError(f"kubeconfig has no context {context_name!r}")
+        names = [str(c.get("name")) for c in config.get("contexts") or [] if isinstance(c, dict)]
+        raise NoContextError(
+            f"kubeconfig has no context {context_name!r} (its contexts: {', '.join(names) or 'none'})"
+            if context_name else "kubeconfig has no contexts"
+        )
     inner = ctx.get("context") or {}
     cluster = _named(config.get("clusters"), inner.get("cluster"))
     user = _named(config.get("users"), inner.get("user"))
