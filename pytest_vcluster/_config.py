@@ -238,8 +238,13 @@ def load_values_file(path: Path, *, source: str = "--vcluster-values") -> dict[s
         raise ConfigError(f"{source}: file not found: {path}: pass the path of an existing YAML values file")
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{source}: cannot read {path} as YAML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where_in = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: cannot read {path} as YAML: {problem}{where_in}: fix the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -559,8 +564,9 @@ def from_pytest_config(config: Any, env: Mapping[str, str]) -> Settings:
     for option in OPTIONS:
         try:
             ini[option.ini_key] = config.getini(option.ini_key)
-        except ValueError:
-            ini[option.ini_key] = None
+        except Exception as exc:  # noqa: BLE001 - pytest 9: UsageError("invalid truth value 'maybe'"), no option name
+            raw = str(exc).partition("invalid truth value ")[2] or "?"
+            raise ConfigError(f"ini option {option.ini_key}={raw} is not valid: use true or false") from None
     inidir = config.inipath.parent if config.inipath is not None else config.rootpath
     return resolve(cli, ini, env, cwd=config.invocation_params.dir, inidir=inidir)
 
@@ -681,7 +687,8 @@ def set_values(option: Any, *, where: str = "set") -> dict[str, Any]:
             try:
                 _assign(layer, _key_path(str(key)), value)
             except ValueError as exc:
-                raise ConfigError(f"{where}: set key {key!r} is not valid: {exc}") from None
+                raise ConfigError(f"{where}: set key {key!r} is not valid: {exc} "
+                                  "(keys look like a.b.c or a.list[0].b)") from None
         return layer
     if isinstance(option, str):
         option = [option]

@@ -173,6 +173,7 @@ class VCluster:
         try:
             chart_values = deep_merge({"serviceCIDR": host.service_cidr(namespace)}, values, set_layer)
             t = lap("service-cidr", t)
+            host.check_persistence(chart_values)
             helm = helm if helm is not None else Helm(host.kubeconfig_path, host.context)
             helm.install(name, namespace, chart_path, chart_values, timeout=max(deadline.remaining, 10))
             t = lap("helm-install", t)

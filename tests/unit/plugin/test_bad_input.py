@@ -67,7 +67,8 @@ USAGE = {
                               "pytest-vcluster", args=("--vcluster-chart=nochart",)),
     "values-not-a-mapping": Case("ERROR: --vcluster-values: */list.yaml must hold a YAML mapping of chart values, "
                                  "not list", args=("--vcluster-values=list.yaml",), files={"list.yaml": "- 1\n"}),
-    "values-malformed": Case("ERROR: --vcluster-values: cannot read */bad.yaml as YAML: *",
+    "values-malformed": Case("ERROR: --vcluster-values: cannot read */bad.yaml as YAML: * at line *, column *: "
+                             "fix the file",
                              args=("--vcluster-values=bad.yaml",), files={"bad.yaml": "a: [1\n"}),
     "set-bad-key": Case("ERROR: --vcluster-set 'a..b=1' is not valid: key 'a..b': bad key segment '' "
                         "(keys look like a.b.c or a.list[[]0[]].b)", args=("--vcluster-set", "a..b=1")),
@@ -116,11 +117,8 @@ USAGE = {
                                    "--vcluster-host=kind", ini="vcluster_host_kubeconfig = gone.kubeconfig"),
     "ini-chart": Case("ERROR: ini option vcluster_chart: no Helm chart at */nochart (no Chart.yaml): *",
                       ini="vcluster_chart = nochart"),
-    "ini-bool": pytest.param(
-        Case("ERROR: ini option vcluster_keep_on_failure='maybe' is not valid: use true or false",
-             ini="vcluster_keep_on_failure = maybe"),
-        marks=pytest.mark.xfail(strict=True, reason="pytest says only \"invalid truth value 'maybe'\", not which "
-                                "option: the fix belongs in _config.from_pytest_config (proposed in issue 12)")),
+    "ini-bool": Case("ERROR: ini option vcluster_keep_on_failure='maybe' is not valid: use true or false",
+                     ini="vcluster_keep_on_failure = maybe"),
 }
 
 
@@ -141,7 +139,8 @@ MARKERS = {  # keywords, and the message after "ERROR: test_m.py::test_a: @pytes
     "connect": ("connect='x'", " connect='x' is not valid: use one of auto, port-forward, service"),
     "set-number": ("set=3", ": set= must be a dict {'a.b': value} or a list of 'a.b=value' strings, not 3"),
     "set-no-value": ("set=['novalue']", " set 'novalue' is not valid: expected KEY=VALUE *"),
-    "set-bad-dict-key": ("set={'a..b': 1}", ": set key 'a..b' is not valid: bad key segment ''"),
+    "set-bad-dict-key": ("set={'a..b': 1}", ": set key 'a..b' is not valid: bad key segment '' "
+                                            "(keys look like a.b.c or a.list[0].b)"),
     "chart-missing": ("chart='/does/not/exist'", ": chart='/does/not/exist': no Helm chart at /does/not/exist"),
     "values-file-missing": ("values_files=['/does/not/exist.yaml']",
                             " values_files: file not found: /does/not/exist.yaml: pass the path of an existing "
