@@ -303,6 +303,7 @@ CHART_IMAGE_VALUES = {
     "kube-apiserver": "controlPlane.apiServer.image",
     "kube-controller-manager": "controlPlane.controllerManager.image",
     "syncer": "syncer.image",
+    "coredns": "coredns.image",
 }
 
 

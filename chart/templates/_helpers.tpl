@@ -1,7 +1,8 @@
 {{/*
 Names. Every object name derives from the release name R (docs/architecture.md):
-StatefulSet/Service R, Secrets R-certs and vc-R, ServiceAccounts vc-R and
-vc-workload-R, Role/RoleBinding vc-R, ClusterRole/ClusterRoleBinding vc-R-N.
+StatefulSet/Service R, Secrets R-certs and vc-R, ConfigMap R-coredns,
+ServiceAccounts vc-R and vc-workload-R, Role/RoleBinding vc-R,
+ClusterRole/ClusterRoleBinding vc-R-N.
 */}}
 
 {{/* Chart name, the value of app.kubernetes.io/name. */}}
@@ -41,6 +42,11 @@ controller-revision-hash=<name>-<10 chars>, which must fit in 63 characters.
 {{/* Secret with the PKI, the admin token and the controller-manager kubeconfig. */}}
 {{- define "vcluster.certsSecretName" -}}
 {{- printf "%s-certs" (include "vcluster.fullname" .) -}}
+{{- end -}}
+
+{{/* ConfigMap with the Corefile of container coredns (coredns.enabled). */}}
+{{- define "vcluster.corednsName" -}}
+{{- printf "%s-coredns" (include "vcluster.fullname" .) -}}
 {{- end -}}
 
 {{/* ClusterRole and ClusterRoleBinding, only when an option needs host-wide reads. */}}

@@ -11,12 +11,14 @@ import signal
 import sys
 import threading
 import time
+from urllib.parse import urlsplit
 
 from . import coredns, health, kube, kubelet
 from .config import LOG_LEVELS, ConfigError, load_config, log_level
 from .errors import Retry
 from .parts import default_parts
 from .syncer import Syncer, api_service_ip
+from .translate.names import host_name_for
 
 log = logging.getLogger("vcluster_syncer")
 
@@ -85,13 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     log.info("syncing virtual cluster %s into %s (API Service IP %s; parts: %s; log level %s)", config.vcluster_name,
              config.host_namespace, ip, ", ".join(p.name for p in syncer.parts.values()), config.log_level)
     if config.coredns.enabled:
-        # Before the first list: every synced pod must see kube-system/kube-dns (dnsConfig cannot change later).
-        if not coredns.apply_until_done(virtual, config.coredns, stopping):
+        # CoreDNS runs in this pod (chart); before the first list: every synced pod must see kube-system/kube-dns
+        # (dnsConfig cannot change later), and the first sync copies the Service and its Endpoints to the host.
+        dns = dataclasses.replace(config.coredns, pod_ip=coredns.own_ip(urlsplit(host.configuration.host).hostname))
+        if not coredns.apply_until_done(virtual, dns, stopping):
             return 0
-        dns_ready = coredns.ReadyWatcher(virtual)
+        dns_ready = coredns.ReadyWatcher(host, config.host_namespace,
+                                         host_name_for("Service", coredns.SERVICE, coredns.NAMESPACE, syncer.settings),
+                                         cluster_domain=dns.cluster_domain)
         syncer.readiness_gates.append(dns_ready.ready)  # Ready = names resolve (vcluster's "Ready before DNS")
         dns_ready.start(stopping)
-        coredns.start_keeper(virtual, config.coredns, stopping)  # the pod is ours: bring it back if lost
+        coredns.start_keeper(virtual, dns, stopping)  # a deleted Service or Endpoints comes back
     starter = threading.Thread(target=syncer.start, name="start", daemon=True)
     starter.start()
     while not stopping.is_set() and not syncer.default_service_account.is_set():

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import contract
-from .coredns import DEFAULT_IMAGE as COREDNS_DEFAULT_IMAGE
-from .coredns import DEFAULT_RESOURCES as COREDNS_DEFAULT_RESOURCES
 from .coredns import CoreDNSSettings
 from .translate.settings import TranslatorSettings
 
@@ -107,25 +104,8 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _coredns(env: Mapping[str, str], cluster_domain: str) -> CoreDNSSettings:
-    """COREDNS_ENABLED (default false), COREDNS_IMAGE, COREDNS_IMAGE_PULL_POLICY, COREDNS_RESOURCES (JSON)."""
-    policy = env.get(contract.ENV_COREDNS_IMAGE_PULL_POLICY, "").strip() or "IfNotPresent"
-    if policy not in ("Always", "IfNotPresent", "Never"):
-        raise ConfigError(f"environment variable COREDNS_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never, "
-                          f"not {policy!r}")
-    resources_text = env.get(contract.ENV_COREDNS_RESOURCES, "").strip()
-    try:
-        resources = json.loads(resources_text) if resources_text else dict(COREDNS_DEFAULT_RESOURCES)
-    except ValueError:
-        resources = None
-    if not isinstance(resources, dict):
-        raise ConfigError(f"environment variable COREDNS_RESOURCES must be a JSON object, not {resources_text!r}")
-    return CoreDNSSettings(
-        enabled=_bool(env, contract.ENV_COREDNS_ENABLED),
-        image=env.get(contract.ENV_COREDNS_IMAGE, "").strip() or COREDNS_DEFAULT_IMAGE,
-        pull_policy=policy,
-        cluster_domain=cluster_domain,
-        resources=resources,
-    )
+    """COREDNS_ENABLED (default false). The pod IP, where CoreDNS listens, is found at start (__main__)."""
+    return CoreDNSSettings(enabled=_bool(env, contract.ENV_COREDNS_ENABLED), cluster_domain=cluster_domain)
 
 
 def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:

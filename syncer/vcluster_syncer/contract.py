@@ -90,6 +90,8 @@ HEALTH_PORT = 8081
 #: the syncer's fake kubelet on KUBELET_ADDRESS (logs, exec, attach, port-forward of synced pods)
 KUBELET_PORT = 10250
 KUBELET_ADDRESS = "127.0.0.1"  # only the pod's own containers reach it
+#: CoreDNS (container coredns of pod R-0, coredns.enabled), UDP and TCP; virtual Service kube-dns maps 53 to it
+DNS_PORT = 1053
 #: etcd's client port, on 127.0.0.1 inside pod R-0 only (the plugin reaches it by port-forward to snapshot
 #: and fork a cluster)
 ETCD_PORT = 2379
@@ -130,7 +132,6 @@ ENV_VIRTUAL_CA_FILE = "VIRTUAL_CA_FILE"
 ENV_SERVICE_NAME = "SERVICE_NAME"  # R
 ENV_WORKLOAD_SERVICE_ACCOUNT = "WORKLOAD_SERVICE_ACCOUNT"  # workload_service_account(R)
 #: Set by the chart from values.
-ENV_COREDNS_IMAGE = "COREDNS_IMAGE"  # coredns.image.repository:tag
 ENV_SYNC_ALL_CONFIGMAPS = "SYNC_ALL_CONFIGMAPS"
 ENV_SYNC_ALL_SECRETS = "SYNC_ALL_SECRETS"
 ENV_SYNC_NETWORK_POLICIES = "SYNC_NETWORK_POLICIES"
@@ -140,8 +141,6 @@ ENV_SYNC_EVENTS = "SYNC_EVENTS"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_CLUSTER_DOMAIN = "CLUSTER_DOMAIN"
 ENV_COREDNS_ENABLED = "COREDNS_ENABLED"
-ENV_COREDNS_IMAGE_PULL_POLICY = "COREDNS_IMAGE_PULL_POLICY"
-ENV_COREDNS_RESOURCES = "COREDNS_RESOURCES"
 #: Read by the syncer with a default; the chart leaves them unset (its probes use HEALTH_PORT).
 ENV_HEALTH_PORT = "HEALTH_PORT"
 ENV_KUBELET_ADDRESS = "KUBELET_ADDRESS"
@@ -159,10 +158,6 @@ CHART_VALUE_ENV: dict[str, str] = {
     "syncer.logLevel": ENV_LOG_LEVEL,
     "clusterDomain": ENV_CLUSTER_DOMAIN,
     "coredns.enabled": ENV_COREDNS_ENABLED,
-    "coredns.image.repository": ENV_COREDNS_IMAGE,
-    "coredns.image.tag": ENV_COREDNS_IMAGE,
-    "coredns.image.pullPolicy": ENV_COREDNS_IMAGE_PULL_POLICY,
-    "coredns.resources": ENV_COREDNS_RESOURCES,
 }
 CHART_FIXED_ENV = frozenset({
     ENV_VCLUSTER_NAME, ENV_HOST_NAMESPACE, ENV_VIRTUAL_SERVER, ENV_VIRTUAL_TOKEN_FILE, ENV_VIRTUAL_CA_FILE,

@@ -13,7 +13,6 @@ import base64
 import functools
 import glob
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -187,6 +186,7 @@ EXPECTED_DEFAULT = {
     ("Service", RELEASE),
     ("Secret", f"{RELEASE}-certs"),
     ("Secret", f"vc-{RELEASE}"),
+    ("ConfigMap", f"{RELEASE}-coredns"),
     ("ServiceAccount", f"vc-{RELEASE}"),
     ("ServiceAccount", f"vc-workload-{RELEASE}"),
     ("Role", f"vc-{RELEASE}"),
@@ -332,7 +332,8 @@ def test_statefulset_shape(default: Objects) -> None:
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == f"vc-{RELEASE}"
     assert pod["automountServiceAccountToken"] is False
-    assert [c["name"] for c in pod["containers"]] == ["etcd", "kube-apiserver", "syncer", "kube-controller-manager"]
+    assert [c["name"] for c in pod["containers"]] == ["etcd", "kube-apiserver", "syncer", "kube-controller-manager",
+                                                      "coredns"]
     assert not pod.get("initContainers")
 
 
@@ -347,6 +348,7 @@ def test_statefulset_shape(default: Objects) -> None:
             ["/usr/local/bin/kube-controller-manager"],
         ),
         ("syncer", "ghcr.io/pytest-vcluster/syncer:0.1.0", None),
+        ("coredns", "registry.k8s.io/coredns/coredns:v1.12.0", ["/coredns"]),
     ],
 )
 def test_images_and_commands(default: Objects, container: str, image: str, command: list[str] | None) -> None:
@@ -462,6 +464,55 @@ def test_controller_manager(default: Objects) -> None:
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
 
 
+def corefile(objs: Objects) -> str:
+    return str(objs[("ConfigMap", f"{RELEASE}-coredns")]["data"]["Corefile"])
+
+
+def test_coredns_container(default: Objects) -> None:
+    """CoreDNS runs in pod R-0, reads the virtual API server with the in-pod kubeconfig, answers on 1053."""
+    c = containers(default)["coredns"]
+    assert c["args"] == ["-conf", "/etc/coredns/Corefile"]
+    assert {(p["containerPort"], p["protocol"]) for p in c["ports"]} == {(1053, "UDP"), (1053, "TCP")}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8181}
+    assert c["readinessProbe"]["periodSeconds"] == 1
+    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080}
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}  # 1053 needs no NET_BIND_SERVICE
+    [mount] = c["volumeMounts"]
+    assert mount["mountPath"] == "/etc/coredns" and mount["readOnly"] is True
+    volume = {v["name"]: v for v in pod_spec(default)["volumes"]}[mount["name"]]
+    sources = {kind: src for src in volume["projected"]["sources"] for kind in ("secret", "configMap") if kind in src}
+    assert sources["configMap"]["configMap"] == {"name": f"{RELEASE}-coredns",
+                                                 "items": [{"key": "Corefile", "path": "Corefile"}]}
+    assert sources["secret"]["secret"] == {"name": f"{RELEASE}-certs",
+                                           "items": [{"key": "controller-manager.conf", "path": "kubeconfig"}]}
+
+
+@pytest.mark.parametrize("domain", ["cluster.local", "example.test"])
+def test_corefile(helm: str, domain: str) -> None:
+    text = corefile(render(helm, f"clusterDomain={domain}"))
+    lines = [line.strip() for line in text.splitlines()]
+    assert lines[0] == ".:1053 {"
+    assert f"kubernetes {domain} in-addr.arpa ip6.arpa {{" in lines
+    for needed in ("kubeconfig /etc/coredns/kubeconfig", "pods insecure", "forward . /etc/resolv.conf",
+                   "cache 30", "errors", "health :8080", "ready :8181"):
+        assert needed in lines
+    assert "loop" not in lines
+    assert text.count("{") == text.count("}")
+
+
+def test_coredns_values(helm: str) -> None:
+    objs = render(helm, "coredns.image.tag=v9", "coredns.image.pullPolicy=Never",
+                  "coredns.resources.requests.cpu=7m")
+    c = containers(objs)["coredns"]
+    assert c["image"] == "registry.k8s.io/coredns/coredns:v9"
+    assert c["imagePullPolicy"] == "Never"
+    assert c["resources"]["requests"] == {"cpu": "7m", "memory": "16Mi"}
+    off = render(helm, "coredns.enabled=false")
+    assert "coredns" not in containers(off)
+    assert ("ConfigMap", f"{RELEASE}-coredns") not in off
+    assert "coredns-config" not in {v["name"] for v in pod_spec(off)["volumes"]}
+
+
 def test_only_syncer_has_host_credentials(default: Objects) -> None:
     for c in pod_spec(default)["containers"]:
         paths = {m["mountPath"] for m in c.get("volumeMounts", [])}
@@ -495,9 +546,6 @@ EXPECTED_ENV = {
     "LOG_LEVEL",
     "CLUSTER_DOMAIN",
     "COREDNS_ENABLED",
-    "COREDNS_IMAGE",
-    "COREDNS_IMAGE_PULL_POLICY",
-    "COREDNS_RESOURCES",
 }
 
 
@@ -531,11 +579,6 @@ def test_syncer_env_default(default: Objects) -> None:
         ("syncer.logLevel=debug", "LOG_LEVEL", "info", "debug"),
         ("clusterDomain=example.test", "CLUSTER_DOMAIN", "cluster.local", "example.test"),
         ("coredns.enabled=false", "COREDNS_ENABLED", "true", "false"),
-        ("coredns.image.tag=v9", "COREDNS_IMAGE", "registry.k8s.io/coredns/coredns:v1.12.0",
-         "registry.k8s.io/coredns/coredns:v9"),
-        ("coredns.image.pullPolicy=Never", "COREDNS_IMAGE_PULL_POLICY", "IfNotPresent", "Never"),
-        ("coredns.resources.requests.cpu=5m", "COREDNS_RESOURCES", '{"requests":{"cpu":"2m","memory":"16Mi"}}',
-         '{"requests":{"cpu":"5m","memory":"16Mi"}}'),
     ],
 )
 def test_syncer_switches(
@@ -574,7 +617,6 @@ def test_requests_of_a_cluster_let_20_fit_on_2_cores(default: Objects) -> None:
         return float(q[:-1]) if q.endswith("m") else float(q) * 1000
 
     cpu = sum(millicores(c["resources"]["requests"]["cpu"]) for c in containers(default).values())
-    cpu += millicores(json.loads(syncer_env(default)["COREDNS_RESOURCES"])["requests"]["cpu"])
     assert 20 * cpu <= 1000
 
 
@@ -585,6 +627,7 @@ def test_requests_of_a_cluster_let_20_fit_on_2_cores(default: Objects) -> None:
         ("kube-apiserver", "15m", "136Mi"),
         ("kube-controller-manager", "5m", "32Mi"),
         ("syncer", "5m", "48Mi"),
+        ("coredns", "2m", "16Mi"),
     ],
 )
 def test_small_requests_no_cpu_limit(default: Objects, container: str, cpu: str, memory: str) -> None:
@@ -633,7 +676,7 @@ def test_service(default: Objects) -> None:
     spec = svc["spec"]
     assert spec["type"] == "ClusterIP"
     assert spec["ports"] == [{"name": "https", "port": 443, "targetPort": 6443, "protocol": "TCP"}]
-    # the virtual CoreDNS reaches the API server through it before pod R-0 is Ready
+    # synced pods keep reaching the API server while pod R-0 is briefly not Ready (e.g. a syncer restart)
     assert spec["publishNotReadyAddresses"] is True
     pod_labels = default[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]["labels"]
     assert spec["selector"].items() <= pod_labels.items()

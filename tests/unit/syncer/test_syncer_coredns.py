@@ -1,8 +1,11 @@
-"""CoreDNS in the virtual cluster (vcluster_syncer/coredns.py): manifests from settings, idempotent apply,
-the readiness latch, the environment, and the pod rewrite of the CoreDNS pod itself."""
+"""CoreDNS of the virtual cluster (vcluster_syncer/coredns.py): CoreDNS runs in pod R-0 (the chart); the syncer
+applies the selector-less Service kube-system/kube-dns and its Endpoints (the pod's IP), which the generic
+sync copies to the host; readiness asks CoreDNS itself."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 from dataclasses import replace
 from typing import Any
@@ -11,110 +14,55 @@ import pytest
 from fake_kube import FakeKube
 from syncer_testdata import CTX, SETTINGS, pod
 from test_syncer_loop import N, World
-from vcluster_syncer import coredns
+from vcluster_syncer import contract, coredns
 from vcluster_syncer.config import ConfigError, load_config
-from vcluster_syncer.kube import CONFIGMAPS, ENDPOINTS, PODS, SERVICEACCOUNTS, SERVICES, ApiError
+from vcluster_syncer.kube import ENDPOINTS, NAMESPACES, SERVICES, ApiError, NotFound
+from vcluster_syncer.kube import PODS as PODS_KIND
 from vcluster_syncer.translate.pods import translate_pod
 
 ENV = {"VCLUSTER_NAME": "vc", "HOST_NAMESPACE": "ns", "VIRTUAL_SERVER": "https://127.0.0.1:6443",
        "VIRTUAL_TOKEN_FILE": "/t", "VIRTUAL_CA_FILE": "/ca"}
+POD_IP = "10.244.0.9"
+ON = coredns.CoreDNSSettings(enabled=True, pod_ip=POD_IP)
 
 
-def by_kind(settings: coredns.CoreDNSSettings | None = None) -> dict[str, dict[str, Any]]:
-    return {obj["kind"]: obj for _, obj in coredns.manifests(settings or coredns.CoreDNSSettings(enabled=True))}
-
-
-def container(objs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return objs["Pod"]["spec"]["containers"][0]
+def by_kind(settings: coredns.CoreDNSSettings = ON) -> dict[str, dict[str, Any]]:
+    return {obj["kind"]: obj for _, obj in coredns.manifests(settings)}
 
 
 # ------------------------------------------------------------------ manifests
 
 def test_objects_and_order() -> None:
-    kinds = [(kind.kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
-             for kind, obj in coredns.manifests(coredns.CoreDNSSettings())]
-    assert kinds == [
-        ("ServiceAccount", "kube-system", "coredns"),
-        ("ClusterRole", None, "system:coredns"),
-        ("ClusterRoleBinding", None, "system:coredns"),
-        ("ConfigMap", "kube-system", "coredns"),
-        ("Pod", "kube-system", "coredns"),
-        ("Service", "kube-system", "kube-dns"),
-    ]
-    for kind, obj in coredns.manifests(coredns.CoreDNSSettings()):
+    made = coredns.manifests(ON)
+    assert [(kind.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]) for kind, obj in made] == [
+        ("Service", "kube-system", "kube-dns"), ("Endpoints", "kube-system", "kube-dns")]
+    for kind, obj in made:
         assert obj["kind"] == kind.kind and obj["apiVersion"] == kind.api_version
+        assert obj["metadata"]["labels"]["k8s-app"] == "kube-dns"
 
 
-def test_rbac() -> None:
-    objs = by_kind()
-    rules = {(g, r): set(rule["verbs"]) for rule in objs["ClusterRole"]["rules"]
-             for g in rule["apiGroups"] for r in rule["resources"]}
-    assert rules == {("", "endpoints"): {"list", "watch"}, ("", "services"): {"list", "watch"},
-                     ("", "pods"): {"list", "watch"}, ("", "namespaces"): {"list", "watch"},
-                     ("discovery.k8s.io", "endpointslices"): {"list", "watch"}}
-    binding = objs["ClusterRoleBinding"]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": "system:coredns"}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}]
+def test_service_has_no_selector_and_maps_53_to_the_pods_dns_port() -> None:
+    spec = by_kind()["Service"]["spec"]
+    assert "selector" not in spec  # the Endpoints below say where CoreDNS is
+    assert "clusterIP" not in spec  # the sync gives it the host copy's
+    assert sorted((p["name"], p["port"], p["protocol"], p["targetPort"]) for p in spec["ports"]) == [
+        ("dns", 53, "UDP", contract.DNS_PORT), ("dns-tcp", 53, "TCP", contract.DNS_PORT)]
 
 
-@pytest.mark.parametrize("domain", ["cluster.local", "example.test"])
-def test_corefile(domain: str) -> None:
-    corefile = by_kind(coredns.CoreDNSSettings(cluster_domain=domain))["ConfigMap"]["data"]["Corefile"]
-    lines = [line.strip() for line in corefile.splitlines()]
-    assert lines[0] == ".:1053 {"
-    assert f"kubernetes {domain} in-addr.arpa ip6.arpa {{" in lines
-    for needed in ("pods insecure", "forward . /etc/resolv.conf", "cache 30", "errors", "health :8080",
-                   "ready :8181"):
-        assert needed in lines
-    assert "loop" not in lines
-    assert corefile.count("{") == corefile.count("}")
-
-
-def test_pod_defaults() -> None:
-    objs = by_kind()
-    pod_ = objs["Pod"]
-    spec = pod_["spec"]
-    assert pod_["metadata"]["labels"]["k8s-app"] == "kube-dns"  # what Service kube-dns selects
-    assert pod_["metadata"]["annotations"] == {coredns.SPEC_HASH: coredns.spec_hash(spec)}
-    assert spec["restartPolicy"] == "Always"
-    assert spec["serviceAccountName"] == "coredns"
-    assert spec["dnsPolicy"] == "Default"
-    c = container(objs)
-    assert c["image"] == "registry.k8s.io/coredns/coredns:v1.12.0"
-    assert c["args"] == ["-conf", "/etc/coredns/Corefile"]
-    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8181, "scheme": "HTTP"}
-    assert c["resources"] == {"requests": {"cpu": "2m", "memory": "16Mi"}}
-    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert spec["securityContext"]["runAsNonRoot"] is True
-    assert {p["containerPort"] for p in c["ports"]} == {1053}
-    assert spec["volumes"][0]["configMap"]["name"] == "coredns"
-    assert c["volumeMounts"][0]["mountPath"] == "/etc/coredns"
-
-
-def test_settings_reach_the_pod() -> None:
-    settings = coredns.CoreDNSSettings(enabled=True, image="example.test/dns:1", pull_policy="Never",
-                                       resources={"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}})
-    c = container(by_kind(settings))
-    assert c["image"] == "example.test/dns:1"
-    assert c["imagePullPolicy"] == "Never"
-    assert c["resources"] == {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}}
-    assert "resources" not in container(by_kind(coredns.CoreDNSSettings(resources={})))
-
-
-def test_service() -> None:
-    svc = by_kind()["Service"]
-    assert (svc["metadata"]["namespace"], svc["metadata"]["name"]) == ("kube-system", "kube-dns")
-    assert "clusterIP" not in svc["spec"]  # the sync gives it the host copy's
-    assert svc["spec"]["selector"] == {"k8s-app": "kube-dns"}
-    assert sorted((p["port"], p["protocol"], p["targetPort"]) for p in svc["spec"]["ports"]) == [
-        (53, "TCP", 1053), (53, "UDP", 1053)]
+def test_endpoints_name_the_pod() -> None:
+    subsets = by_kind()["Endpoints"]["subsets"]
+    assert subsets == [{"addresses": [{"ip": POD_IP}],
+                        "ports": [{"name": "dns", "port": 1053, "protocol": "UDP"},
+                                  {"name": "dns-tcp", "port": 1053, "protocol": "TCP"}]}]
+    assert contract.DNS_PORT == 1053
 
 
 def test_manifests_are_fresh_copies() -> None:
     a, b = by_kind(), by_kind()
-    container(a)["image"] = "changed"
-    assert container(b)["image"] != "changed"
+    a["Endpoints"]["subsets"][0]["addresses"][0]["ip"] = "changed"
+    a["Service"]["metadata"]["labels"]["x"] = "y"
+    assert b["Endpoints"]["subsets"][0]["addresses"][0]["ip"] == POD_IP
+    assert "x" not in b["Service"]["metadata"]["labels"]
 
 
 # ------------------------------------------------------------------ apply
@@ -129,77 +77,69 @@ def test_differs() -> None:
 
 def test_apply_creates_then_changes_nothing() -> None:
     virtual = FakeKube("virtual")
-    settings = coredns.CoreDNSSettings(enabled=True)
-    done = coredns.apply(virtual, settings)
-    assert done == [
-        "created ServiceAccount kube-system/coredns", "created ClusterRole system:coredns",
-        "created ClusterRoleBinding system:coredns", "created ConfigMap kube-system/coredns",
-        "created Pod kube-system/coredns", "created Service kube-system/kube-dns"]
+    assert coredns.apply(virtual, ON) == ["created Service kube-system/kube-dns",
+                                          "created Endpoints kube-system/kube-dns"]
     mark = len(virtual.log)
-    assert coredns.apply(virtual, settings) == []  # a restarted syncer: no writes at all
+    assert coredns.apply(virtual, ON) == []  # a restarted syncer: no writes at all
     assert len(virtual.log) == mark
 
 
-def test_apply_updates_what_changed_and_keeps_the_cluster_ip() -> None:
+def test_apply_follows_a_new_pod_ip_and_keeps_the_cluster_ip() -> None:
     virtual = FakeKube("virtual")
-    coredns.apply(virtual, coredns.CoreDNSSettings(enabled=True))
+    coredns.apply(virtual, ON)
     ip = virtual.get(SERVICES, "kube-dns", "kube-system")["spec"]["clusterIP"]
-    # server-side defaults and another writer's additions do not count as a difference
-    virtual.patch(SERVICEACCOUNTS, "coredns", {"secrets": [{"name": "x"}]}, "kube-system")
-    done = coredns.apply(virtual, coredns.CoreDNSSettings(enabled=True, image="example.test/dns:2",
-                                                          cluster_domain="example.test"))
-    assert done == ["updated ConfigMap kube-system/coredns", "replaced Pod kube-system/coredns"]
-    pod_ = virtual.get(PODS, "coredns", "kube-system")
-    assert pod_["spec"]["containers"][0]["image"] == "example.test/dns:2"
-    assert "example.test" in virtual.get(CONFIGMAPS, "coredns", "kube-system")["data"]["Corefile"]
+    assert coredns.apply(virtual, replace(ON, pod_ip="10.244.0.10")) == ["updated Endpoints kube-system/kube-dns"]
+    eps = virtual.get(ENDPOINTS, "kube-dns", "kube-system")
+    assert eps["subsets"][0]["addresses"] == [{"ip": "10.244.0.10"}]
     assert virtual.get(SERVICES, "kube-dns", "kube-system")["spec"]["clusterIP"] == ip
 
 
-def test_pod_replaced_when_ended_or_being_deleted_and_recreated_when_lost() -> None:
+def test_apply_removes_the_selector_of_an_older_syncers_service() -> None:
+    """An older syncer ran CoreDNS as a virtual pod that kube-dns selected: the selector goes, so the virtual
+    endpoints controller leaves our Endpoints alone."""
     virtual = FakeKube("virtual")
-    settings = coredns.CoreDNSSettings(enabled=True)
-    coredns.apply(virtual, settings)
-    uid = virtual.get(PODS, "coredns", "kube-system")["metadata"]["uid"]
-    virtual.patch(PODS, "coredns", {"status": {"phase": "Failed"}}, "kube-system", subresource="status")  # evicted
-    assert coredns.apply(virtual, settings) == ["replaced Pod kube-system/coredns"]
-    assert virtual.get(PODS, "coredns", "kube-system")["metadata"]["uid"] != uid
-    # still being deleted (a graceful deletion on a node): retried, nothing created over it
-    virtual.patch(PODS, "coredns", {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}, "kube-system")
-    with pytest.raises(ApiError):
-        coredns.apply(virtual, settings)
-    del virtual.objects[("pods", "kube-system", "coredns")]  # the deletion ends
-    assert coredns.apply(virtual, settings) == ["created Pod kube-system/coredns"]
+    old = by_kind()["Service"]
+    old["spec"]["selector"] = {"k8s-app": "kube-dns"}
+    virtual.create(SERVICES, old)
+    assert coredns.apply(virtual, ON)[0] == "updated Service kube-system/kube-dns"
+    assert not virtual.get(SERVICES, "kube-dns", "kube-system")["spec"].get("selector")
 
 
-def test_deployment_of_an_older_syncer_is_deleted() -> None:
-    virtual = FakeKube("virtual")
-    virtual.create(coredns.DEPLOYMENTS, {"metadata": {"name": "coredns", "namespace": "kube-system",
-                                                      "labels": dict(coredns.LABELS)}, "spec": {}})
-    assert "deleted Deployment kube-system/coredns" in coredns.apply(virtual, coredns.CoreDNSSettings(enabled=True))
-    assert virtual.get(coredns.DEPLOYMENTS, "coredns", "kube-system") is None
-    # someone else's Deployment of that name stays
-    virtual.create(coredns.DEPLOYMENTS, {"metadata": {"name": "coredns", "namespace": "kube-system"}, "spec": {}})
-    coredns.apply(virtual, coredns.CoreDNSSettings(enabled=True))
-    assert virtual.get(coredns.DEPLOYMENTS, "coredns", "kube-system") is not None
+def test_apply_makes_kube_system_when_the_api_server_has_not_yet() -> None:
+    class NoKubeSystem(FakeKube):
+        def create(self, kind, obj):  # type: ignore[no-untyped-def, override]
+            ns = obj["metadata"].get("namespace")
+            if kind.namespaced and ns and self.get(NAMESPACES, ns) is None:
+                raise NotFound(404, "NotFound", f'namespaces "{ns}" not found')
+            return super().create(kind, obj)
+
+    virtual = NoKubeSystem("virtual")
+    assert len(coredns.apply(virtual, ON)) == 2
+    assert virtual.get(NAMESPACES, "kube-system") is not None
+    assert virtual.get(ENDPOINTS, "kube-dns", "kube-system") is not None
+
+
+def test_apply_needs_the_pod_ip() -> None:
+    with pytest.raises(ApiError, match="IP"):
+        coredns.apply(FakeKube("virtual"), coredns.CoreDNSSettings(enabled=True))
 
 
 def test_keep_applies_again_until_stopped() -> None:
     virtual = FakeKube("virtual")
-    settings = coredns.CoreDNSSettings(enabled=True)
-    coredns.apply(virtual, settings)
-    virtual.delete(PODS, "coredns", "kube-system", grace_period_seconds=0)
+    coredns.apply(virtual, ON)
+    virtual.delete(ENDPOINTS, "kube-dns", "kube-system")
     stopping = threading.Event()
-    thread = threading.Thread(target=coredns.keep, args=(virtual, settings, stopping, 0.01))
+    thread = threading.Thread(target=coredns.keep, args=(virtual, ON, stopping, 0.01))
     thread.start()
     try:
         for _ in range(500):
-            if virtual.get(PODS, "coredns", "kube-system") is not None:
+            if virtual.get(ENDPOINTS, "kube-dns", "kube-system") is not None:
                 break
             threading.Event().wait(0.01)
     finally:
         stopping.set()
         thread.join(5)
-    assert virtual.get(PODS, "coredns", "kube-system") is not None
+    assert virtual.get(ENDPOINTS, "kube-dns", "kube-system") is not None
     assert not thread.is_alive()
 
 
@@ -207,33 +147,90 @@ def test_apply_until_done_retries() -> None:
     class Flaky(FakeKube):
         failures = 2
 
-        def get(self, kind, name, namespace=None):  # type: ignore[no-untyped-def, override]
+        def create(self, kind, obj):  # type: ignore[no-untyped-def, override]
             if self.failures:
                 self.failures -= 1
                 raise ApiError(0, "ConnectionRefused", "not up yet")
-            return super().get(kind, name, namespace)
+            return super().create(kind, obj)
 
     virtual = Flaky("virtual")
-    assert coredns.apply_until_done(virtual, coredns.CoreDNSSettings(enabled=True), threading.Event(), interval=0)
-    assert virtual.get(PODS, "coredns", "kube-system") is not None
+    assert coredns.apply_until_done(virtual, ON, threading.Event(), interval=0)
+    assert virtual.get(ENDPOINTS, "kube-dns", "kube-system") is not None
     stopped = threading.Event()
     stopped.set()
-    assert not coredns.apply_until_done(FakeKube(), coredns.CoreDNSSettings(), stopped)
+    assert not coredns.apply_until_done(FakeKube(), ON, stopped)
+
+
+def test_own_ip_is_a_local_address() -> None:
+    assert coredns.own_ip("127.0.0.1") == "127.0.0.1"
+
+
+# ------------------------------------------------------------------ DNS wire format
+
+def answer(query: bytes, ips: list[str], rcode: int = 0, query_id: int | None = None) -> bytes:
+    qid = struct.unpack("!H", query[:2])[0] if query_id is None else query_id
+    header = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, len(ips), 0, 0)
+    records = b"".join(struct.pack("!HHHIH", 0xC00C, 1, 1, 30, 4) + socket.inet_aton(ip) for ip in ips)
+    return header + query[12:] + records
+
+
+def test_query_format() -> None:
+    q = coredns.dns_query("kube-dns.kube-system.svc.cluster.local", 7)
+    assert q[:12] == struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0)
+    assert q[12:] == b"\x08kube-dns\x0bkube-system\x03svc\x07cluster\x05local\x00" + struct.pack("!HH", 1, 1)
+
+
+def test_a_records() -> None:
+    q = coredns.dns_query("kube-dns.kube-system.svc.cluster.local", 7)
+    assert coredns.a_records(answer(q, ["10.96.0.12"]), 7) == ["10.96.0.12"]
+    assert coredns.a_records(answer(q, ["10.96.0.12", "10.96.0.13"]), 7) == ["10.96.0.12", "10.96.0.13"]
+    assert coredns.a_records(answer(q, []), 7) == []
+    assert coredns.a_records(answer(q, ["10.96.0.12"], rcode=3), 7) == []  # NXDOMAIN
+    assert coredns.a_records(answer(q, ["10.96.0.12"]), 8) == []  # not our query
+    assert coredns.a_records(q, 7) == []  # a query, not a response
+    assert coredns.a_records(answer(q, ["10.96.0.12"])[:-3], 7) == []  # cut short
+
+
+def test_resolve_over_udp() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+
+        def serve() -> None:
+            data, peer = server.recvfrom(512)
+            server.sendto(answer(data, ["10.96.0.12"]), peer)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        assert coredns.resolve(server.getsockname(), "kube-dns.kube-system.svc.cluster.local") == ["10.96.0.12"]
+        thread.join(5)
+        assert coredns.resolve(server.getsockname(), "x.cluster.local", timeout=0.05) == []  # no answer
 
 
 # ------------------------------------------------------------------ readiness
 
-def test_ready_watcher_latches() -> None:
-    virtual = FakeKube("virtual")
-    watcher = coredns.ReadyWatcher(virtual)
+def test_ready_watcher_waits_for_the_host_copy_and_the_answer_then_latches() -> None:
+    host = FakeKube("host")
+    answers: list[str] = []
+    asked: list[tuple[tuple[str, int], str]] = []
+
+    def resolver(server: tuple[str, int], name: str) -> list[str]:
+        asked.append((server, name))
+        return list(answers)
+
+    watcher = coredns.ReadyWatcher(host, N, "kube-dns-x-kube-system-x-vc", cluster_domain="example.test",
+                                   resolver=resolver)
+    assert not watcher.check() and "not created" in watcher.last
+    assert not asked  # no host copy yet: nothing to compare with
+    host.create(SERVICES, {"metadata": {"name": "kube-dns-x-kube-system-x-vc", "namespace": N}, "spec": {}})
+    ip = host.get(SERVICES, "kube-dns-x-kube-system-x-vc", N)["spec"]["clusterIP"]
     assert not watcher.check()
-    virtual.create(ENDPOINTS, {"metadata": {"name": "kube-dns", "namespace": "kube-system"},
-                               "subsets": [{"notReadyAddresses": [{"ip": "10.244.0.5"}]}]})
-    assert not watcher.check() and not watcher.ready()
-    virtual.patch(ENDPOINTS, "kube-dns", {"subsets": [{"addresses": [{"ip": "10.244.0.5"}]}]}, "kube-system")
+    assert asked[-1] == (("127.0.0.1", 1053), "kube-dns.kube-system.svc.example.test")
+    answers.append("10.96.9.9")  # an old address (a Service not yet re-created with the host's IP)
+    assert not watcher.check() and ip in watcher.last
+    answers.append(ip)
     assert watcher.check() and watcher.ready()
     assert watcher.ready_after is not None
-    virtual.delete(ENDPOINTS, "kube-dns", "kube-system")
+    answers.clear()
     assert watcher.ready()  # a CoreDNS restart must not take pod R-0 out of its Service
 
 
@@ -249,66 +246,45 @@ def test_readiness_gate() -> None:
 
 def test_config_defaults_off() -> None:
     cfg = load_config(ENV, check_files=False)
-    assert cfg.coredns.enabled is False
-    assert cfg.coredns.image == "registry.k8s.io/coredns/coredns:v1.12.0"
-    assert cfg.coredns.resources == {"requests": {"cpu": "2m", "memory": "16Mi"}}
+    assert cfg.coredns == coredns.CoreDNSSettings(enabled=False)
 
 
 def test_config_from_env() -> None:
-    cfg = load_config({**ENV, "COREDNS_ENABLED": "true", "COREDNS_IMAGE": "example.test/dns:1",
-                       "COREDNS_IMAGE_PULL_POLICY": "Never", "CLUSTER_DOMAIN": "example.test",
-                       "COREDNS_RESOURCES": '{"requests": {"cpu": "5m"}}'}, check_files=False)
-    assert cfg.coredns == coredns.CoreDNSSettings(enabled=True, image="example.test/dns:1", pull_policy="Never",
-                                                  cluster_domain="example.test",
-                                                  resources={"requests": {"cpu": "5m"}})
+    cfg = load_config({**ENV, "COREDNS_ENABLED": "true", "CLUSTER_DOMAIN": "example.test"}, check_files=False)
+    assert cfg.coredns == coredns.CoreDNSSettings(enabled=True, cluster_domain="example.test")
 
 
-@pytest.mark.parametrize("var, value", [("COREDNS_ENABLED", "maybe"), ("COREDNS_IMAGE_PULL_POLICY", "Sometimes"),
-                                        ("COREDNS_RESOURCES", "[1]"), ("COREDNS_RESOURCES", "{nope")])
-def test_config_rejects(var: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=var):
-        load_config({**ENV, var: value}, check_files=False)
+def test_config_rejects() -> None:
+    with pytest.raises(ConfigError, match="COREDNS_ENABLED"):
+        load_config({**ENV, "COREDNS_ENABLED": "maybe"}, check_files=False)
 
 
-# ------------------------------------------------------------------ the CoreDNS pod on the host
+# ------------------------------------------------------------------ synced
 
-def coredns_pod() -> dict[str, Any]:
-    made = by_kind()["Pod"]
-    return pod("coredns-abc", "kube-system", spec=made["spec"], labels=made["metadata"]["labels"])
+def test_synced_end_to_end_in_fakes() -> None:
+    """The applied objects, synced: kube-dns gets its host copy's IP, its Endpoints go to the host as they
+    are (the host copy routes to CoreDNS in pod R-0), a user pod gets that IP as nameserver."""
+    w = World()
+    coredns.apply(w.virtual, ON)
+    w.virtual.create(PODS_KIND, pod("web", "team", spec={"containers": [{"name": "c", "image": "i"}]}))
+    w.sync()
+    host_dns = w.host.get(SERVICES, "kube-dns-x-kube-system-x-vc", N)
+    assert host_dns is not None and not host_dns["spec"].get("selector")
+    ip = host_dns["spec"]["clusterIP"]
+    assert w.virtual.get(SERVICES, "kube-dns", "kube-system")["spec"]["clusterIP"] == ip
+    host_eps = w.host.get(ENDPOINTS, "kube-dns-x-kube-system-x-vc", N)
+    assert host_eps["subsets"][0]["addresses"][0]["ip"] == POD_IP
+    assert {p["port"] for p in host_eps["subsets"][0]["ports"]} == {1053}
+    web = w.host.get(PODS_KIND, "web-x-team-x-vc", N)
+    assert web["spec"]["dnsConfig"]["nameservers"] == [ip]
+    # a restart applies nothing new and keeps the IP
+    assert coredns.apply(w.virtual, ON) == []
+    w.restart()
+    assert w.virtual.get(SERVICES, "kube-dns", "kube-system")["spec"]["clusterIP"] == ip
 
 
-def test_coredns_pod_keeps_host_dns_but_gets_the_virtual_api() -> None:
+def test_user_pods_ask_the_virtual_dns() -> None:
     ctx = replace(CTX, dns_ip="10.96.0.77")
-    hpod = translate_pod(coredns_pod(), SETTINGS, ctx)
-    assert hpod["spec"]["dnsPolicy"] == "Default"  # no loop through itself
-    assert "dnsConfig" not in hpod["spec"]
-    env = {e["name"]: e.get("value") for e in hpod["spec"]["containers"][0]["env"]}
-    assert env["KUBERNETES_SERVICE_HOST"] == CTX.api_service_ip
-    # every other pod asks the virtual CoreDNS
     other = translate_pod(pod("web", "team", spec={"containers": [{"name": "c", "image": "i"}]}), SETTINGS, ctx)
     assert other["spec"]["dnsPolicy"] == "None"
     assert other["spec"]["dnsConfig"]["nameservers"] == ["10.96.0.77"]
-
-
-def test_synced_end_to_end_in_fakes() -> None:
-    """The applied objects, synced: kube-dns gets its host copy's IP, the CoreDNS pod keeps dnsPolicy
-    Default, a user pod gets that IP as nameserver."""
-    w = World()
-    coredns.apply(w.virtual, coredns.CoreDNSSettings(enabled=True))
-    w.virtual.create(PODS, coredns_pod())
-    w.virtual.create(PODS, pod("web", "team", spec={"containers": [{"name": "c", "image": "i"}]}))
-    w.sync()
-    host_dns = w.host.get(SERVICES, "kube-dns-x-kube-system-x-vc", N)
-    assert host_dns is not None
-    ip = host_dns["spec"]["clusterIP"]
-    assert w.virtual.get(SERVICES, "kube-dns", "kube-system")["spec"]["clusterIP"] == ip
-    assert w.host.get(PODS, "coredns-abc-x-kube-system-x-vc", N)["spec"]["dnsPolicy"] == "Default"
-    web = w.host.get(PODS, "web-x-team-x-vc", N)
-    assert web["spec"]["dnsConfig"]["nameservers"] == [ip]
-    # the virtual default/kubernetes Service is the virtual API server's (host Service R): what
-    # kubernetes.default resolves to through CoreDNS
-    # (created by the API server itself in a real cluster)
-    # a restart applies nothing new and keeps the IP
-    assert coredns.apply(w.virtual, coredns.CoreDNSSettings(enabled=True)) == []
-    w.restart()
-    assert w.virtual.get(SERVICES, "kube-dns", "kube-system")["spec"]["clusterIP"] == ip
