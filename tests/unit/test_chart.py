@@ -456,6 +456,8 @@ def test_controller_manager(default: Objects) -> None:
         "-cloud-node-lifecycle,-ttl,-bootstrapsigner,-tokencleaner,-service-lb-controller,-route"
     )
     assert "use-service-account-credentials" not in f
+    # no client-side throttling on the way to default/default (readiness)
+    assert int(f["kube-api-qps"]) >= 100 and int(f["kube-api-burst"]) >= 100
     mounted = files_in_container(default, c)
     assert mounted[f["service-account-private-key-file"]] == "sa.key"
     assert mounted[f["root-ca-file"]] == "ca.crt"
