@@ -126,7 +126,8 @@ Service about as unlikely as two dynamic allocations colliding.
 
 {{/*
 Cluster PKI, admin token and Service IP, as JSON:
-  {"clusterIP", "caCrt", "caKey", "apiserverCrt", "apiserverKey", "saKey", "token", "sansHash"}
+  {"clusterIP", "caCrt", "caKey", "apiserverCrt", "apiserverKey", "saKey", "token", "sansHash",
+   "kubeletCrt", "kubeletKey"}
 Certificates and keys are base64-encoded PEM (Secret data form), token is plain.
 
 Computed once per render (memoised in the root context) so that every template
@@ -190,6 +191,15 @@ back from Service R when it exists (it is immutable anyway).
 {{- $_ := set $pki "apiserverKey" ($cert.Key | b64enc) -}}
 {{- $_ := set $pki "saKey" (genPrivateKey "ecdsa" | b64enc) -}}
 {{- $_ := set $pki "token" (randAlphaNum 48) -}}
+{{- end -}}
+{{- /* the syncer's fake kubelet (127.0.0.1:10250; the API server does not verify it): kept when present */ -}}
+{{- if and (index $data "kubelet.crt") (index $data "kubelet.key") -}}
+{{- $_ := set $pki "kubeletCrt" (index $data "kubelet.crt") -}}
+{{- $_ := set $pki "kubeletKey" (index $data "kubelet.key") -}}
+{{- else -}}
+{{- $kubelet := genSelfSignedCertWithKey "vcluster-syncer-kubelet" (list "127.0.0.1") (list "localhost") 3650 (genPrivateKey "ecdsa") -}}
+{{- $_ := set $pki "kubeletCrt" ($kubelet.Cert | b64enc) -}}
+{{- $_ := set $pki "kubeletKey" ($kubelet.Key | b64enc) -}}
 {{- end -}}
 {{- $_ := set . "_vclusterPki" $pki -}}
 {{- end -}}

@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     syncer = Syncer(config.settings(uid), virtual, host, virtual_ca_pem=ca_pem, api_service_ip=ip)
     kubelet_server = None
     if config.kubelet_port:  # logs/exec/attach/port-forward of pods on fake nodes
-        kubelet_server = kubelet.serve(syncer.settings, kube.RawConnector(host.configuration),
-                                       address=config.kubelet_address, port=config.kubelet_port)
+        kubelet_server = kubelet.serve(syncer.settings, kube.RawConnector(host.connection),
+                                       address=config.kubelet_address, port=config.kubelet_port,
+                                       cert_file=config.kubelet_cert_file or None,
+                                       key_file=config.kubelet_key_file or None)
     for part in default_parts(syncer.settings):
         syncer.add_part(part)
     log.info("syncing virtual cluster %s into %s (API Service IP %s; parts: %s; log level %s)", config.vcluster_name,
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.coredns.enabled:
         # CoreDNS runs in this pod (chart); before the first list: every synced pod must see kube-system/kube-dns
         # (dnsConfig cannot change later), and the first sync copies the Service and its Endpoints to the host.
-        dns = dataclasses.replace(config.coredns, pod_ip=coredns.own_ip(urlsplit(host.configuration.host).hostname))
+        dns = dataclasses.replace(config.coredns, pod_ip=coredns.own_ip(urlsplit(host.connection.host).hostname))
         if not coredns.apply_until_done(virtual, dns, stopping):
             return 0
         dns_ready = coredns.ReadyWatcher(host, config.host_namespace,

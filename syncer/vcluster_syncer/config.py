@@ -45,6 +45,9 @@ class Config:
     log_level: str
     kubelet_address: str = contract.KUBELET_ADDRESS  # the fake kubelet (kubelet.py), reached by the pod alone
     kubelet_port: int = contract.KUBELET_PORT  # 0: no kubelet server (no logs/exec/port-forward)
+    # its serving certificate and key (PEM files from the chart); empty: a self-signed one made at start
+    kubelet_cert_file: str = ""
+    kubelet_key_file: str = ""
     coredns: CoreDNSSettings = field(default_factory=CoreDNSSettings)  # DNS in the virtual cluster (coredns.py)
     sync_events: bool = True  # host events about synced objects -> virtual events (parts/events.py)
 
@@ -90,6 +93,10 @@ def _file(env: Mapping[str, str], name: str, check_files: bool) -> str:
     if check_files and not os.path.isfile(path):
         raise ConfigError(f"environment variable {name} names {path!r}, which is not a readable file")
     return path
+
+
+def _optional_file(env: Mapping[str, str], name: str, check_files: bool) -> str:
+    return _file(env, name, check_files) if env.get(name, "").strip() else ""
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -142,5 +149,7 @@ def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:
         log_level=log_level(env.get(contract.ENV_LOG_LEVEL, "")),
         kubelet_address=env.get(contract.ENV_KUBELET_ADDRESS, "").strip() or contract.KUBELET_ADDRESS,
         kubelet_port=_port(env, contract.ENV_KUBELET_PORT, contract.KUBELET_PORT),
+        kubelet_cert_file=_optional_file(env, contract.ENV_KUBELET_CERT_FILE, check_files),
+        kubelet_key_file=_optional_file(env, contract.ENV_KUBELET_KEY_FILE, check_files),
         coredns=_coredns(env, env.get(contract.ENV_CLUSTER_DOMAIN, "").strip() or "cluster.local"),
     )

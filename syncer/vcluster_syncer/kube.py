@@ -3,15 +3,19 @@
 Plain dicts in, plain dicts out. Everything else in the syncer takes a ``Kube`` (this module's
 ``ApiKube``, or the in-memory fake in the unit tests) as a parameter.
 
-Built on the ``kubernetes`` client's ``ApiClient`` (configuration, TLS, auth, token refresh) and
-``DynamicClient.request`` (a path-based request that returns JSON), without API discovery: the
-kinds the syncer handles are all known, built-in kinds.
+Plain HTTPS with urllib3 (a ``Connection``: address, CA, bearer token, re-read when it rotates),
+without API discovery: the kinds the syncer handles are all known, built-in kinds. The ``kubernetes``
+package is not imported (it cost ~20 MiB); only a syncer run by hand outside a cluster uses it, to read
+a kubeconfig.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -132,52 +136,99 @@ def _namespace_of(kind: Kind, obj: dict[str, Any]) -> str | None:
     return (obj.get("metadata") or {}).get("namespace") if kind.namespaced else None
 
 
+class Connection:
+    """Where an API server is and how to authenticate: what ``ApiKube`` and ``RawConnector`` share.
+
+    ``token_file`` is read again at most every ``TOKEN_REREAD`` seconds (in-cluster tokens rotate); a fixed
+    ``token`` is used as is."""
+
+    TOKEN_REREAD = 60.0
+
+    def __init__(self, host: str, *, ca_file: str | None = None, verify: bool = True, token: str | None = None,
+                 token_file: str | None = None, cert_file: str | None = None, key_file: str | None = None) -> None:
+        self.host = host.rstrip("/")
+        self.ca_file = ca_file
+        self.verify = verify
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self._token = token
+        self._token_file = token_file
+        self._token_read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def token(self) -> str | None:
+        if self._token_file:
+            with self._lock:
+                now = time.monotonic()
+                if now - self._token_read_at >= self.TOKEN_REREAD:
+                    with open(self._token_file, encoding="utf-8") as fh:
+                        self._token = fh.read().strip()
+                    self._token_read_at = now
+        return self._token
+
+    def authorization(self) -> str | None:
+        """The Authorization header value (``Bearer <token>``), or None without a token."""
+        token = self.token()
+        return f"Bearer {token}" if token else None
+
+
 class ApiKube:
-    """``Kube`` over a ``kubernetes.client.ApiClient``."""
+    """``Kube`` over plain HTTPS (urllib3): JSON in, JSON out, paths built by ``Kind``. No ``kubernetes``
+    client: its import alone cost the syncer about 20 MiB of its ~40."""
 
-    def __init__(self, api_client: Any, name: str = "api", request_timeout: float = 30.0) -> None:
-        from kubernetes.dynamic import DynamicClient
+    def __init__(self, connection: Connection, name: str = "api", request_timeout: float = 30.0) -> None:
+        import urllib3
 
-        class _NoDiscovery:
-            """The syncer builds paths itself; skip the discovery round trips DynamicClient would make."""
-
-            def __init__(self, client: Any, cache_file: Any) -> None:
-                pass
-
-        self._dyn = DynamicClient(api_client, discoverer=_NoDiscovery)
-        self.configuration = getattr(api_client, "configuration", None)  # for RawConnector
+        self.connection = connection  # for RawConnector
         self.name = name
         self._timeout = request_timeout
+        self._urllib3 = urllib3
+        tls: dict[str, Any] = {}
+        if connection.host.startswith("https://"):
+            tls = {"cert_reqs": "CERT_REQUIRED" if connection.verify else "CERT_NONE",
+                   "ca_certs": connection.ca_file, "cert_file": connection.cert_file,
+                   "key_file": connection.key_file}
+        # connect errors are retried at once (as the kubernetes client's urllib3 defaults did); everything
+        # else is the caller's to retry (errors.classify)
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=8, block=False,
+                                         retries=urllib3.Retry(total=3, read=0, redirect=0, status=0), **tls)
 
     # -- plumbing
 
     def _request(self, method: str, path: str, body: Any = None, query: list[tuple[str, Any]] | None = None,
-                 content_type: str | None = None, stream: bool = False, timeout: float | None = None) -> Any:
-        from kubernetes.client.exceptions import ApiException
+                 content_type: str | None = None, stream: bool = False, timeout: Any = None) -> Any:
+        from urllib.parse import urlencode
 
-        # serialize=False: the raw HTTP response (no ResourceInstance wrapping), read here as plain JSON
-        params: dict[str, Any] = {"query_params": list(query or []), "_request_timeout": timeout or self._timeout,
-                                  "serialize": False, "_preload_content": False}
-        if content_type:
-            params["content_type"] = content_type
+        urllib3 = self._urllib3
+        url = self.connection.host + path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json"}
+        auth = self.connection.authorization()
+        if auth:
+            headers["Authorization"] = auth
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = content_type or "application/json"
+        timeout = timeout or self._timeout
+        if isinstance(timeout, tuple):
+            timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         try:
-            resp = self._dyn.request(method, path, body=body, **params)
-            if stream:
-                return resp
-            data = resp.data
-        except ApiException as exc:
-            raise self._convert(exc) from exc
+            resp = self._pool.request(method.upper(), url, body=data, headers=headers, timeout=timeout,
+                                      preload_content=not stream)
         except Exception as exc:  # connection refused, TLS, timeouts: not reached
             raise ApiError(0, type(exc).__name__, str(exc)) from exc
-        if isinstance(data, bytes):
-            data = data.decode("utf-8")
-        return json.loads(data) if data else {}
+        if resp.status >= 400:
+            if stream:
+                resp.read()
+                resp.release_conn()
+            raise self._convert(resp.status, resp.reason, resp.data)
+        if stream:
+            return resp
+        return json.loads(resp.data) if resp.data else {}
 
     @staticmethod
-    def _convert(exc: Any) -> ApiError:
-        status = int(getattr(exc, "status", 0) or 0)
-        reason, message = str(getattr(exc, "reason", "") or ""), ""
-        body = getattr(exc, "body", None)
+    def _convert(status: int, reason: Any, body: Any) -> ApiError:
+        reason, message = str(reason or ""), ""
         if isinstance(body, bytes):
             body = body.decode("utf-8", "replace")
         if body:
@@ -292,11 +343,11 @@ class RawConnector:
     streamed pods/log. Same address, TLS settings and credentials as the ``ApiKube`` it is made from;
     the bearer token is read again for every connection (in-cluster tokens rotate)."""
 
-    def __init__(self, configuration: Any) -> None:
+    def __init__(self, connection: Connection) -> None:
         from urllib.parse import urlsplit
 
-        self._conf = configuration
-        url = urlsplit(configuration.host)
+        self._conn = connection
+        url = urlsplit(connection.host)
         self.tls = url.scheme == "https"
         self.host = url.hostname or "localhost"
         self.port = url.port or (443 if self.tls else 80)
@@ -308,24 +359,20 @@ class RawConnector:
         if not self.tls:
             return None
         if self._ssl is None:
-            conf = self._conf
-            ctx = ssl.create_default_context(cafile=conf.ssl_ca_cert or None)
-            if not conf.verify_ssl:
+            conn = self._conn
+            ctx = ssl.create_default_context(cafile=conn.ca_file or None)
+            if not conn.verify:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-            if conf.cert_file:
-                ctx.load_cert_chain(conf.cert_file, conf.key_file or None)
+            if conn.cert_file:
+                ctx.load_cert_chain(conn.cert_file, conn.key_file or None)
             ctx.set_alpn_protocols(["http/1.1"])  # upgrades need HTTP/1.1, not h2
             self._ssl = ctx
         return self._ssl
 
     def authorization(self) -> str | None:
-        """The Authorization header the ``kubernetes`` client would send (refreshes a rotated token)."""
-        for setting in (self._conf.auth_settings() or {}).values():
-            if setting.get("in") == "header" and str(setting.get("key", "")).lower() == "authorization":
-                if setting.get("value"):
-                    return str(setting["value"])
-        return None
+        """The Authorization header the API client sends (a rotated token is read again)."""
+        return self._conn.authorization()
 
     async def open(self, method: str, target: str, headers: list[tuple[str, str]]) -> tuple[Any, Any]:
         """Connect, send the request head ``method target`` with ``headers`` (plus Host and the
@@ -349,24 +396,40 @@ class RawConnector:
 
 def virtual_client(server: str, token_file: str, ca_file: str) -> ApiKube:
     """The virtual API server, with the admin token the chart mounts."""
-    from kubernetes import client
-
-    config = client.Configuration()
-    config.host = server
-    config.ssl_ca_cert = ca_file
-    config.verify_ssl = True
     with open(token_file, encoding="utf-8") as fh:
-        config.api_key = {"authorization": "Bearer " + fh.read().strip()}
-    return ApiKube(client.ApiClient(config), name="virtual")
+        token = fh.read().strip()
+    return ApiKube(Connection(server, ca_file=ca_file, token=token), name="virtual")
+
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def in_cluster_connection(env: Any = None, directory: str = SERVICE_ACCOUNT_DIR) -> Connection | None:
+    """The pod's own ServiceAccount, as ``kubernetes.config.load_incluster_config`` finds it; None outside a
+    cluster."""
+    env = os.environ if env is None else env
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    token_file = os.path.join(directory, "token")
+    if not host or not port or not os.path.isfile(token_file):
+        return None
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return Connection(f"https://{host}:{port}", ca_file=os.path.join(directory, "ca.crt"), token_file=token_file)
+
+
+def kubeconfig_connection() -> Connection:
+    """KUBECONFIG (outside a cluster, e.g. running the syncer by hand): read with the ``kubernetes`` package,
+    imported only here."""
+    from kubernetes import client, config
+
+    conf = client.Configuration()
+    config.load_kube_config(client_configuration=conf)
+    auth = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken") or ""
+    token = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else None
+    return Connection(conf.host, ca_file=conf.ssl_ca_cert, verify=conf.verify_ssl, token=token,
+                      cert_file=conf.cert_file, key_file=conf.key_file)
 
 
 def host_client() -> ApiKube:
     """The host API server, as the pod's own ServiceAccount (in-cluster), or KUBECONFIG outside a cluster."""
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)
-    return ApiKube(client.ApiClient(configuration), name="host")
+    return ApiKube(in_cluster_connection() or kubeconfig_connection(), name="host")

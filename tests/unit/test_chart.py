@@ -526,7 +526,7 @@ def test_only_apiserver_and_controller_manager_see_private_keys(default: Objects
     for c in pod_spec(default)["containers"]:
         keys = set(files_in_container(default, c).values())
         if c["name"] == "syncer":
-            assert keys == {"ca.crt", "token"}
+            assert keys == {"ca.crt", "token", "kubelet.crt", "kubelet.key"}  # the last: its fake kubelet's own
         if c["name"] == "etcd":
             assert keys == set()
 
@@ -539,6 +539,8 @@ EXPECTED_ENV = {
     "VIRTUAL_CA_FILE",
     "SERVICE_NAME",
     "WORKLOAD_SERVICE_ACCOUNT",
+    "KUBELET_CERT_FILE",
+    "KUBELET_KEY_FILE",
     "SYNC_ALL_CONFIGMAPS",
     "SYNC_ALL_SECRETS",
     "SYNC_NETWORK_POLICIES",
@@ -567,6 +569,8 @@ def test_syncer_env_default(default: Objects) -> None:
     mounted = files_in_container(default, containers(default)["syncer"])
     assert mounted[env["VIRTUAL_TOKEN_FILE"]] == "token"
     assert mounted[env["VIRTUAL_CA_FILE"]] == "ca.crt"
+    assert mounted[env["KUBELET_CERT_FILE"]] == "kubelet.crt"
+    assert mounted[env["KUBELET_KEY_FILE"]] == "kubelet.key"
 
 
 @pytest.mark.parametrize(
@@ -628,7 +632,7 @@ def test_requests_of_a_cluster_let_20_fit_on_2_cores(default: Objects) -> None:
         ("etcd", "5m", "24Mi"),
         ("kube-apiserver", "15m", "136Mi"),
         ("kube-controller-manager", "5m", "32Mi"),
-        ("syncer", "5m", "48Mi"),
+        ("syncer", "5m", "24Mi"),
         ("coredns", "2m", "16Mi"),
     ],
 )
@@ -735,6 +739,17 @@ def test_pki_secret_keys(default: Objects) -> None:
     # token,user,uid,"groups": the admin is in system:masters
     line = data["tokens.csv"].decode().strip()
     assert line.startswith(f"{token},") and line.endswith('"system:masters"')
+
+
+def test_kubelet_certificate(default: Objects) -> None:
+    """The syncer's fake kubelet gets its serving certificate from the chart (no crypto library at start)."""
+    x509 = pytest.importorskip("cryptography.x509")
+    data = secret_data(default[("Secret", f"{RELEASE}-certs")])
+    assert b"BEGIN EC PRIVATE KEY" in data["kubelet.key"]
+    cert = x509.load_pem_x509_certificate(data["kubelet.crt"])
+    _, ips = san_of(data["kubelet.crt"])
+    assert "127.0.0.1" in ips
+    assert cert.subject == cert.issuer  # self-signed: the API server does not verify kubelets here
 
 
 def test_kubeconfig_secret(default: Objects) -> None:

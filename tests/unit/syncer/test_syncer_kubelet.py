@@ -10,7 +10,6 @@ import threading
 from typing import Any
 
 import pytest
-from kubernetes import client
 from vcluster_syncer import kube, kubelet
 from vcluster_syncer.config import ConfigError, load_config
 from vcluster_syncer.kubelet import NotServed, forwarded_headers, is_upgrade, parse_head, translate
@@ -165,17 +164,17 @@ def test_config_kubelet(tmp_path: Any) -> None:
             load_config({**env, "KUBELET_PORT": bad}, check_files=False)
 
 
-def test_raw_connector_authorization() -> None:
-    conf = client.Configuration()
-    conf.host = "https://10.96.0.1:443"
-    conf.api_key = {"BearerToken": "bearer abc"}  # what load_incluster_config sets
-    connector = kube.RawConnector(conf)
+def test_raw_connector_authorization(tmp_path: Any) -> None:
+    token = tmp_path / "token"
+    token.write_text("abc\n")
+    conn = kube.Connection("https://10.96.0.1:443", token_file=str(token))
+    connector = kube.RawConnector(conn)
     assert (connector.host, connector.port, connector.tls) == ("10.96.0.1", 443, True)
-    assert connector.authorization() == "bearer abc"
-    conf.api_key = {"authorization": "Bearer xyz"}
+    assert connector.authorization() == "Bearer abc"
+    token.write_text("xyz")  # rotated: read again once TOKEN_REREAD has passed
+    conn.TOKEN_REREAD = 0
     assert connector.authorization() == "Bearer xyz"
-    conf.api_key = {}
-    assert connector.authorization() is None
+    assert kube.RawConnector(kube.Connection("http://127.0.0.1:1")).authorization() is None
 
 
 # ------------------------------------------------------------ the relay, end to end in one process
@@ -225,9 +224,7 @@ class FakeHost:
 @pytest.fixture
 def relay() -> Any:
     host = FakeHost()
-    conf = client.Configuration()
-    conf.host = f"http://127.0.0.1:{host.port}"
-    conf.api_key = {"authorization": "Bearer host-token"}
+    conf = kube.Connection(f"http://127.0.0.1:{host.port}", token="host-token")
     server = kubelet.KubeletServer(SETTINGS, kube.RawConnector(conf), port=0).start()
     yield host, server
     server.stop()
@@ -305,8 +302,7 @@ def test_relay_host_unreachable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens there afterwards
-    conf = client.Configuration()
-    conf.host = f"http://127.0.0.1:{port}"
+    conf = kube.Connection(f"http://127.0.0.1:{port}")
     server = kubelet.KubeletServer(SETTINGS, kube.RawConnector(conf), port=0).start()
     try:
         with _connect(server) as sock:
