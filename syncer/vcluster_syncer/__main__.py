@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from . import coredns, health, kube, kubelet
 from .config import LOG_LEVELS, ConfigError, load_config, log_level
+from .context import VIRTUAL
 from .errors import Retry
 from .parts import default_parts
 from .syncer import Syncer, api_service_ip
@@ -99,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                                          cluster_domain=dns.cluster_domain)
         syncer.readiness_gates.append(dns_ready.ready)  # Ready = names resolve (vcluster's "Ready before DNS")
         dns_ready.start(stopping)
-        coredns.start_keeper(virtual, dns, stopping)  # a deleted Service or Endpoints comes back
+        wake = threading.Event()  # a changed kube-dns Service or Endpoints is put back at once
+        for kind in (kube.SERVICES, kube.ENDPOINTS):
+            syncer.context.informer(VIRTUAL, kind).add_handler(
+                lambda key, old, new: wake.set() if coredns.changed(key, new, dns) else None)
+        coredns.start_keeper(virtual, dns, stopping, wake)
     starter = threading.Thread(target=syncer.start, name="start", daemon=True)
     starter.start()
     while not stopping.is_set() and not syncer.default_service_account.is_set():

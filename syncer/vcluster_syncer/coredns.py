@@ -173,10 +173,27 @@ def apply_until_done(virtual: Kube, settings: CoreDNSSettings, stopping: threadi
     return False
 
 
-def keep(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event, interval: float = 10.0) -> None:
-    """``apply`` every ``interval`` seconds until ``stopping``: a deleted or changed Service or Endpoints
-    comes back."""
-    while not stopping.wait(interval):
+def changed(key: str, new: Mapping[str, Any] | None, settings: CoreDNSSettings) -> bool:
+    """Does an informer event on ``key`` (virtual Service or Endpoints) leave kube-dns other than we keep it?
+    (E.g. a fork of a snapshot brings the template's Endpoints, naming the template's pod.)"""
+    if key != f"{NAMESPACE}/{SERVICE}":
+        return False
+    if new is None:
+        return True
+    desired = dict((kind.kind, obj) for kind, obj in manifests(settings))[str(new.get("kind") or "Endpoints")]
+    return update_patch(desired, new) is not None
+
+
+def keep(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event, interval: float = 10.0,
+         wake: threading.Event | None = None) -> None:
+    """``apply`` every ``interval`` seconds, or at once when ``wake`` is set, until ``stopping``: a deleted
+    or changed Service or Endpoints comes back."""
+    wake = wake or threading.Event()
+    while not stopping.is_set():
+        wake.wait(interval)
+        wake.clear()
+        if stopping.is_set():
+            return
         try:
             for line in apply(virtual, settings):
                 log.info("coredns: %s", line)
@@ -184,8 +201,10 @@ def keep(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event, in
             log.debug("coredns: not applied: %s", exc)
 
 
-def start_keeper(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event) -> threading.Thread:
-    thread = threading.Thread(target=keep, args=(virtual, settings, stopping), name="coredns-keep", daemon=True)
+def start_keeper(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event,
+                 wake: threading.Event | None = None) -> threading.Thread:
+    thread = threading.Thread(target=keep, args=(virtual, settings, stopping, 10.0, wake), name="coredns-keep",
+                              daemon=True)
     thread.start()
     return thread
 

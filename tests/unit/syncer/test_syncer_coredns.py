@@ -288,3 +288,34 @@ def test_user_pods_ask_the_virtual_dns() -> None:
     other = translate_pod(pod("web", "team", spec={"containers": [{"name": "c", "image": "i"}]}), SETTINGS, ctx)
     assert other["spec"]["dnsPolicy"] == "None"
     assert other["spec"]["dnsConfig"]["nameservers"] == ["10.96.0.77"]
+
+
+def test_changed_tells_which_events_need_an_apply() -> None:
+    made = by_kind()
+    assert not coredns.changed("kube-system/kube-dns", made["Endpoints"], ON)
+    assert not coredns.changed("kube-system/kube-dns", made["Service"], ON)
+    assert not coredns.changed("default/web", None, ON)
+    assert coredns.changed("kube-system/kube-dns", None, ON)  # deleted
+    # a fork of a snapshot: the template's Endpoints name the template's pod
+    assert coredns.changed("kube-system/kube-dns", by_kind(replace(ON, pod_ip="10.244.0.77"))["Endpoints"], ON)
+
+
+def test_keep_applies_at_once_when_woken() -> None:
+    virtual = FakeKube("virtual")
+    coredns.apply(virtual, ON)
+    virtual.patch(ENDPOINTS, "kube-dns", {"subsets": [{"addresses": [{"ip": "10.244.0.77"}]}]}, "kube-system")
+    stopping, wake = threading.Event(), threading.Event()
+    thread = threading.Thread(target=coredns.keep, args=(virtual, ON, stopping, 3600.0, wake))
+    thread.start()
+    try:
+        wake.set()
+        for _ in range(500):
+            if virtual.get(ENDPOINTS, "kube-dns", "kube-system")["subsets"][0]["addresses"] == [{"ip": POD_IP}]:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        stopping.set()
+        wake.set()
+        thread.join(5)
+    assert virtual.get(ENDPOINTS, "kube-dns", "kube-system")["subsets"][0]["addresses"] == [{"ip": POD_IP}]
+    assert not thread.is_alive()
