@@ -608,9 +608,8 @@ def test_probes(default: Objects) -> None:
 
 def test_go_components_collect_garbage_early_and_env_can_be_replaced(helm: str, default: Objects) -> None:
     cs = containers(default)
-    for name, gogc in (("etcd", "25"), ("kube-apiserver", "100"), ("kube-controller-manager", "25")):
+    for name, gogc in (("etcd", "25"), ("kube-apiserver", "50"), ("kube-controller-manager", "25")):
         assert {"name": "GOGC", "value": gogc} in cs[name]["env"], name
-    assert {"name": "GOMEMLIMIT", "value": "120MiB"} in cs["kube-apiserver"]["env"]
     assert "--watch-cache=false" in cs["kube-apiserver"]["args"]
     objs = render(helm, "controlPlane.apiServer.env[0].name=GOMEMLIMIT",
                   "controlPlane.apiServer.env[0].value=300MiB")
@@ -631,7 +630,7 @@ def test_requests_of_a_cluster_let_20_fit_on_2_cores(default: Objects) -> None:
     ("container", "cpu", "memory"),
     [
         ("etcd", "5m", "24Mi"),
-        ("kube-apiserver", "15m", "120Mi"),
+        ("kube-apiserver", "15m", "136Mi"),
         ("kube-controller-manager", "5m", "32Mi"),
         ("syncer", "5m", "24Mi"),
         ("coredns", "2m", "16Mi"),
