@@ -1,0 +1,148 @@
+"""Installing the Widget operator of ``examples/operator_crd`` as an in-cluster Deployment, and checking it works.
+
+``prepare_widget_operator(vc)`` is what the template of this example runs once per test run (see
+``conftest.py``); ``hack/bench`` imports it too, to time a cold cluster plus this install against a fork
+of the template. The CRD, the RBAC and the controller script are those of ``examples/operator_crd``, used
+by path (not copied).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, utils
+
+from pytest_vcluster import VCluster
+from pytest_vcluster._contract import contract
+
+HERE = Path(__file__).resolve().parent
+OPERATOR_CRD = HERE.parent / "operator_crd"
+CRD_MANIFEST = OPERATOR_CRD / "manifests" / "crd.yaml"
+RBAC_MANIFEST = OPERATOR_CRD / "manifests" / "rbac.yaml"
+CONTROLLER_SCRIPT = OPERATOR_CRD / "widget_controller.py"
+DEPLOYMENT_MANIFEST = HERE / "manifests" / "controller.yaml"
+
+GROUP = "examples.pytest-vcluster.io"
+VERSION = "v1alpha1"
+PLURAL = "widgets"
+CRD_NAME = f"{PLURAL}.{GROUP}"
+NAMESPACE = "widget-system"
+DEPLOYMENT = "widget-controller"
+SCRIPT_CONFIGMAP = "widget-controller-script"
+SELECTOR = "app.kubernetes.io/name=widget-controller"
+#: the Widget the template makes (its round-trip proves the operator works before the snapshot)
+SEED = "seed"
+#: generous: the machine running the examples may be slow and shared
+TIMEOUT = 180.0
+
+
+def syncer_image(vc: VCluster) -> str:
+    """The image of the syncer container of ``vc``'s control-plane pod on the host."""
+    pod = vc.host.core_v1().read_namespaced_pod(contract.control_plane_pod(vc.release), vc.host_namespace)
+    for container in pod.spec.containers:
+        if container.name == "syncer":
+            return str(container.image)
+    raise RuntimeError(f"no container 'syncer' in host pod {pod.metadata.name} of {vc.host_namespace}")
+
+
+def widget(name: str, color: str, size: int | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"color": color}
+    if size is not None:
+        spec["size"] = size
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
+
+
+def install(vc: VCluster, timeout: float = TIMEOUT) -> None:
+    """The CRD and RBAC of examples/operator_crd, then the controller as Deployment widget-system/widget-controller
+    (its script in a ConfigMap). Returns once Widgets are served; the Deployment may still be starting."""
+    utils.create_from_yaml(vc.api_client, str(CRD_MANIFEST))
+    utils.create_from_yaml(vc.api_client, str(RBAC_MANIFEST))
+    core = client.CoreV1Api(vc.api_client)
+    core.create_namespaced_config_map(NAMESPACE, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=SCRIPT_CONFIGMAP),
+        data={"widget_controller.py": CONTROLLER_SCRIPT.read_text()},
+    ))
+    deployment = yaml.safe_load(DEPLOYMENT_MANIFEST.read_text())
+    # The controller needs Python with the `kubernetes` package. The syncer image has both, and the plugin
+    # has already put it on the host's nodes (built and loaded, or pulled from --vcluster-syncer-image) to
+    # run this very cluster: so the pod starts at once and without any registry. IfNotPresent (not Never):
+    # when the syncer image is a registry reference, a node that does not have it yet may pull it.
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = syncer_image(vc)
+    container["imagePullPolicy"] = "IfNotPresent"
+    client.AppsV1Api(vc.api_client).create_namespaced_deployment(NAMESPACE, deployment)
+
+    ext = client.ApiextensionsV1Api(vc.api_client)
+
+    def established() -> bool:
+        conditions = ext.read_custom_resource_definition(CRD_NAME).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    vc.wait(f"CRD {CRD_NAME} to be Established", established, timeout=timeout)
+    # Established is not quite served: for a moment a new resource answers 429 (wait_until retries those).
+    custom = client.CustomObjectsApi(vc.api_client)
+    vc.wait("Widgets to be served", lambda: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL) is not None,
+            timeout=timeout)
+
+
+def wait_operator(vc: VCluster, timeout: float = TIMEOUT) -> client.V1Deployment:
+    """Wait until Deployment widget-controller is available *and* its pod runs Ready on the host, in this
+    cluster's own host namespace.
+
+    The second half matters in a fork: the fork starts with the template's Deployment, ReplicaSet and pod
+    objects, status included ("available"), before the syncer has started the pod again in the fork's host
+    namespace; the host pod being Ready is what says the controller really runs.
+    """
+    apps = client.AppsV1Api(vc.api_client)
+    core = client.CoreV1Api(vc.api_client)
+    host_core = vc.host.core_v1()
+
+    def host_pod_ready(pod: client.V1Pod) -> bool:
+        host_pod = host_core.read_namespaced_pod(vc.host_name(pod), vc.host_namespace)
+        return host_pod.status.phase == "Running" and any(
+            c.type == "Ready" and c.status == "True" for c in host_pod.status.conditions or [])
+
+    def available() -> client.V1Deployment | None:
+        dep = apps.read_namespaced_deployment(DEPLOYMENT, NAMESPACE)
+        status = dep.status
+        if (status.observed_generation or 0) < (dep.metadata.generation or 0) or not status.available_replicas:
+            return None
+        pods = [p for p in core.list_namespaced_pod(NAMESPACE, label_selector=SELECTOR).items
+                if not p.metadata.deletion_timestamp]
+        return dep if pods and all(host_pod_ready(p) for p in pods) else None
+
+    return vc.wait(f"Deployment {NAMESPACE}/{DEPLOYMENT} to be available, its pod Ready on the host", available,
+                   timeout=timeout)
+
+
+def widget_round_trip(vc: VCluster, name: str, color: str = "blue", size: int = 2,
+                      timeout: float = TIMEOUT) -> client.V1ConfigMap:
+    """Create Widget ``default/<name>`` and wait until the controller has made ConfigMap ``widget-<name>`` and
+    written the Widget's status; returns the ConfigMap."""
+    custom = client.CustomObjectsApi(vc.api_client)
+    core = client.CoreV1Api(vc.api_client)
+    custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, widget(name, color, size))
+    cm = vc.wait(f"ConfigMap widget-{name} (the controller's reconcile)",
+                 lambda: core.read_namespaced_config_map(f"widget-{name}", "default"), timeout=timeout)
+    vc.wait(f"Widget {name} status",
+            lambda: (custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name).get("status") or {})
+            .get("configMap") == f"widget-{name}",
+            timeout=timeout)
+    return cm
+
+
+def prepare_widget_operator(vc: VCluster) -> dict[str, float]:
+    """The template's preparation: install the operator, wait until it runs, and check one Widget round-trip
+    (Widget ``seed``, which every fork then has too). Returns how long each step took, in seconds
+    (``install``, ``operator``: until the Deployment is available, ``widget``: the round-trip)."""
+    t0 = time.monotonic()
+    install(vc)
+    t1 = time.monotonic()
+    wait_operator(vc)
+    t2 = time.monotonic()
+    widget_round_trip(vc, SEED, color="green", size=1)
+    t3 = time.monotonic()
+    return {"install": t1 - t0, "operator": t2 - t1, "widget": t3 - t2}
