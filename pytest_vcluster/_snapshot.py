@@ -10,8 +10,11 @@ the syncer copies the template's pods, services, configmaps... to the fork's hos
 
 What a fork keeps of its own (never copied from the template), because it names the fork's
 certificates or addresses: the ``kube-root-ca.crt`` ConfigMaps, ``kube-system/extension-apiserver-
-authentication``, Service/Endpoints/EndpointSlices ``default/kubernetes``. Skipped altogether, as they
-belong to the running processes of the template: Events, Leases, master leases.
+authentication``, Service/Endpoints/EndpointSlices ``default/kubernetes``. Skipped altogether: Events,
+Leases and master leases (the template's processes), pods and nodes — Deployments, StatefulSets, Jobs...
+start their pods again in the fork; a bare pod of the template is not in the fork. Copied objects keep the
+template's status until their controllers update it (a Deployment may read "available" for a moment
+before its pod exists in the fork): wait for the pods, not for a copied status.
 
 No pytest import here.
 """
@@ -33,8 +36,11 @@ from typing import Any
 from ._contract import contract
 from ._errors import VClusterError
 
-#: Objects of the template's running processes: not copied, and left alone in the fork.
-SKIPPED = re.compile(rb"^/registry/(events|leases|masterleases)/")
+#: Not copied, and left alone in the fork: objects of the template's running processes (Events, Leases), its
+#: pods (they ran in the template's host namespace: their controllers start them again in the fork, while a
+#: copied pod would carry the template's status until the syncer found its host copy missing and deleted it)
+#: and its nodes (the fork's syncer makes its own).
+SKIPPED = re.compile(rb"^/registry/(events|leases|masterleases|pods|minions)/")
 #: Keys naming the fork's own certificates and addresses: the fork keeps its own.
 FORK_OWNED = re.compile(
     rb"^/registry/("

@@ -2,8 +2,8 @@
 
 ``prepare_widget_operator(vc)`` is what the template of this example runs once per test run (see
 ``conftest.py``); ``hack/bench`` imports it too, to time a cold cluster plus this install against a fork
-of the template. The CRD, the RBAC and the controller script are those of ``examples/operator_crd``, used
-by path (not copied).
+of the template. The CRD and the RBAC are those of ``examples/operator_crd``, used by path (not copied);
+the controller is its standard-library twin ``widget_controller_pod.py``, run by the stock Python image.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import yaml
 from kubernetes import client, utils
 
 from pytest_vcluster import VCluster
-from pytest_vcluster._contract import contract
 
 HERE = Path(__file__).resolve().parent
 OPERATOR_CRD = HERE.parent / "operator_crd"
 CRD_MANIFEST = OPERATOR_CRD / "manifests" / "crd.yaml"
 RBAC_MANIFEST = OPERATOR_CRD / "manifests" / "rbac.yaml"
-CONTROLLER_SCRIPT = OPERATOR_CRD / "widget_controller.py"
+CONTROLLER_SCRIPT = HERE / "widget_controller_pod.py"
 DEPLOYMENT_MANIFEST = HERE / "manifests" / "controller.yaml"
 
 GROUP = "examples.pytest-vcluster.io"
@@ -37,15 +36,6 @@ SELECTOR = "app.kubernetes.io/name=widget-controller"
 SEED = "seed"
 #: generous: the machine running the examples may be slow and shared
 TIMEOUT = 180.0
-
-
-def syncer_image(vc: VCluster) -> str:
-    """The image of the syncer container of ``vc``'s control-plane pod on the host."""
-    pod = vc.host.core_v1().read_namespaced_pod(contract.control_plane_pod(vc.release), vc.host_namespace)
-    for container in pod.spec.containers:
-        if container.name == "syncer":
-            return str(container.image)
-    raise RuntimeError(f"no container 'syncer' in host pod {pod.metadata.name} of {vc.host_namespace}")
 
 
 def widget(name: str, color: str, size: int | None = None) -> dict[str, Any]:
@@ -66,13 +56,6 @@ def install(vc: VCluster, timeout: float = TIMEOUT) -> None:
         data={"widget_controller.py": CONTROLLER_SCRIPT.read_text()},
     ))
     deployment = yaml.safe_load(DEPLOYMENT_MANIFEST.read_text())
-    # The controller needs Python with the `kubernetes` package. The syncer image has both, and the plugin
-    # has already put it on the host's nodes (built and loaded, or pulled from --vcluster-syncer-image) to
-    # run this very cluster: so the pod starts at once and without any registry. IfNotPresent (not Never):
-    # when the syncer image is a registry reference, a node that does not have it yet may pull it.
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    container["image"] = syncer_image(vc)
-    container["imagePullPolicy"] = "IfNotPresent"
     client.AppsV1Api(vc.api_client).create_namespaced_deployment(NAMESPACE, deployment)
 
     ext = client.ApiextensionsV1Api(vc.api_client)
@@ -92,8 +75,8 @@ def wait_operator(vc: VCluster, timeout: float = TIMEOUT) -> client.V1Deployment
     """Wait until Deployment widget-controller is available *and* its pod runs Ready on the host, in this
     cluster's own host namespace.
 
-    The second half matters in a fork: the fork starts with the template's Deployment, ReplicaSet and pod
-    objects, status included ("available"), before the syncer has started the pod again in the fork's host
+    The second half matters in a fork: the fork starts with the template's Deployment and ReplicaSet, status
+    included ("available"), before its ReplicaSet controller has started the pod again in the fork's own host
     namespace; the host pod being Ready is what says the controller really runs.
     """
     apps = client.AppsV1Api(vc.api_client)

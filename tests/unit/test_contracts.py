@@ -280,10 +280,6 @@ SWITCHES: list[tuple[str, str, str, Any]] = [
     ("syncer.logLevel", "debug", "log_level", "DEBUG"),
     ("clusterDomain", "example.test", "cluster_domain", "example.test"),
     ("coredns.enabled", "false", "coredns.enabled", False),
-    ("coredns.image.pullPolicy", "Never", "coredns.pull_policy", "Never"),
-    ("coredns.image.tag", "v9", "coredns.image", "registry.k8s.io/coredns/coredns:v9"),
-    ("coredns.image.repository", "example.test/dns", "coredns.image", "example.test/dns:v1.12.0"),
-    ("coredns.resources.requests.cpu", "7m", "coredns.resources", {"requests": {"cpu": "7m", "memory": "16Mi"}}),
 ]
 
 

@@ -78,6 +78,9 @@ class FakeHost:
     def service_cidr(self, namespace: str) -> str:
         return "10.96.0.0/12"
 
+    def check_persistence(self, values: dict[str, Any]) -> None:
+        self.checked_values = values
+
     def close(self) -> None:
         pass
 

@@ -58,8 +58,10 @@ def test_the_fork_keeps_its_own_certificates_and_api_address(key: bytes) -> None
     b"/registry/events/default/web.123",
     b"/registry/leases/kube-system/kube-controller-manager",
     b"/registry/masterleases/10.0.0.1",
+    b"/registry/pods/team/web-5d4f-abcde",
+    b"/registry/minions/pytest-vcluster-host",
 ])
-def test_objects_of_the_templates_processes_are_neither_copied_nor_deleted(key: bytes) -> None:
+def test_the_templates_processes_pods_and_nodes_are_neither_copied_nor_deleted(key: bytes) -> None:
     assert _snapshot.plan(snap((key, b"t")), {key: b"f"}) == ([], [])
     assert _snapshot.plan(snap(), {key: b"f"}) == ([], [])
 
