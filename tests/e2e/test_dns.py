@@ -1,4 +1,5 @@
-"""DNS inside a virtual cluster on the real host (`hack/host up`): the syncer's CoreDNS (coredns.enabled).
+"""DNS inside a virtual cluster on the real host (`hack/host up`): CoreDNS as container coredns of pod R-0
+(coredns.enabled), reached through the selector-less virtual Service kube-dns that the syncer keeps.
 
 A module-scoped cluster (default values: CoreDNS on) serves the tests; one more cluster is made with
 `coredns.enabled=false` to compare ready times and check that DNS is really off there. Pods run the images
@@ -19,6 +20,7 @@ import pytest
 from kubernetes import client, config
 
 from pytest_vcluster import Host, VCluster
+from pytest_vcluster._contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
@@ -111,21 +113,25 @@ def env(host: Host, mod_host_api: client.ApiClient) -> Iterator[Env]:
 
 
 def test_coredns_objects_and_ready_before_cluster_ready(env: Env) -> None:
-    """When the cluster is Ready, CoreDNS is Ready already (no waiting in tests) and synced like any pod."""
+    """When the cluster is Ready, CoreDNS (container coredns of pod R-0) is Ready already and kube-dns
+    routes to it: a selector-less Service whose Endpoints name R-0's pod IP and the DNS port."""
     ns = "kube-system"
     svc = env.core.read_namespaced_service("kube-dns", ns)
+    assert not svc.spec.selector, f"kube-dns must not select pods: {svc.spec.selector}"
     hsvc = env.hcore.read_namespaced_service(env.vc.host_name("Service", "kube-dns", ns), env.vc.host_namespace)
     assert svc.spec.cluster_ip == hsvc.spec.cluster_ip
-    eps = env.core.read_namespaced_endpoints("kube-dns", ns)
-    assert any(s.addresses for s in eps.subsets or []), f"kube-dns has no ready endpoints: {eps.subsets}"
-    pods = env.core.list_namespaced_pod(ns, label_selector="k8s-app=kube-dns").items
-    assert len(pods) == 1
-    hpod = env.hcore.read_namespaced_pod(env.vc.host_name(pods[0]), env.vc.host_namespace)
-    assert hpod.spec.dns_policy == "Default"  # asks the host's resolver, not itself
-    assert hpod.spec.service_account_name == f"vc-workload-{env.vc.release}"
-    host_env = {e.name: e.value for e in hpod.spec.containers[0].env or []}
-    api_ip = env.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
-    assert host_env["KUBERNETES_SERVICE_HOST"] == api_ip
+    pod = env.hcore.read_namespaced_pod(contract.control_plane_pod(env.vc.release), env.vc.host_namespace)
+    ready = {c.name: c.ready for c in pod.status.container_statuses}
+    assert ready.get("coredns") is True, ready
+
+    def addresses(eps: client.V1Endpoints) -> set[tuple[str, int]]:
+        return {(a.ip, p.port) for s in eps.subsets or [] for a in s.addresses or [] for p in s.ports or []}
+
+    expected = {(pod.status.pod_ip, contract.DNS_PORT)}
+    assert addresses(env.core.read_namespaced_endpoints("kube-dns", ns)) >= expected
+    assert addresses(env.hcore.read_namespaced_endpoints(env.vc.host_name("Endpoints", "kube-dns", ns),
+                                                         env.vc.host_namespace)) >= expected
+    assert not env.core.list_namespaced_pod(ns, label_selector="k8s-app=kube-dns").items
     seconds = coredns_ready_seconds(env)
     print(f"CoreDNS ready {seconds}s after the syncer applied it; cluster ready in {env.vc.setup_seconds:.1f}s")
     assert seconds is not None
@@ -228,8 +234,6 @@ print("SERVICES", json.dumps(sorted(i["metadata"]["name"] for i in items)))
 def test_syncer_restart_keeps_dns(env: Env) -> None:
     """A restarted syncer applies CoreDNS again without duplicating or failing; kube-dns keeps its IP."""
     before = env.core.read_namespaced_service("kube-dns", "kube-system")
-    pods_before = {p.metadata.name for p in
-                   env.core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items}
     pod_name = f"{env.vc.release}-0"
     restarts = {c.name: c.restart_count for c in
                 env.hcore.read_namespaced_pod(pod_name, env.vc.host_namespace).status.container_statuses}
@@ -253,9 +257,6 @@ def test_syncer_restart_keeps_dns(env: Env) -> None:
     assert "coredns: created" not in log and "coredns: updated" not in log, log[-3000:]
     after = env.core.read_namespaced_service("kube-dns", "kube-system")
     assert (after.metadata.uid, after.spec.cluster_ip) == (before.metadata.uid, before.spec.cluster_ip)
-    pods_after = {p.metadata.name for p in
-                  env.core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items}
-    assert pods_after == pods_before
 
 
 def test_coredns_disabled(host: Host, mod_host_api: client.ApiClient, env: Env) -> None:
@@ -267,6 +268,8 @@ def test_coredns_disabled(host: Host, mod_host_api: client.ApiClient, env: Env) 
             off.core.read_namespaced_service("kube-dns", "kube-system")
         assert exc.value.status == 404
         assert not off.core.list_namespaced_pod("kube-system").items
+        r0 = off.hcore.read_namespaced_pod(contract.control_plane_pod(vc.release), vc.host_namespace)
+        assert "coredns" not in {c.name for c in r0.spec.containers}
         logs = off.run_pod(f"dns-{suffix()}", "default", SHELL, ["cat", "/etc/resolv.conf"])
         assert f"search {vc.host_namespace}.svc.cluster.local" in logs, logs  # the host's DNS, unchanged
         on, off_ = env.vc.phase_seconds.get("pod-ready", 0.0), vc.phase_seconds.get("pod-ready", 0.0)
