@@ -395,6 +395,10 @@ class VClusterManager:
                     self._deleted.append(name)
                     self.summary.pool.errors.append(f"pool cluster {name} was broken when claimed: {exc}")
                 continue
+            with self._lock:
+                filler = self._filler
+            if filler is not None:  # this process fills the pool: refill now, not at its next look
+                filler.wake()
             vc.setup_seconds = time.monotonic() - started
             vc.values = deep_merge(self._syncer_layer, self.settings.values)
             vc.chart_version = chart_version(self.settings.chart_path())

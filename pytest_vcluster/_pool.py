@@ -263,6 +263,8 @@ class Filler:
         Returns the namespaces deleted (the caller waits for them to be gone)."""
         with self._lock:
             self._keep = keep
+        if keep:  # leave a full pool: start what a last claim took (the loop may not have looked yet)
+            self._fill()
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -246,6 +246,20 @@ def test_filler_keep_waits_for_warming_and_marks_them_kept(monkeypatch: pytest.M
     assert filler.stats.kept == 1
 
 
+def test_keep_tops_the_pool_up_before_leaving_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run ends right after the last claim: the pool it leaves is full anyway."""
+    monkeypatch.setattr(_pool, "FILL_INTERVAL", 3600.0)  # the loop never looks again by itself
+    core = FakeCore()
+    filler, made = make_filler(core, 2)
+    filler.start()
+    wait_for(lambda: _pool.counts(core, KEY) == (2, 0))
+    assert _pool.claim(core, KEY, owner("cccccc")) is not None
+    filler.stop(keep=True, timeout=5)
+    assert len(made) == 3
+    kept = [n for n in made if core.items[n].metadata.labels.get(_labels.LABEL_POOL_KEPT) == "true"]
+    assert len(kept) == 2
+
+
 def test_pool_line_of_the_terminal_summary() -> None:
     summary = Summary()
     summary.pool.merge({"key": KEY, "size": 2, "made": 5, "claimed": 3, "cold": 1, "deleted_unclaimed": 2,
