@@ -184,12 +184,13 @@ def test_a_kept_pool_is_claimed_by_the_next_run(
     pytester.makepyfile(test_one=RECORDING_TESTS.format(n=1))
     tag = own_pool()
     first = run("--vcluster-pool=1", "--vcluster-pool-keep", tag)
-    first.assert_outcomes(passed=1)
-    first.stdout.fnmatch_lines(["pool (size 1, key *): 1 of 1 eligible cluster(s) claimed*, 1 kept for the next run"])
     key = pool_key(first.stdout.str())
-    kept = live_pool_namespaces(host_core, key)
-    assert len(kept) == 1, f"the run did not keep exactly one free cluster: {kept}"
     try:
+        first.assert_outcomes(passed=1)
+        first.stdout.fnmatch_lines(
+            ["pool (size 1, key *): 1 of 1 eligible cluster(s) claimed*, 1 kept for the next run"])
+        kept = live_pool_namespaces(host_core, key)
+        assert len(kept) == 1, f"the run did not keep exactly one free cluster: {kept}"
         labels = host_core.read_namespace(kept[0]).metadata.labels
         assert labels[_labels.LABEL_POOL_STATE] == _pool.FREE and labels[_labels.LABEL_POOL_KEPT] == "true"
         started = time.monotonic()
