@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError
+from ._errors import ConfigError, yaml_problem
 from ._syncer_image import DEFAULT_BASE_IMAGE as DEFAULT_SYNCER_BASE_IMAGE
 
 HOST_CHOICES = ("auto", "kubeconfig", "kind")
@@ -241,10 +241,7 @@ def load_values_file(path: Path, *, source: str = "--vcluster-values") -> dict[s
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where_in = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}: cannot read {path} as YAML: {problem}{where_in}: fix the file") from None
+        raise ConfigError(f"{source}: cannot read {path} as YAML: {yaml_problem(exc)}: fix the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

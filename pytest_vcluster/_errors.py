@@ -30,3 +30,11 @@ class ContainerStartError(NotReadyError):
 
 class ImageError(ContainerStartError):
     """A container's image cannot be pulled or used (ErrImagePull, ImagePullBackOff, ...); raised at once."""
+
+
+def yaml_problem(exc: BaseException) -> str:
+    """One line for a PyYAML error: the problem and where (``... at line L, column C``)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem}{where}"

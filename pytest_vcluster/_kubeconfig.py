@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ._contract import contract
+from ._errors import yaml_problem
 
 
 class NoContextError(ValueError):
@@ -25,10 +26,7 @@ def load(text: str | bytes) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValueError(f"it is not valid YAML ({problem}{where})") from None
+        raise ValueError(f"it is not valid YAML ({yaml_problem(exc)})") from None
     if data is None:
         raise ValueError("it is empty")
     if not isinstance(data, dict):

@@ -137,13 +137,7 @@ class VCluster:
         if fork is not None:
             _snapshot.check_usable(fork, version)
             values = deep_merge(fork.values, values)
-        owned_dir = None
-        if workdir is None:
-            owned_dir = Path(tempfile.mkdtemp(prefix=f"pytest-vcluster-{name}-"))
-            workdir_path = owned_dir
-        else:
-            workdir_path = Path(workdir)
-            workdir_path.mkdir(parents=True, exist_ok=True)
+        owned_dir, workdir_path = _workdir(name, workdir)
         namespace = name
         ns_labels = dict(labels) if labels is not None else _labels.namespace_labels(standalone_run, "standalone")
         core = host.core_v1()
@@ -266,13 +260,7 @@ class VCluster:
                 f"cannot attach to virtual cluster {name}: pod {pod_name} in host namespace {name} is not Ready "
                 f"(phase {getattr(pod.status, 'phase', None)})"
             )
-        owned_dir = None
-        if workdir is None:
-            owned_dir = Path(tempfile.mkdtemp(prefix=f"pytest-vcluster-{name}-"))
-            workdir_path = owned_dir
-        else:
-            workdir_path = Path(workdir)
-            workdir_path.mkdir(parents=True, exist_ok=True)
+        owned_dir, workdir_path = _workdir(name, workdir)
         forward: PortForward | None = None
         try:
             forward, server = _connect(host, name, name, connect)
@@ -414,6 +402,16 @@ class VCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.delete()
+
+
+def _workdir(name: str, workdir: str | os.PathLike[str] | None) -> tuple[Path | None, Path]:
+    """``(owned, path)``: the given folder (created), or a fresh temporary one the handle owns and removes."""
+    if workdir is None:
+        owned = Path(tempfile.mkdtemp(prefix=f"pytest-vcluster-{name}-"))
+        return owned, owned
+    path = Path(workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    return None, path
 
 
 def _open_client(secret: Any, name: str, server: str, workdir: Path) -> tuple[Path, Any]:
