@@ -159,6 +159,26 @@ def stale_namespaces(
     return result
 
 
+def delete_if_unchanged(core_v1: Any, ns: Any) -> bool:
+    """Delete namespace ``ns`` (a listed ``V1Namespace``) only if nobody changed it since it was listed,
+    e.g. claimed it from the warm pool: the deletion carries its ``resourceVersion``. False when it was
+    changed (409) or is gone (404); other API errors are raised."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    body = client.V1DeleteOptions(
+        propagation_policy="Background",
+        preconditions=client.V1Preconditions(resource_version=ns.metadata.resource_version),
+    )
+    try:
+        core_v1.delete_namespace(ns.metadata.name, body=body, _request_timeout=15)
+    except ApiException as exc:
+        if exc.status in (404, 409):
+            return False
+        raise
+    return True
+
+
 def remove_stale(core_v1: Any, *, my_host: str, my_run: str, stale_after: float) -> list[str]:
     """Delete the host namespaces of dead runs; returns their names. Errors are logged, not raised."""
     from kubernetes.client.exceptions import ApiException
@@ -168,22 +188,16 @@ def remove_stale(core_v1: Any, *, my_host: str, my_run: str, stale_after: float)
     except ApiException as exc:  # e.g. no permission to list namespaces
         log.warning("pytest-vcluster: cannot list namespaces to remove leftovers: %s", exc.reason)
         return []
-    from kubernetes import client
-
-    versions = {ns.metadata.name: getattr(ns.metadata, "resource_version", None) for ns in listing.items}
+    by_name = {ns.metadata.name: ns for ns in listing.items}
     removed = []
     for name, reason in stale_namespaces(
         listing.items, my_host=my_host, my_run=my_run, stale_after=stale_after
     ):
-        body = client.V1DeleteOptions(
-            propagation_policy="Background",
-            preconditions=client.V1Preconditions(resource_version=versions.get(name)),
-        )
         try:
-            core_v1.delete_namespace(name, body=body)
+            if not delete_if_unchanged(core_v1, by_name[name]):
+                continue
         except ApiException as exc:
-            if exc.status not in (404, 409):  # 409: changed since listed (e.g. claimed from the pool)
-                log.warning("pytest-vcluster: cannot delete leftover namespace %s: %s", name, exc.reason)
+            log.warning("pytest-vcluster: cannot delete leftover namespace %s: %s", name, exc.reason)
             continue
         from .vcluster import delete_cluster_scoped
 

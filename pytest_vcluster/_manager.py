@@ -230,7 +230,9 @@ class VClusterManager:
                 "vcluster_factory look up: pass the Snapshot itself"
             )
         host = self.host
-        vc = self._from_pool(options) if self._pool_eligible(options) else None
+        eligible = self._pool_eligible(options)
+        vc = self._from_pool(options) if eligible else None
+        pooled = vc is not None
         if vc is None:
             vc = self._create_cold(host, options, owner=owner, where=fixture)
         record = ClusterRecord(
@@ -240,15 +242,15 @@ class VClusterManager:
             owner=owner,
             worker=self.worker,
             setup_seconds=round(vc.setup_seconds, 3),
-            pooled="attach" in vc.phase_seconds,
+            pooled=pooled,
         )
         with self._lock:
             self._live[vc.name] = vc
             self._records[vc.name] = record
             self._owners.setdefault(owner, []).append(vc.name)
             self.summary.records.append(record)
-            if self.settings.pool and self._pool_eligible(options):
-                if record.pooled:
+            if eligible:
+                if pooled:
                     self.summary.pool.claimed += 1
                     self.summary.pool.acquire_seconds.append(record.setup_seconds)
                 else:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _labels
+from . import _cleanup, _labels
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +66,23 @@ def pool_labels(key: str, state: str) -> dict[str, str]:
     return {LABEL_POOL: key, LABEL_POOL_STATE: state}
 
 
-def _selector(key: str, state: str) -> str:
-    return f"{LABEL_POOL}={key},{LABEL_POOL_STATE}={state}"
-
-
 def _created(ns: Any) -> int:
     return _labels.parse_int(ns.metadata.labels, _labels.LABEL_CREATED) or 0
 
 
-def _listed(core_v1: Any, key: str, state: str) -> list[Any]:
-    items = core_v1.list_namespace(label_selector=_selector(key, state), _request_timeout=15).items
+def _live(core_v1: Any, selector: str) -> list[Any]:
+    """Namespaces matching ``selector`` that are not being deleted, oldest first."""
+    items = core_v1.list_namespace(label_selector=selector, _request_timeout=15).items
     return sorted((ns for ns in items if ns.metadata.deletion_timestamp is None), key=_created)
+
+
+def _listed(core_v1: Any, key: str, state: str) -> list[Any]:
+    return _live(core_v1, f"{LABEL_POOL}={key},{LABEL_POOL_STATE}={state}")
 
 
 def counts(core_v1: Any, key: str) -> tuple[int, int]:
     """``(free, warming)`` clusters of pool ``key`` on the host (all runs)."""
-    items = core_v1.list_namespace(label_selector=LABEL_POOL + "=" + key, _request_timeout=15).items
-    live = [ns for ns in items if ns.metadata.deletion_timestamp is None]
-    states = [(ns.metadata.labels or {}).get(LABEL_POOL_STATE) for ns in live]
+    states = [(ns.metadata.labels or {}).get(LABEL_POOL_STATE) for ns in _live(core_v1, f"{LABEL_POOL}={key}")]
     return states.count(FREE), states.count(WARMING)
 
 
@@ -109,24 +108,6 @@ def claim(core_v1: Any, key: str, owner_labels: Mapping[str, str]) -> str | None
             raise
         return str(ns.metadata.name)
     return None
-
-
-def delete_if_unchanged(core_v1: Any, ns: Any) -> bool:
-    """Delete namespace ``ns`` only if nobody changed it since it was read (e.g. claimed it)."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    body = client.V1DeleteOptions(
-        propagation_policy="Background",
-        preconditions=client.V1Preconditions(resource_version=ns.metadata.resource_version),
-    )
-    try:
-        core_v1.delete_namespace(ns.metadata.name, body=body, _request_timeout=15)
-    except ApiException as exc:
-        if exc.status in (404, 409):
-            return False
-        raise
-    return True
 
 
 def set_state(core_v1: Any, name: str, labels: Mapping[str, str | None]) -> None:
@@ -280,7 +261,7 @@ class Filler:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
         else:  # interrupt the clusters still warming: their VCluster.create fails and cleans up
             for ns in _listed(core, self.key, WARMING):
-                if self._is_mine(ns) and delete_if_unchanged(core, ns):
+                if self._is_mine(ns) and _cleanup.delete_if_unchanged(core, ns):
                     with self._lock:
                         self._deleted.append(ns.metadata.name)
             deadline = time.monotonic() + 10
@@ -294,7 +275,7 @@ class Filler:
                     set_state(core, ns.metadata.name, {LABEL_POOL_KEPT: "true",
                                                        _labels.LABEL_CREATED: str(int(time.time()))})
                     self.stats.kept += 1
-            elif delete_if_unchanged(core, ns):
+            elif _cleanup.delete_if_unchanged(core, ns):
                 with self._lock:
                     self._deleted.append(ns.metadata.name)
                     self.stats.deleted_unclaimed += 1

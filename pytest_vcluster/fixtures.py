@@ -149,7 +149,8 @@ def vcluster(request: pytest.FixtureRequest, vcluster_manager: VClusterManager) 
     instructions, when the test failed and ``--vcluster-keep-on-failure`` is given). Under pytest-xdist
     every worker creates its own clusters.
     """
-    options = _resolve_fork(request, marker_options(request.node), where=f"{request.node.nodeid}: @pytest.mark.vcluster")
+    where = f"{request.node.nodeid}: @pytest.mark.vcluster"
+    options = _resolve_fork(request, marker_options(request.node), where=where)
     vc = _create(vcluster_manager, options, owner=request.node.nodeid, fixture="vcluster")
     _record(request.node, "vcluster_setup_seconds", vc.setup_seconds)
     yield vc

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_helpers import E2E_TIMEOUT
 from kubernetes import client, config
 
 from pytest_vcluster import Host
-
-from e2e_helpers import E2E_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = REPO / "hack" / "host"

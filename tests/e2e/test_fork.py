@@ -114,7 +114,7 @@ def test_the_templates_workload_runs_again_in_the_forks_own_host_namespace(
 ) -> None:
     template_vc = template[0]
     for vc in forks:
-        vc.wait("the template's Deployment to be available in the fork", lambda: available(vc, "web", "team"),
+        vc.wait("the template's Deployment to be available in the fork", lambda vc=vc: available(vc, "web", "team"),
                 timeout=180)
         pods = client.CoreV1Api(vc.api_client).list_namespaced_pod("team", label_selector="app=web").items
         assert len(pods) == 1

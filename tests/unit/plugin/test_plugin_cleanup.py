@@ -158,7 +158,7 @@ class FakeCore:
         assert label_selector == _labels.SELECTOR
         return SimpleNamespace(items=self.items)
 
-    def delete_namespace(self, name: str, body: Any) -> None:
+    def delete_namespace(self, name: str, body: Any, _request_timeout: Any = None) -> None:
         assert body.propagation_policy == "Background"
         assert body.preconditions.resource_version == f"rv-{name}"  # only the version that was listed
         self.deleted.append(name)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster import _labels, _pool
+from pytest_vcluster import _cleanup, _labels, _pool
 from pytest_vcluster._config import Settings
 from pytest_vcluster._manager import Summary
 from pytest_vcluster._report import pool_line
@@ -167,7 +167,7 @@ def test_delete_if_unchanged_spares_a_cluster_claimed_since_it_was_listed() -> N
     add_pool_cluster(core, "c", _pool.FREE)
     listed = core.list_namespace(f"{_labels.LABEL_POOL}={KEY}").items[0]
     assert _pool.claim(core, KEY, owner("cccccc")) == "c"
-    assert not _pool.delete_if_unchanged(core, listed)
+    assert not _cleanup.delete_if_unchanged(core, listed)
     assert "c" in core.items
 
 
