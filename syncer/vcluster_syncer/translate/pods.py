@@ -31,7 +31,7 @@ from .metadata import (
     translate_label_selector,
 )
 from .names import host_name_for, hostname_for_pod, token_secret_name, translate_label_key
-from .podspec import CONTAINER_FIELDS, ROOT_CA_CONFIGMAP, is_token_projection
+from .podspec import CONTAINER_FIELDS, ROOT_CA_CONFIGMAP, SECRET_REF_VOLUMES, ephemeral_claim_name, is_token_projection
 from .settings import PodContext, TranslatorSettings
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -127,7 +127,9 @@ def _translate_projected(volume: dict[str, Any], vns: str, token_secret: str, se
     volume["projected"]["sources"] = new_sources
 
 
-def _translate_volumes(spec: dict[str, Any], vns: str, token_secret: str, settings: TranslatorSettings) -> None:
+def _translate_volumes(spec: dict[str, Any], vpod: Mapping[str, Any], token_secret: str,
+                       settings: TranslatorSettings) -> None:
+    vns = vpod["metadata"]["namespace"]
     for volume in spec.get("volumes") or []:
         if volume.get("configMap", {}).get("name"):
             volume["configMap"]["name"] = host_name_for("ConfigMap", volume["configMap"]["name"], vns, settings)
@@ -139,6 +141,24 @@ def _translate_volumes(spec: dict[str, Any], vns: str, token_secret: str, settin
         csi_ref = (volume.get("csi") or {}).get("nodePublishSecretRef")
         if csi_ref and csi_ref.get("name"):
             csi_ref["name"] = host_name_for("Secret", csi_ref["name"], vns, settings)
+        for plugin in SECRET_REF_VOLUMES:
+            # Left as is, these would name a Secret of the host namespace N (the kubeconfig Secret vc-R, say),
+            # which the kubelet would read and hand to the volume plugin.
+            ref = (volume.get(plugin) or {}).get("secretRef")
+            if ref and ref.get("name"):
+                ref["name"] = host_name_for("Secret", ref["name"], vns, settings)
+        if (volume.get("azureFile") or {}).get("secretName"):
+            volume["azureFile"]["secretName"] = host_name_for("Secret", volume["azureFile"]["secretName"], vns,
+                                                              settings)
+        if volume.get("ephemeral"):
+            # A generic ephemeral volume: the host's ephemeral-volume controller would create a claim in N from
+            # the template as it is, volumeName (a host PersistentVolume, bound by name) and dataSource (a host
+            # claim of N) included. The virtual controller makes the claim <pod>-<volume> in the virtual
+            # cluster; it is synced like any claim (translate_pvc), and the host pod mounts its host copy.
+            # (vcluster does the same.)
+            volume.pop("ephemeral")
+            volume["persistentVolumeClaim"] = {
+                "claimName": host_name_for("PersistentVolumeClaim", ephemeral_claim_name(vpod, volume), vns, settings)}
         if "projected" in volume:
             _translate_projected(volume, vns, token_secret, settings)
         if "downwardAPI" in volume:
@@ -321,7 +341,7 @@ def translate_pod(vpod: Mapping[str, Any], settings: TranslatorSettings, ctx: Po
     spec.pop("serviceAccount", None)  # deprecated alias of serviceAccountName
     spec["automountServiceAccountToken"] = False
 
-    _translate_volumes(spec, vns, token_secret, settings)
+    _translate_volumes(spec, vpod, token_secret, settings)
     for field in CONTAINER_FIELDS:
         for container in spec.get(field) or []:
             _translate_container(container, vns, ctx.api_service_ip, settings)

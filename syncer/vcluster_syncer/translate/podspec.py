@@ -7,6 +7,9 @@ from typing import Any
 
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+#: volume plugins naming a Secret of the pod's namespace in ``<plugin>.secretRef.name`` (the kubelet reads it
+#: for the plugin); on the host that namespace is N, so the name must be the virtual Secret's host name.
+SECRET_REF_VOLUMES = ("cephfs", "rbd", "iscsi", "flexVolume", "scaleIO", "storageos")
 
 
 def containers(spec: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -66,6 +69,12 @@ def referenced_secrets(pod: Mapping[str, Any]) -> set[str]:
         if csi_ref.get("name"):
             names.add(csi_ref["name"])
         names.update(_projected_refs(volume, "secret"))
+        for plugin in SECRET_REF_VOLUMES:
+            ref = (volume.get(plugin) or {}).get("secretRef") or {}
+            if ref.get("name"):
+                names.add(ref["name"])
+        if (volume.get("azureFile") or {}).get("secretName"):
+            names.add(volume["azureFile"]["secretName"])
     for container in containers(spec):
         for env in container.get("env") or []:
             ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
@@ -81,10 +90,18 @@ def referenced_secrets(pod: Mapping[str, Any]) -> set[str]:
     return names
 
 
+def ephemeral_claim_name(pod: Mapping[str, Any], volume: Mapping[str, Any]) -> str:
+    """The claim the (virtual) ephemeral-volume controller makes for a generic ephemeral volume."""
+    return f"{(pod.get('metadata') or {}).get('name', '')}-{volume.get('name', '')}"
+
+
 def referenced_pvcs(pod: Mapping[str, Any]) -> set[str]:
+    """Claims a pod uses: persistentVolumeClaim volumes and the claims of its generic ephemeral volumes."""
     spec = pod.get("spec") or {}
-    return {
-        v["persistentVolumeClaim"]["claimName"]
-        for v in spec.get("volumes") or []
-        if (v.get("persistentVolumeClaim") or {}).get("claimName")
-    }
+    names = set()
+    for volume in spec.get("volumes") or []:
+        if (volume.get("persistentVolumeClaim") or {}).get("claimName"):
+            names.add(volume["persistentVolumeClaim"]["claimName"])
+        elif volume.get("ephemeral"):
+            names.add(ephemeral_claim_name(pod, volume))
+    return names

@@ -39,6 +39,9 @@ def c(**fields: Any) -> dict[str, Any]:
         ({"containers": [c()], "volumes": [{"name": "v", "csi": {"driver": "d",
                                                                  "nodePublishSecretRef": {"name": "csi"}}}]},
          set(), {"csi"}),
+        ({"containers": [c()], "volumes": [{"name": "v", "flexVolume": {"driver": "d", "secretRef": {"name": "f"}}},
+                                           {"name": "w", "azureFile": {"secretName": "az", "shareName": "x"}}]},
+         set(), {"f", "az"}),
         # the injected token projection does not need kube-root-ca.crt on the host
         ({"containers": [c()], "volumes": [token_volume()]}, set(), set()),
     ],
@@ -51,8 +54,9 @@ def test_references(spec: dict[str, Any], configmaps: set[str], secrets: set[str
 
 def test_pvc_references() -> None:
     vpod = pod(spec={"containers": [c()], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
-                                                      {"name": "e", "emptyDir": {}}]})
-    assert referenced_pvcs(vpod) == {"data"}
+                                                      {"name": "e", "emptyDir": {}},
+                                                      {"name": "tmp", "ephemeral": {"volumeClaimTemplate": {}}}]})
+    assert referenced_pvcs(vpod) == {"data", "web-tmp"}
 
 
 @pytest.mark.parametrize(

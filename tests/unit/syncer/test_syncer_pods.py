@@ -65,6 +65,24 @@ def test_metadata() -> None:
          "data-x-team-x-vc"),
         ({"name": "v", "csi": {"driver": "d", "nodePublishSecretRef": {"name": "s"}}},
          ("csi", "nodePublishSecretRef", "name"), "s-x-team-x-vc"),
+        # plugins naming a Secret of the pod's namespace: never a Secret of the host namespace (vc-R, say)
+        ({"name": "v", "flexVolume": {"driver": "d", "secretRef": {"name": "vc-vc"}}},
+         ("flexVolume", "secretRef", "name"), "vc-vc-x-team-x-vc"),
+        ({"name": "v", "iscsi": {"targetPortal": "1.2.3.4", "iqn": "iqn.x", "lun": 0, "secretRef": {"name": "s"}}},
+         ("iscsi", "secretRef", "name"), "s-x-team-x-vc"),
+        ({"name": "v", "cephfs": {"monitors": ["m"], "secretRef": {"name": "s"}}},
+         ("cephfs", "secretRef", "name"), "s-x-team-x-vc"),
+        ({"name": "v", "rbd": {"monitors": ["m"], "image": "i", "secretRef": {"name": "s"}}},
+         ("rbd", "secretRef", "name"), "s-x-team-x-vc"),
+        ({"name": "v", "scaleIO": {"gateway": "g", "system": "s", "secretRef": {"name": "s"}}},
+         ("scaleIO", "secretRef", "name"), "s-x-team-x-vc"),
+        ({"name": "v", "storageos": {"volumeName": "v", "secretRef": {"name": "s"}}},
+         ("storageos", "secretRef", "name"), "s-x-team-x-vc"),
+        ({"name": "v", "azureFile": {"secretName": "s", "shareName": "x"}}, ("azureFile", "secretName"),
+         "s-x-team-x-vc"),
+        # a generic ephemeral volume mounts the host copy of the claim the virtual controller makes (<pod>-<vol>)
+        ({"name": "v", "ephemeral": {"volumeClaimTemplate": {"spec": {"volumeName": "host-pv"}}}},
+         ("persistentVolumeClaim", "claimName"), "web-v-x-team-x-vc"),
     ],
 )
 def test_volume_references_translated(volume: dict[str, Any], path: tuple[str, ...], expected: str) -> None:
@@ -73,6 +91,17 @@ def test_volume_references_translated(volume: dict[str, Any], path: tuple[str, .
     for key in path:
         node = node[key]
     assert node == expected
+
+
+def test_ephemeral_volume_template_never_reaches_the_host() -> None:
+    """The host's ephemeral-volume controller would make a claim in N from the template as it is, volumeName
+    (a host PersistentVolume) and dataSource (a host claim) included: the host pod gets a plain claim instead."""
+    template = {"spec": {"volumeName": "host-pv", "storageClassName": "x",
+                         "dataSource": {"kind": "PersistentVolumeClaim", "name": "other"},
+                         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    out = host({"containers": [c()], "volumes": [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": template}}]})
+    assert out["spec"]["volumes"] == [{"name": "scratch",
+                                       "persistentVolumeClaim": {"claimName": "web-scratch-x-team-x-vc"}}]
 
 
 def test_projected_sources_translated() -> None:
