@@ -36,6 +36,25 @@ API_PORT = contract.API_PORT
 SERVICE_PORT = contract.SERVICE_PORT
 
 
+def pod_security_level(values: Mapping[str, Any]) -> str:
+    """The chart value ``podSecurity`` of the merged ``values`` (the chart's default when unset).
+
+    A :class:`~pytest_vcluster.VClusterError` naming the value and the levels when it is none of them (the
+    chart's schema would refuse it too, but only after the host namespace was made and labelled)."""
+    level = values.get(contract.VALUE_POD_SECURITY, contract.POD_SECURITY_DEFAULT)
+    if level not in contract.POD_SECURITY_LEVELS:
+        raise VClusterError(f"chart value {contract.VALUE_POD_SECURITY}={level!r} is not valid: use one of "
+                            f"{', '.join(contract.POD_SECURITY_LEVELS)}")
+    return str(level)
+
+
+def pod_security_labels(level: str) -> dict[str, str]:
+    """Pod Security Admission labels of the host namespace of a cluster at ``level``: the host then checks
+    the synced pods (and pod ``R-0``) at that level too. None for ``privileged``."""
+    prefix = contract.POD_SECURITY_LABEL_PREFIX
+    return {f"{prefix}/{key}": value for key, value in contract.pod_security_settings(level).items()}
+
+
 def _object_kind_name_namespace(obj: Any) -> tuple[str | None, str | None]:
     if isinstance(obj, Mapping):
         meta = obj.get("metadata") or {}
@@ -137,9 +156,12 @@ class VCluster:
         if fork is not None:
             _snapshot.check_usable(fork, version)
             values = deep_merge(fork.values, values)
+        # Checked before anything exists on the host: the namespace is labelled with it.
+        pod_security = pod_security_level(deep_merge(values, set_layer))
         owned_dir, workdir_path = _workdir(name, workdir)
         namespace = name
         ns_labels = dict(labels) if labels is not None else _labels.namespace_labels(standalone_run, "standalone")
+        ns_labels.update(pod_security_labels(pod_security))
         core = host.core_v1()
         deadline = _ready.Deadline(timeout)
         phases: dict[str, float] = {}

@@ -1,6 +1,6 @@
 {{/*
 Names. Every object name derives from the release name R (docs/architecture.md):
-StatefulSet/Service R, Secrets R-certs and vc-R, ConfigMap R-coredns,
+StatefulSet/Service R, Secrets R-certs and vc-R, ConfigMaps R-coredns and R-admission,
 ServiceAccounts vc-R and vc-workload-R, Role/RoleBinding vc-R,
 ClusterRole/ClusterRoleBinding vc-R-N.
 */}}
@@ -47,6 +47,38 @@ controller-revision-hash=<name>-<10 chars>, which must fit in 63 characters.
 {{/* ConfigMap with the Corefile of container coredns (coredns.enabled). */}}
 {{- define "vcluster.corednsName" -}}
 {{- printf "%s-coredns" (include "vcluster.fullname" .) -}}
+{{- end -}}
+
+{{/* ConfigMap with kube-apiserver's AdmissionConfiguration (podSecurity baseline or restricted). */}}
+{{- define "vcluster.admissionConfigName" -}}
+{{- printf "%s-admission" (include "vcluster.fullname" .) -}}
+{{- end -}}
+
+{{/*
+kube-apiserver's AdmissionConfiguration for .Values.podSecurity, or "" for privileged (the PodSecurity
+admission plugin's own default: no file, no flag). Every mode (enforce, warn, audit) at the chosen level,
+version latest, no exemptions (no pod of the virtual cluster needs one: CoreDNS is a container of R-0).
+*/}}
+{{- define "vcluster.admissionConfig" -}}
+{{- $level := .Values.podSecurity -}}
+{{- if ne $level "privileged" -}}
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: PodSecurity
+    configuration:
+      apiVersion: pod-security.admission.config.k8s.io/v1
+      kind: PodSecurityConfiguration
+      defaults:
+        {{- range list "enforce" "warn" "audit" }}
+        {{ . }}: {{ $level | quote }}
+        {{ . }}-version: "latest"
+        {{- end }}
+      exemptions:
+        usernames: []
+        runtimeClasses: []
+        namespaces: []
+{{- end -}}
 {{- end -}}
 
 {{/* ClusterRole and ClusterRoleBinding, only when an option needs host-wide reads. */}}

@@ -121,6 +121,37 @@ CLUSTER_SCOPED_LABEL = "vcluster.pytest-vcluster.io/host-namespace"
 #: The plugin's domain: labels and annotations of the host namespaces it creates (pytest_vcluster/_labels.py).
 PLUGIN_DOMAIN = "pytest-vcluster.io"
 
+# --------------------------------------------------------------------------- Pod Security
+
+#: Chart value (top level of values.yaml) choosing the Pod Security Standard level of a cluster. The
+#: chart hands it to the virtual API server's PodSecurity admission (an AdmissionConfiguration with
+#: these defaults); the plugin reads it from the values it installs with and labels the host namespace.
+VALUE_POD_SECURITY = "podSecurity"
+#: The levels, loosest first (the names of the Pod Security Standards and of the PSA labels).
+POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+#: values.yaml's default: nothing is checked (no admission file, no namespace labels).
+POD_SECURITY_DEFAULT = "privileged"
+#: Version of the standards both walls check against: each API server's own newest.
+POD_SECURITY_VERSION = "latest"
+#: Pod Security Admission's namespace labels are ``<prefix>/<mode>`` and ``<prefix>/<mode>-version``.
+POD_SECURITY_LABEL_PREFIX = "pod-security.kubernetes.io"
+#: The modes both walls set to the chosen level: refuse (enforce), warn the client, annotate audit events.
+POD_SECURITY_MODES = ("enforce", "warn", "audit")
+
+
+def pod_security_settings(level: str) -> dict[str, str]:
+    """``{mode: level, mode-version: latest}`` for every mode: the ``defaults`` of the virtual API
+    server's PodSecurityConfiguration, and (under :data:`POD_SECURITY_LABEL_PREFIX`) the host namespace's
+    labels. Empty for ``privileged``, which checks nothing."""
+    if level == "privileged":
+        return {}
+    out: dict[str, str] = {}
+    for mode in POD_SECURITY_MODES:
+        out[mode] = level
+        out[f"{mode}-version"] = POD_SECURITY_VERSION
+    return out
+
+
 # --------------------------------------------------------------------------- the syncer's environment
 
 #: Set by the chart from the release and namespace, not from a value.

@@ -783,6 +783,80 @@ def test_one_pki_per_render(default: Objects) -> None:
     assert default[("Service", RELEASE)]["spec"]["clusterIP"] in ips
 
 
+# --------------------------------------------------------------------------- podSecurity
+
+ADMISSION_FLAG = "admission-control-config-file"
+
+
+def test_pod_security_privileged_adds_nothing(helm: str, default: Objects) -> None:
+    """The default (and an explicit privileged): no AdmissionConfiguration, no flag, no volume, no annotation;
+    the PodSecurity admission plugin (on by default) then checks nothing."""
+    for objs in (default, render(helm, "podSecurity=privileged")):
+        assert set(objs) == EXPECTED_DEFAULT
+        assert ADMISSION_FLAG not in flags(containers(objs)["kube-apiserver"]["args"])
+        assert "admission-config" not in {v["name"] for v in pod_spec(objs)["volumes"]}
+        annotations = objs[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]["annotations"]
+        assert not any(k.startswith("checksum/") for k in annotations)
+
+
+@pytest.mark.parametrize("level", ["baseline", "restricted"])
+def test_pod_security_level_reaches_kube_apiserver(helm: str, level: str) -> None:
+    objs = render(helm, f"podSecurity={level}")
+    assert set(objs) == EXPECTED_DEFAULT | {("ConfigMap", f"{RELEASE}-admission")}
+    config_map = objs[("ConfigMap", f"{RELEASE}-admission")]
+    assert config_map["metadata"]["namespace"] == NAMESPACE
+    assert config_map["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    apiserver = containers(objs)["kube-apiserver"]
+    path = flags(apiserver["args"])[ADMISSION_FLAG]
+    (mount,) = [m for m in apiserver["volumeMounts"] if m["name"] == "admission-config"]
+    assert mount["readOnly"] is True and path.startswith(mount["mountPath"] + "/")
+    volume = {v["name"]: v for v in pod_spec(objs)["volumes"]}["admission-config"]["configMap"]
+    assert volume["name"] == f"{RELEASE}-admission"
+    (item,) = volume["items"]
+    assert f"{mount['mountPath']}/{item['path']}" == path
+    config = yaml.safe_load(config_map["data"][item["key"]])
+    assert config["apiVersion"] == "apiserver.config.k8s.io/v1"
+    (plugin,) = config["plugins"]
+    assert plugin["configuration"]["apiVersion"] == "pod-security.admission.config.k8s.io/v1"
+    assert plugin["configuration"]["defaults"] == {
+        "enforce": level, "enforce-version": "latest", "warn": level, "warn-version": "latest",
+        "audit": level, "audit-version": "latest",
+    }
+    # Only kube-apiserver reads it; the other containers are unchanged.
+    for name, c in containers(objs).items():
+        if name != "kube-apiserver":
+            assert c == containers(render(helm))[name]
+
+
+def test_pod_security_change_restarts_the_control_plane(helm: str) -> None:
+    """kube-apiserver reads the file once: a different level is a different pod template (helm upgrade)."""
+    def template_annotation(level: str) -> str:
+        objs = render(helm, f"podSecurity={level}")
+        return str(objs[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]["annotations"][
+            "checksum/admission-config"])
+
+    assert template_annotation("baseline") != template_annotation("restricted")
+
+
+def test_control_plane_pod_passes_restricted(default: Objects) -> None:
+    """Pod R-0 meets the "restricted" Pod Security Standard (the rules a host namespace labelled
+    enforce=restricted applies; proven on a real host by tests/e2e/test_pod_security.py)."""
+    pod = pod_spec(default)
+    assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                       "projected", "secret"}
+    for volume in pod["volumes"]:
+        assert set(volume) - {"name"} <= allowed_volumes, volume
+    for c in pod["containers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and not sc.get("privileged"), c["name"]
+        assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add"), c["name"]
+        assert sc.get("runAsUser", pod["securityContext"].get("runAsUser")) != 0, c["name"]
+        assert not any(p.get("hostPort") for p in c.get("ports", [])), c["name"]
+
+
 # --------------------------------------------------------------------------- values and schema
 
 
@@ -800,6 +874,8 @@ def test_one_pki_per_render(default: Objects) -> None:
         ("controlPlane.etcd.persistence.enabled=yes", "/controlPlane/etcd/persistence/enabled"),
         ("controlPlane.apiServer.image.pullPolicy=Sometimes", "/controlPlane/apiServer/image/pullPolicy"),
         ("syncer.logLevel=loud", "/syncer/logLevel"),
+        ("podSecurity=nope", "/podSecurity"),
+        ("podSecurity=Restricted", "/podSecurity"),
     ],
 )
 def test_schema_rejects(helm: str, setting: str, must_mention: str) -> None:
@@ -881,6 +957,7 @@ def test_required_value_keys() -> None:
         "sync.fromHost.events.enabled",
         "coredns.enabled",
         "coredns.image",
+        "podSecurity",
         "podAnnotations",
         "podLabels",
         "tolerations",
@@ -897,3 +974,4 @@ def test_required_value_keys() -> None:
     assert values["serviceCIDR"] == "10.96.0.0/12"
     assert values["controlPlane"]["etcd"]["persistence"]["enabled"] is False
     assert values["coredns"]["enabled"] is True
+    assert values["podSecurity"] == "privileged"

@@ -406,3 +406,61 @@ def test_readiness_waits_for_the_pod_and_secret_the_chart_makes(helm: str) -> No
     _ready.wait_host_side(Core(), NAMESPACE, RELEASE, _ready.Deadline(5))
     assert read == [("Pod", f"{statefulsets[0]}-0"), ("Secret", contract.kubeconfig_secret_name(RELEASE))]
     assert ("Secret", contract.kubeconfig_secret_name(RELEASE)) in objs
+
+
+# --------------------------------------------------------------------------- Pod Security
+
+
+def _admission_defaults(objs: Any) -> dict[str, str] | None:
+    """The PodSecurity ``defaults`` of the AdmissionConfiguration kube-apiserver is started with, or None
+    when it gets none (checked end to end: flag -> mounted file -> ConfigMap key -> document)."""
+    apiserver = containers(objs)["kube-apiserver"]
+    paths = [a.partition("=")[2] for a in apiserver["args"] if a.startswith("--admission-control-config-file=")]
+    if not paths:
+        return None
+    (path,) = paths
+    volumes = {v["name"]: v for v in objs[("StatefulSet", RELEASE)]["spec"]["template"]["spec"]["volumes"]}
+    for mount in apiserver["volumeMounts"]:
+        if path.startswith(mount["mountPath"] + "/"):
+            config_map = volumes[mount["name"]]["configMap"]
+            (item,) = [i for i in config_map["items"] if f"{mount['mountPath']}/{i['path']}" == path]
+            document = yaml.safe_load(objs[("ConfigMap", config_map["name"])]["data"][item["key"]])
+            break
+    else:
+        pytest.fail(f"--admission-control-config-file={path} is not a mounted file")
+    assert document["kind"] == "AdmissionConfiguration"
+    (plugin,) = document["plugins"]
+    assert plugin["name"] == "PodSecurity"
+    assert plugin["configuration"]["kind"] == "PodSecurityConfiguration"
+    assert plugin["configuration"]["exemptions"] == {"usernames": [], "runtimeClasses": [], "namespaces": []}
+    return dict(plugin["configuration"]["defaults"])
+
+
+def test_pod_security_value_levels_and_default_are_the_charts() -> None:
+    """The value key, its levels (the schema's enum) and its default (values.yaml) are the contract's."""
+    import json
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values[contract.VALUE_POD_SECURITY] == contract.POD_SECURITY_DEFAULT
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert tuple(schema["properties"][contract.VALUE_POD_SECURITY]["enum"]) == contract.POD_SECURITY_LEVELS
+    assert contract.POD_SECURITY_LEVELS[0] == "privileged"  # checks nothing: no file, no labels
+    assert vcluster_module.pod_security_level({}) == contract.POD_SECURITY_DEFAULT
+
+
+@pytest.mark.parametrize("level", contract.POD_SECURITY_LEVELS)
+def test_both_walls_check_the_level_the_value_names(helm: str, level: str) -> None:
+    """The virtual API server's admission defaults (chart) and the host namespace's labels (plugin) are
+    the same settings, the contract's, for the level the value names (its default, too)."""
+    settings = contract.pod_security_settings(level)
+    objs = render(helm, f"{contract.VALUE_POD_SECURITY}={level}")
+    assert (_admission_defaults(objs) or {}) == settings
+    values = {contract.VALUE_POD_SECURITY: level}
+    labels = vcluster_module.pod_security_labels(vcluster_module.pod_security_level(values))
+    assert labels == {f"{contract.POD_SECURITY_LABEL_PREFIX}/{k}": v for k, v in settings.items()}
+    if level == contract.POD_SECURITY_DEFAULT:
+        assert _admission_defaults(render(helm)) is None and settings == {}
+    else:
+        assert settings["enforce"] == level and settings["enforce-version"] == contract.POD_SECURITY_VERSION
+    for key in labels:
+        assert _QUALIFIED_NAME.match(key.partition("/")[2]) and not syncer_metadata.is_reserved_key(key)

@@ -336,3 +336,29 @@ def test_persistence_needs_a_storage_class(tmp_path: Path, fake_apiserver: FakeA
     with pytest.raises(_hostprovider.HostError) as info:
         host.check_persistence(values)
     assert fnmatch.fnmatchcase(str(info.value), message), str(info.value)
+
+
+# ----------------------------------------------------------------------------- chart values the plugin reads
+
+
+@pytest.mark.parametrize(("args", "test"), [
+    (("--vcluster-set", "podSecurity=nope"), "def test_a(vcluster): pass"),
+    ((), "import pytest\n\n@pytest.mark.vcluster(values={'podSecurity': 'Restricted'})\ndef test_a(vcluster): pass\n"),
+], ids=["set", "marker"])
+def test_bad_pod_security_level_fails_before_the_host_namespace(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_apiserver: FakeAPIServer,
+        args: tuple[str, ...], test: str) -> None:
+    """The plugin labels the host namespace with the level (Pod Security Admission), so it checks the level
+    before making the namespace, instead of leaving it to the chart's schema after."""
+    kc = fake_apiserver.kubeconfig(pytester.path / "kc")
+    path = _tools(pytester, "helm")
+    Path(path, "helm").write_text("#!/bin/sh\nprintf v3.17.0\n")  # `helm version`; nothing else may run
+    monkeypatch.setenv("PATH", path)
+    result = _run(pytester, monkeypatch, Case("", args=(f"--vcluster-host-kubeconfig={kc}",
+                                                        "--vcluster-syncer-image=reg.example.com/s:v1", *args)), test)
+    result.assert_outcomes(errors=1)
+    level = "nope" if args else "Restricted"
+    result.stdout.fnmatch_lines([f"*chart value podSecurity='{level}' is not valid: use one of privileged, "
+                                 "baseline, restricted"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    assert "POST /api/v1/namespaces" not in fake_apiserver.requests
