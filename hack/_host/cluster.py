@@ -57,8 +57,9 @@ PROCESS_ORDER = [
     "local-path-provisioner", "kube-router", "kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager",
     "kube-apiserver", "etcd", "dockerd", "containerd",
 ]
-# Without these the host is rebuilt from scratch by `up`; the others are restarted alone.
-CORE = {"containerd", "etcd", "kube-apiserver"}
+# Without these the host is rebuilt from scratch by `up`; the others are restarted alone. The API server
+# keeps no state of its own (etcd does): restarting it alone keeps every namespace and workload.
+CORE = {"containerd", "etcd"}
 SYSCTLS = {"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"}
 
 
@@ -489,10 +490,14 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
             # stopped, so the workloads (other runs' virtual clusters) survive.
             with step(f"restart {', '.join(missing)}"):
                 bins = build_outputs()
-                procs = processes(layout, bins, node_ip())
+                ip = node_ip()
+                procs = processes(layout, bins, ip)
                 for name in reversed(PROCESS_ORDER):
                     if name in missing:
                         start(layout, procs[name])
+                        if name == "kube-apiserver":  # the health check below needs it serving
+                            wait_for("kube-apiserver /readyz", lambda: _https(layout, ip, "/readyz")[0] == 200,
+                                     120, layout=layout, proc="kube-apiserver")
         if not problems(layout):
             # Still rebuild images whose Dockerfile or binary changed.
             images.import_images(layout, images.build_images(layout, build_outputs()))
