@@ -276,8 +276,17 @@ class ApiKube:
             query.append(("labelSelector", label_selector))
         resp = self._request("get", kind.path(namespace), query=query, stream=True,
                              timeout=(10, timeout_seconds + 30))  # type: ignore[arg-type]
+        lines = _lines(resp)
         try:
-            for line in _lines(resp):
+            while True:
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    return
+                except (self._urllib3.exceptions.HTTPError, OSError) as exc:
+                    # the stream broke (the API server died, a proxy dropped it): "not reached", like a
+                    # refused connection; the informer lists and watches again once the server is back
+                    raise ApiError(0, type(exc).__name__, f"watch stream broken: {exc}") from exc
                 event = json.loads(line)
                 kind_of_event, obj = event.get("type"), event.get("object") or {}
                 if kind_of_event == "ERROR":

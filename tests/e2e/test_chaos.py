@@ -526,6 +526,7 @@ def test_host_api_server_restart_during_a_run(pytester: pytest.Pytester, run: An
         events["new pids"] = host_apiserver_pids()
         restarted.write_text("")
 
+    kube_system = host_core.read_namespace("kube-system").metadata.uid
     thread = threading.Thread(target=chaos, name="chaos", daemon=True)
     thread.start()
     try:
@@ -540,6 +541,8 @@ def test_host_api_server_restart_during_a_run(pytester: pytest.Pytester, run: An
     assert "killed" in events, f"the inner run never got its workload ready:\n{out}"
     assert events["up"][0] == 0, f"hack/host up failed after the kill:\n{events['up'][1]}"
     assert events["new pids"] and events["new pids"] != events["pids"], events
+    # the API server was restarted alone: the host kept its etcd (not rebuilt from scratch)
+    assert host_core.read_namespace("kube-system").metadata.uid == kube_system, "hack/host up rebuilt the host"
     print(out)
     if result.ret != 0:
         # a failure must say what was awaited and what was seen, not end in a bare timeout traceback

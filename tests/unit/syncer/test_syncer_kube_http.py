@@ -43,6 +43,16 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path
         if path.startswith("/api/v1/namespaces/a/pods/missing"):
             self._reply(404, {"kind": "Status", "reason": "NotFound", "message": 'pods "missing" not found'})
+        elif "watch=true" in path and "resourceVersion=broken" in path:
+            # the API server dies mid-stream: one event, then the connection closes without the last chunk
+            line = json.dumps({"type": "ADDED", "object": {"metadata": {"name": "x"}}}).encode() + b"\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n" + b"ff\r\n{\"type\"")
+            self.wfile.flush()
+            self.close_connection = True
         elif "watch=true" in path and "resourceVersion=1" in path:
             self._reply(410, {"kind": "Status", "reason": "Expired", "message": "too old"})
         elif "watch=true" in path:
@@ -125,6 +135,19 @@ def test_watch_streams_lines(api: tuple[kube.ApiKube, list[dict[str, Any]]]) -> 
     assert "allowWatchBookmarks=true" in seen[0]["path"]
     with pytest.raises(Gone):
         list(client.watch(PODS, "1", "a"))
+
+
+def test_watch_broken_by_a_dying_server_is_an_api_error(api: tuple[kube.ApiKube, list[dict[str, Any]]]) -> None:
+    """A watch cut mid-stream (the API server crashed) ends as ApiError status 0 ("not reached"), which the
+    informer retries with a warning, not as an urllib3 exception logged with a traceback."""
+    client, _ = api
+    got = []
+    with pytest.raises(ApiError) as exc:
+        for event in client.watch(PODS, "broken", "a"):
+            got.append(event)
+    assert got == [("ADDED", {"metadata": {"name": "x"}})]
+    assert exc.value.status == 0
+    assert not isinstance(exc.value, Gone)
 
 
 def test_in_cluster_connection(tmp_path: Any) -> None:
