@@ -10,7 +10,8 @@
    when node sync is `all`), checked on the host objects and with SubjectAccessReviews.
 3. Every synced kind that could name a host object outside the namespace is refused or translated: PVC
    `volumeName` and ephemeral volume templates, ExternalName Services, Endpoints at the host API server,
-   `nodeName`, virtual `kube-system`/`default`, host accounts, service-account-token Secrets, imagePullSecrets.
+   `nodeName`, virtual `kube-system`/`default`, host accounts, service-account-token Secrets, imagePullSecrets,
+   volume plugins' secretRef.
    What the default values copy as they are (hostPath, hostNetwork, hostPID, privileged) is asserted too.
 
 Clusters: `a` (default values) and `b` (`sync.fromHost.nodes.mode=all`), module-scoped, made with
@@ -453,6 +454,23 @@ def test_node_name_is_dropped_unless_a_known_host_node(a: Env, b: Env) -> None:
     wait(f"virtual node {node} in B", lambda: b.vcore.read_node(node), timeout=120)
     b.vcore.create_namespaced_pod(ns, sleeper("known", node_name=node))
     assert b.host_pod(ns, "known").spec.node_name == node
+
+
+def test_volume_plugin_secret_refs_name_virtual_secrets(a: Env) -> None:
+    """A flexVolume naming Secret vc-R (the host's kubeconfig Secret has that name in N): the host pod names
+    the host copy of the virtual Secret vc-R instead."""
+    ns = a.namespace("flex")
+    a.vcore.create_namespaced_secret(ns, client.V1Secret(metadata=client.V1ObjectMeta(name=a.syncer_account),
+                                                         string_data={"k": "v"}))
+    a.vcore.create_namespaced_pod(ns, pod(
+        "flex", container(SHELL, ["sleep", "3600"], volume_mounts=[client.V1VolumeMount(name="f", mount_path="/f")]),
+        volumes=[client.V1Volume(name="f", flex_volume=client.V1FlexVolumeSource(
+            driver="example.com/none", secret_ref=client.V1LocalObjectReference(name=a.syncer_account)))]))
+    hpod = a.host_pod(ns, "flex")
+    hsecret = a.vc.host_name("Secret", a.syncer_account, ns)
+    assert [v.flex_volume.secret_ref.name for v in hpod.spec.volumes if v.flex_volume] == [hsecret]
+    assert a.hcore.read_namespaced_secret(hsecret, a.hns).data == {"k": "dg=="}  # the virtual Secret, synced
+    a.vcore.delete_namespaced_pod("flex", ns, grace_period_seconds=0)
 
 
 def test_default_values_copy_host_access_as_is(a: Env) -> None:
