@@ -12,6 +12,7 @@ import contextlib
 import logging
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,15 @@ BUFFER = 64 * 1024
 
 #: Opens one stream to the pod port; returns a socket-like object (recv/sendall/shutdown/close).
 StreamOpener = Callable[[], Any]
+
+_LIVE: weakref.WeakSet[PortForward] = weakref.WeakSet()
+
+
+def failing() -> list[str]:
+    """One line per open port-forward whose latest stream could not be opened (e.g. the host API server is
+    down, or the pod is gone): what a client behind it only sees as a dropped connection."""
+    return [f"port-forward {forward.address} ({forward.name}): cannot open a stream: {forward.last_error}"
+            for forward in list(_LIVE) if forward.last_error and not forward.closed]
 
 
 def kubernetes_stream_opener(configuration: Any, namespace: str, pod: str, port: int) -> StreamOpener:
@@ -137,9 +147,19 @@ class PortForward:
         self._closed = threading.Event()
         self.accepted = 0
         self.failed = 0
+        #: why the latest stream could not be opened; None once one opens again
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._accept_loop, name=f"portforward-{name}", daemon=True)
         self._thread.start()
+        _LIVE.add(self)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
     @property
     def address(self) -> str:
@@ -174,6 +194,7 @@ class PortForward:
             with contextlib.suppress(OSError):
                 client.close()
             return
+        self.last_error = None
         connection = _Connection(client, remote, self._forget)
         with self._lock:
             if self._closed.is_set():

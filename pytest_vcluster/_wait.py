@@ -32,6 +32,12 @@ def _not_yet(exc: BaseException) -> str | None:
     return None
 
 
+def _is_transient(exc: BaseException) -> bool:
+    from ._ready import is_transient
+
+    return is_transient(exc)
+
+
 def wait_until(
     what: str,
     probe: Callable[[], T | None],
@@ -45,11 +51,13 @@ def wait_until(
     """Call ``probe`` until it returns something truthy, and return that.
 
     API 404s and transient errors (connection trouble, 429, 5xx) count as "not yet"; any other error
-    is raised at once. On timeout: :class:`WaitTimeout` naming ``what``, the last value or error, and
-    what ``diagnose()`` reports.
+    is raised at once. On timeout: :class:`WaitTimeout` naming ``what``, the last value or error, why a
+    port-forward could not open its stream (when the last error was a dropped connection) and what
+    ``diagnose()`` reports.
     """
     deadline = clock() + timeout
     last: Any = "not checked yet"
+    last_error_was_transient = False
     while True:
         try:
             value = probe()
@@ -58,14 +66,21 @@ def wait_until(
             if reason is None:
                 raise
             last = reason
+            last_error_was_transient = _is_transient(exc)
         else:
             if value:
                 return value
             last = value
+            last_error_was_transient = False
         if clock() >= deadline:
             break
         sleep(interval)
     details = ""
+    if isinstance(last, str) and last_error_was_transient:
+        from ._portforward import failing
+
+        # a dropped connection through a port-forward hides its cause: name it
+        details += "".join(f"\n{line}" for line in failing())
     if diagnose is not None:
         try:
             details = f"\n{diagnose()}"

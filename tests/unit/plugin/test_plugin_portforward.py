@@ -7,10 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
-from pytest_vcluster._portforward import PortForward
+from pytest_vcluster import WaitTimeout, wait_until
+from pytest_vcluster._portforward import PortForward, failing
 
 
 @pytest.fixture
@@ -143,3 +145,63 @@ def test_failing_stream_closes_client_and_records_error() -> None:
             time.sleep(0.01)
         assert forward.failed == 1
         assert "pod not listening" in (forward.last_error or "")
+
+
+def _wait_for_failure(forward: PortForward) -> None:
+    deadline = time.monotonic() + 5
+    while forward.failed == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_failing_lists_forwards_whose_latest_stream_failed_until_one_opens(echo_server: tuple[str, int]) -> None:
+    answers: list[Any] = [ConnectionRefusedError("host API server down")]
+
+    def flaky() -> socket.socket:
+        if answers:
+            raise answers.pop(0)
+        return socket.create_connection(echo_server, timeout=10)
+
+    with PortForward(flaky, name="r1") as forward:
+        with socket.create_connection(("127.0.0.1", forward.port), timeout=10) as conn:
+            assert conn.recv(10) == b""
+        _wait_for_failure(forward)
+        lines = [line for line in failing() if f"({forward.name})" in line]
+        assert lines == [f"port-forward {forward.address} (r1): cannot open a stream: "
+                         "ConnectionRefusedError: host API server down"]
+        assert roundtrip(forward.port, b"back") == b"back"  # the next connection opens a stream again
+        assert not [line for line in failing() if "(r1)" in line]
+    assert forward.closed
+
+
+def test_wait_timeout_after_a_dropped_connection_names_the_port_forward_error(clock: Any) -> None:
+    def broken() -> socket.socket:
+        raise ConnectionRefusedError("pods \"r2-0\" not found")
+
+    with PortForward(broken, name="r2") as forward:
+        with socket.create_connection(("127.0.0.1", forward.port), timeout=10) as conn:
+            assert conn.recv(10) == b""
+        _wait_for_failure(forward)
+
+        def probe() -> None:  # what the kubernetes client raises when the forward drops the connection
+            raise ConnectionResetError("Connection reset by peer")
+
+        with pytest.raises(WaitTimeout) as info:
+            wait_until("deployment web", probe, timeout=1, interval=0.5, sleep=clock.sleep, clock=clock)
+    message = str(info.value)
+    assert message.startswith("timed out after 1s waiting for deployment web; last seen: "
+                              "'ConnectionResetError: Connection reset by peer'"), message
+    assert f"port-forward {forward.address} (r2): cannot open a stream: ConnectionRefusedError: " \
+           "pods \"r2-0\" not found" in message, message
+
+
+def test_wait_timeout_on_a_value_does_not_blame_port_forwards(clock: Any) -> None:
+    def broken() -> socket.socket:
+        raise ConnectionRefusedError("down")
+
+    with PortForward(broken, name="r3") as forward:
+        with socket.create_connection(("127.0.0.1", forward.port), timeout=10) as conn:
+            assert conn.recv(10) == b""
+        _wait_for_failure(forward)
+        with pytest.raises(WaitTimeout) as info:
+            wait_until("x", lambda: False, timeout=1, interval=0.5, sleep=clock.sleep, clock=clock)
+    assert "port-forward" not in str(info.value)
