@@ -51,6 +51,9 @@ LABELS = {"e2e": "chaos"}
 CREATE_TIMEOUT = 360.0
 NS = "chaos"
 GROUP = "chaos.example.com"
+#: this user's HOME, read before pytester points HOME at a test folder: `hack/host up` finds its build cache
+#: (~/.cache/pytest-vcluster) there, and would rebuild Kubernetes from source in an empty one
+REAL_HOME = os.environ.get("HOME", "/root")
 CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "syncer", "coredns"]
 #: kinds the syncer copies to the host namespace (synced objects carry the managed-by label)
 HOST_KINDS = ("pods", "services", "configmaps", "secrets", "endpoints", "persistentvolumeclaims")
@@ -506,6 +509,7 @@ def test_host_api_server_restart_during_a_run(pytester: pytest.Pytester, run: An
     pytester.makepyfile(test_inner=INNER_TEST.format(http=HTTP))
     ready, restarted = pytester.path / "ready", pytester.path / "restarted"
     events: dict[str, Any] = {}
+    host_env = dict(os.environ, HOME=REAL_HOME)
 
     def chaos() -> None:
         deadline = time.monotonic() + 1200
@@ -521,7 +525,7 @@ def test_host_api_server_restart_during_a_run(pytester: pytest.Pytester, run: An
         events["killed"] = pids[0]
         while _alive(pids[0]):
             time.sleep(0.1)
-        up = subprocess.run([str(HOST), "up"], capture_output=True, text=True, timeout=600)
+        up = subprocess.run([str(HOST), "up"], capture_output=True, text=True, timeout=600, env=host_env)
         events["up"] = (up.returncode, up.stderr[-3000:])
         events["new pids"] = host_apiserver_pids()
         restarted.write_text("")
@@ -535,7 +539,7 @@ def test_host_api_server_restart_during_a_run(pytester: pytest.Pytester, run: An
         events["inner done"] = True
         thread.join(timeout=700)
         if "killed" in events and "up" not in events:  # never leave the host down
-            subprocess.run([str(HOST), "up"], capture_output=True, timeout=600)
+            subprocess.run([str(HOST), "up"], capture_output=True, timeout=600, env=host_env)
     out = result.stdout.str()
     assert events.get("pids") and len(events["pids"]) == 1, f"host kube-apiserver processes: {events}\n{out}"
     assert "killed" in events, f"the inner run never got its workload ready:\n{out}"
