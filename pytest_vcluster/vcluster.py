@@ -395,7 +395,7 @@ class VCluster:
             self.api_client.close()
 
     def delete(self, wait: bool = False, timeout: float = 120.0) -> None:
-        """Disconnect and delete the host namespace (in the background unless ``wait``)."""
+        """Disconnect, delete the host namespace (in the background unless ``wait``) and the kubeconfig file."""
         from kubernetes.client.exceptions import ApiException
 
         with self._lock:
@@ -417,6 +417,9 @@ class VCluster:
             wait_namespaces_gone(core, [self.host_namespace], timeout)
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
+        elif self.kubeconfig_path is not None:
+            # A given workdir (the plugin's basetemp) outlives the cluster: its admin kubeconfig must not.
+            Path(self.kubeconfig_path).unlink(missing_ok=True)
         self.teardown_seconds = time.monotonic() - started
 
     def __enter__(self) -> VCluster:

@@ -128,3 +128,18 @@ class FakeCore:
 def test_wait_namespaces_gone() -> None:
     assert vcluster_module.wait_namespaces_gone(FakeCore(gone_after=2), ["a"], timeout=10) == []
     assert vcluster_module.wait_namespaces_gone(FakeCore(gone_after=10**6), ["a"], timeout=0.3) == ["a"]
+
+
+def test_delete_removes_the_kubeconfig_but_not_the_given_workdir(tmp_path: Path) -> None:
+    """A cluster made in a given workdir (the plugin's basetemp) leaves no admin kubeconfig behind once deleted."""
+    deleted: list[str] = []
+    vc = make(tmp_path)
+    vc.host = NS(core_v1=lambda: NS(delete_namespace=lambda name, **kw: deleted.append(name)),  # type: ignore[assignment]
+                 api_client=None)
+    other = tmp_path / "keep.txt"
+    other.write_text("x")
+    kubeconfig = vc.kubeconfig_path
+    vc.delete()
+    assert deleted == ["vc-1a2b3c-gw0-1"]
+    assert not kubeconfig.exists()
+    assert other.exists() and tmp_path.is_dir()
