@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 
 from ..context import HOST, VIRTUAL, Context, parse_rfc3339
@@ -29,6 +31,13 @@ class Pods(VirtualToHost):
     kind = PODS
     kind_annotations = ("Pod", KIND_TOKEN_SECRET)
     token_refresh_fraction = 0.2  # renew when less than this part of the token's lifetime is left
+    #: how long a new host pod waits for the host copy of a new virtual Service of its namespace (its
+    #: ClusterIP goes into the pod's service environment, which cannot change later)
+    service_ip_wait = 30.0
+
+    def __init__(self) -> None:
+        # virtual pod key -> the nodeName its current token was requested for ("" = unbound)
+        self._token_nodes: dict[str, str] = {}
 
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
@@ -83,7 +92,7 @@ class Pods(VirtualToHost):
 
     # -- translation inputs
 
-    def context(self, ctx: Context) -> PodContext:
+    def context(self, ctx: Context, vobj: Obj | None = None, creating: bool = False) -> PodContext:
         dns_ip = None
         if ctx.vstore(SERVICES).get("kube-system/kube-dns") is not None:
             hdns = ctx.hstore(SERVICES).get(ctx.host_key(host_name_for("Service", "kube-dns", "kube-system",
@@ -99,11 +108,37 @@ class Pods(VirtualToHost):
             meta(n)["name"] for n in ctx.vstore(NODES).list() if (meta(n).get("labels") or {}).get(FAKE_NODE_LABEL)
         )
         namespaces = {meta(n)["name"]: dict(meta(n).get("labels") or {}) for n in ctx.vstore(NAMESPACES).list()}
+        services = self._namespace_services(ctx, meta(vobj)["namespace"], creating) if vobj is not None else ()
         return PodContext(api_service_ip=ctx.api_service_ip, dns_ip=dns_ip, host_node_names=host_nodes,
-                          fake_node_names=fake_nodes, namespace_labels=namespaces)
+                          fake_node_names=fake_nodes, namespace_labels=namespaces, services=services)
+
+    def _namespace_services(self, ctx: Context, vns: str, creating: bool) -> tuple[Obj, ...]:
+        """The virtual Services of namespace vns with their host copy's ClusterIP (the virtual Service is
+        re-created with it moments after the host copy exists). ``creating``: a Service made just before the
+        pod (the usual order) that has no host copy yet is waited for, a while."""
+        out = []
+        for vsvc in ctx.vstore(SERVICES).list():
+            vmeta = meta(vsvc)
+            if vmeta.get("namespace") != vns or not ((vsvc.get("spec") or {}).get("clusterIP") or "").strip():
+                continue
+            if (vsvc.get("spec") or {}).get("clusterIP") == "None" or (vns, vmeta["name"]) == ("default", "kubernetes"):
+                out.append(vsvc)
+                continue
+            hsvc = ctx.hstore(SERVICES).get(ctx.host_key(host_name_for("Service", vmeta["name"], vns, ctx.settings)))
+            host_ip = ((hsvc or {}).get("spec") or {}).get("clusterIP")
+            if host_ip and host_ip != "None":
+                out.append({**vsvc, "spec": {**vsvc["spec"], "clusterIP": host_ip}})
+                continue
+            created = parse_rfc3339(vmeta.get("creationTimestamp"))
+            if creating and created is not None and ctx.clock() - created < self.service_ip_wait:
+                raise Retry(f"waiting for the host copy of Service {vns}/{vmeta['name']}", 1.0)
+            out.append(vsvc)
+        return tuple(out)
 
     def to_host(self, ctx: Context, vobj: Obj) -> Obj:
-        return pods.translate_pod(vobj, ctx.settings, self.context(ctx))
+        hname = self.host_name(ctx, meta(vobj)["namespace"], meta(vobj)["name"])
+        creating = ctx.hstore(PODS).get(ctx.host_key(hname)) is None
+        return pods.translate_pod(vobj, ctx.settings, self.context(ctx, vobj, creating))
 
     def spec_patch(self, desired: Obj, actual: Obj) -> Obj | None:
         return pods.pod_spec_patch(desired, actual)
@@ -123,7 +158,11 @@ class Pods(VirtualToHost):
         super().sync(ctx, key, vobj, hobj)
 
     def create_host(self, ctx: Context, vobj: Obj, desired: Obj) -> Obj:
-        # what the pod mounts must exist on the host first
+        self._sync_references(ctx, vobj)  # what the pod mounts must exist on the host first
+        self.ensure_token(ctx, vobj)
+        return super().create_host(ctx, vobj, desired)
+
+    def _sync_references(self, ctx: Context, vobj: Obj) -> None:
         ns = meta(vobj)["namespace"]
         for name in referenced_configmaps(vobj):
             ctx.sync_now(ConfigMaps, f"{ns}/{name}")
@@ -131,8 +170,6 @@ class Pods(VirtualToHost):
             ctx.sync_now(Secrets, f"{ns}/{name}")
         for name in referenced_pvcs(vobj):
             ctx.sync_now(PersistentVolumeClaims, f"{ns}/{name}")
-        self.ensure_token(ctx, vobj)
-        return super().create_host(ctx, vobj, desired)
 
     def _host_gone(self, ctx: Context, vobj: Obj) -> bool:
         """The host pod does not exist. True: handled (do not create it)."""
@@ -166,7 +203,6 @@ class Pods(VirtualToHost):
         self._copy_status(ctx, vobj, hobj)
 
     def after_sync(self, ctx: Context, vobj: Obj, hobj: Obj) -> None:
-        self.ensure_token(ctx, vobj)
         node = (hobj.get("spec") or {}).get("nodeName")
         if node and not (vobj.get("spec") or {}).get("nodeName"):
             ctx.sync_now(Nodes, node)  # the Node must exist first, or the pod GC deletes the virtual pod
@@ -177,7 +213,29 @@ class Pods(VirtualToHost):
             except ApiError as exc:
                 if exc.status != 409:  # 409: bound already
                     raise
+            else:
+                # bound now: the token can carry the node claim (ensure_token)
+                vobj = {**vobj, "spec": {**(vobj.get("spec") or {}), "nodeName": node}}
+        self.ensure_token(ctx, vobj)
+        hobj = self._add_ephemeral_containers(ctx, vobj, hobj)
         self._copy_status(ctx, vobj, hobj)
+
+    def _add_ephemeral_containers(self, ctx: Context, vobj: Obj, hobj: Obj) -> Obj:
+        """Ephemeral containers added to the virtual pod (kubectl debug) go to the host pod through its
+        ephemeralcontainers subresource (the only way to add them); their statuses come back with the status."""
+        if not (vobj.get("spec") or {}).get("ephemeralContainers"):
+            return hobj
+        wanted = pods.host_ephemeral_containers(vobj, ctx.settings, self.context(ctx, vobj))
+        patch = pods.ephemeral_containers_patch(wanted, hobj)
+        if patch is None:
+            return hobj
+        self._sync_references(ctx, vobj)  # Secrets/ConfigMaps the new container's env names
+        hobj = ctx.host.patch(PODS, meta(hobj)["name"], patch, ctx.settings.host_namespace,
+                              subresource="ephemeralcontainers")
+        ctx.hstore(PODS).put(hobj)
+        log.info("pods %s/%s: ephemeral containers added to the host pod", meta(vobj)["namespace"],
+                 meta(vobj)["name"])
+        return hobj
 
     def _copy_status(self, ctx: Context, vobj: Obj, hobj: Obj) -> None:
         patch = pods.pod_status_patch(hobj, vobj)
@@ -193,6 +251,7 @@ class Pods(VirtualToHost):
 
     def _cleanup(self, ctx: Context, namespace: str, name: str) -> None:
         """The virtual pod is gone or its host pod deleted: remove its token Secret."""
+        self._token_nodes.pop(f"{namespace}/{name}", None)
         secret = token_secret_name(name, namespace, ctx.settings)
         if ctx.hstore(SECRETS).get(ctx.host_key(secret)) is not None:
             ctx.host.delete(SECRETS, secret, ctx.settings.host_namespace)
@@ -201,25 +260,37 @@ class Pods(VirtualToHost):
     # -- the service account token
 
     def ensure_token(self, ctx: Context, vobj: Obj) -> None:
-        if not pods.wants_token(vobj):
+        """The token Secret of a pod that mounts service account tokens: one token per projection's audience and
+        lifetime (pods.token_requests), renewed before it expires and once the virtual pod is bound to a node
+        (the virtual API server then adds the node claim, kubernetes.io.node.name, as for a kubelet's token)."""
+        requests = pods.token_requests(vobj)
+        if not requests:
             return
         vmeta = meta(vobj)
+        key = f"{vmeta['namespace']}/{vmeta['name']}"
+        node = (vobj.get("spec") or {}).get("nodeName") or ""
         name = token_secret_name(vmeta["name"], vmeta["namespace"], ctx.settings)
         existing = ctx.hstore(SECRETS).get(ctx.host_key(name))
         now = ctx.clock()
         if existing is not None:
             ann = meta(existing).get("annotations") or {}
             expires = parse_rfc3339(ann.get(ANN_TOKEN_EXPIRATION))
-            lifetime = pods.TOKEN_EXPIRATION_SECONDS
+            lifetime = min(r["spec"]["expirationSeconds"] for r in requests.values())
             margin = lifetime * self.token_refresh_fraction
-            if ann.get(ANN_UID) == vmeta.get("uid") and expires and expires - now > margin:
-                ctx.enqueue(Pods, f"{vmeta['namespace']}/{vmeta['name']}", expires - now - margin + 1)
+            if (ann.get(ANN_UID) == vmeta.get("uid") and expires and expires - now > margin
+                    and set(requests) <= set(existing.get("data") or {}) and self._token_node(key, existing) == node):
+                ctx.enqueue(Pods, key, expires - now - margin + 1)
                 return
-        response = ctx.virtual.post_subresource(SERVICEACCOUNTS, pods.service_account_of(vobj), vmeta["namespace"],
-                                                "token", pods.token_request(vobj))
-        status = response.get("status") or {}
-        body = pods.token_secret(vobj, status["token"], ctx.virtual_ca_pem, status.get("expirationTimestamp", ""),
-                                 ctx.settings)
+        tokens: dict[str, str] = {}
+        expirations: list[str] = []
+        for data_key, request in requests.items():
+            response = ctx.virtual.post_subresource(SERVICEACCOUNTS, pods.service_account_of(vobj),
+                                                    vmeta["namespace"], "token", request)
+            status = response.get("status") or {}
+            tokens[data_key] = status["token"]
+            expirations.append(status.get("expirationTimestamp", ""))
+        expiration = min(expirations, key=lambda e: parse_rfc3339(e) or 0.0)
+        body = pods.token_secret(vobj, tokens, ctx.virtual_ca_pem, expiration, ctx.settings)
         if existing is None:
             try:
                 created = ctx.host.create(SECRETS, body)
@@ -229,4 +300,32 @@ class Pods(VirtualToHost):
             created = ctx.host.patch(SECRETS, name, {"metadata": {"annotations": meta(body)["annotations"]},
                                                      "data": body["data"]}, ctx.settings.host_namespace)
         ctx.hstore(SECRETS).put(created)
-        log.info("pods %s/%s: token secret %s refreshed", vmeta["namespace"], vmeta["name"], name)
+        self._token_nodes[key] = node
+        log.info("pods %s: token secret %s refreshed%s", key, name, f" (node {node})" if node else "")
+        if existing is not None:
+            self._nudge_kubelet(ctx, vobj, expiration)
+
+    def _token_node(self, key: str, secret: Obj) -> str:
+        """The node the Secret's token was requested for: remembered, or (after a restart) its node claim."""
+        if key not in self._token_nodes:
+            try:
+                token = base64.b64decode((secret.get("data") or {}).get("token") or "").decode("utf-8", "replace")
+            except (ValueError, binascii.Error):
+                token = ""
+            self._token_nodes[key] = pods.token_node(token) or ""
+        return self._token_nodes[key]
+
+    def _nudge_kubelet(self, ctx: Context, vobj: Obj, expiration: str) -> None:
+        """The host kubelet rewrites a mounted Secret's files on its next sync of the pod (up to a minute or
+        more away); a change to the host pod makes that sync (and the remount) happen now."""
+        hname = self.host_name(ctx, meta(vobj)["namespace"], meta(vobj)["name"])
+        if ctx.hstore(PODS).get(ctx.host_key(hname)) is None:
+            return
+        try:
+            hobj = ctx.host.patch(PODS, hname, {"metadata": {"annotations": {ANN_TOKEN_EXPIRATION: expiration}}},
+                                  ctx.settings.host_namespace)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            return
+        ctx.hstore(PODS).put(hobj)

@@ -7,7 +7,10 @@ is dropped or rewritten says why next to the code.
 from __future__ import annotations
 
 import base64
+import binascii
 import copy
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +39,8 @@ from .settings import PodContext, TranslatorSettings
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 TOKEN_EXPIRATION_SECONDS = 3600
+#: expirationSeconds of the kube-api-access-* projection the ServiceAccount admission injects
+ADMISSION_TOKEN_SECONDS = 3607
 
 _LABEL_FIELD = re.compile(r"^metadata\.labels\['(.+)'\]$")
 
@@ -102,8 +107,10 @@ def _translate_projected(volume: dict[str, Any], vns: str, token_secret: str, se
         if "serviceAccountToken" in source:
             # The host kubelet would mint a *host* token. The syncer asks the virtual API server for a
             # token of the virtual service account, bound to the virtual pod, and keeps it in a Secret.
+            # Each audience/lifetime has its own token (and key) in that Secret (see token_key).
             path = source["serviceAccountToken"].get("path") or "token"
-            source = {"secret": {"name": token_secret, "items": [{"key": "token", "path": path}]}}
+            key = token_key(source["serviceAccountToken"])
+            source = {"secret": {"name": token_secret, "items": [{"key": key, "path": path}]}}
         elif token_projection and (source.get("configMap") or {}).get("name") == ROOT_CA_CONFIGMAP:
             # kube-root-ca.crt next to a token is the CA for that token's API server: the virtual one's,
             # which the token Secret carries.
@@ -168,24 +175,78 @@ def _translate_volumes(spec: dict[str, Any], vpod: Mapping[str, Any], token_secr
 
 # ---------------------------------------------------------------- containers
 
+def _env_name(name: str) -> str:
+    return name.replace("-", "_").upper()
+
+
+def _has_cluster_ip(service: Mapping[str, Any]) -> bool:
+    ip = (service.get("spec") or {}).get("clusterIP")
+    return bool(ip) and ip != "None"
+
+
+def service_link_env(service: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The variables the kubelet makes for one Service (k8s.io/kubernetes pkg/kubelet/envvars FromServices):
+    FOO_SERVICE_HOST, FOO_SERVICE_PORT, FOO_SERVICE_PORT_<NAME> per named port, and the Docker-link ones
+    FOO_PORT, FOO_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]. None for a Service without a ClusterIP."""
+    spec = service.get("spec") or {}
+    ports = spec.get("ports") or []
+    if not _has_cluster_ip(service) or not ports:
+        return []
+    ip = spec["clusterIP"]
+    prefix = _env_name(service["metadata"]["name"])
+    out = [(f"{prefix}_SERVICE_HOST", ip), (f"{prefix}_SERVICE_PORT", str(ports[0].get("port")))]
+    out += [(f"{prefix}_SERVICE_PORT_{_env_name(p['name'])}", str(p.get("port"))) for p in ports if p.get("name")]
+    host = f"[{ip}]" if ":" in ip else ip  # net.JoinHostPort
+    for index, port in enumerate(ports):
+        protocol = port.get("protocol") or "TCP"
+        url = f"{protocol.lower()}://{host}:{port.get('port')}"
+        if index == 0:
+            out.append((f"{prefix}_PORT", url))
+        port_prefix = f"{prefix}_PORT_{port.get('port')}_{protocol.upper()}"
+        out += [(port_prefix, url), (f"{port_prefix}_PROTO", protocol.lower()),
+                (f"{port_prefix}_PORT", str(port.get("port"))), (f"{port_prefix}_ADDR", ip)]
+    return [{"name": name, "value": value} for name, value in out]
+
+
+def _api_service(api_ip: str) -> dict[str, Any]:
+    """The virtual default/kubernetes Service as the pods see it: Service R's ClusterIP, port 443 "https"."""
+    return {"metadata": {"name": "kubernetes", "namespace": "default"},
+            "spec": {"clusterIP": api_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}}
+
+
 def api_server_env(api_ip: str) -> list[dict[str, str]]:
     """In-cluster clients find "their" API server through these: make them reach the virtual one.
 
     The kubelet injects the *host* API server here; explicit container env wins over injected values.
     """
-    return [
-        {"name": "KUBERNETES_SERVICE_HOST", "value": api_ip},
-        {"name": "KUBERNETES_SERVICE_PORT", "value": "443"},
-        {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": "443"},
-        {"name": "KUBERNETES_PORT", "value": f"tcp://{api_ip}:443"},
-        {"name": "KUBERNETES_PORT_443_TCP", "value": f"tcp://{api_ip}:443"},
-        {"name": "KUBERNETES_PORT_443_TCP_PROTO", "value": "tcp"},
-        {"name": "KUBERNETES_PORT_443_TCP_PORT", "value": "443"},
-        {"name": "KUBERNETES_PORT_443_TCP_ADDR", "value": api_ip},
-    ]
+    return service_link_env(_api_service(api_ip))
 
 
-def _translate_container(container: dict[str, Any], vns: str, api_ip: str, settings: TranslatorSettings) -> None:
+def service_env(vpod: Mapping[str, Any], ctx: PodContext) -> list[dict[str, str]]:
+    """The service environment the kubelet would give a container of this pod in the virtual cluster.
+
+    The kubelet's rule (getServiceEnvVarMap): the master Service default/kubernetes always; with
+    enableServiceLinks true or unset, every Service of the pod's namespace that has a ClusterIP too (a
+    Service named kubernetes there replaces the master one). The host kubelet would compute them from the
+    host Services of N (translated names, other namespaces' Services), so the host pod has
+    enableServiceLinks false and gets these as explicit env instead. Sorted by name (a stable host spec).
+    """
+    vns = vpod["metadata"]["namespace"]
+    by_name: dict[str, Mapping[str, Any]] = {"kubernetes": _api_service(ctx.api_service_ip)}
+    if (vpod.get("spec") or {}).get("enableServiceLinks") is not False:
+        for service in ctx.services:
+            smeta = service.get("metadata") or {}
+            if smeta.get("namespace", vns) != vns or not _has_cluster_ip(service):
+                continue
+            if vns == "default" and smeta.get("name") == "kubernetes":
+                continue  # the master Service itself: Service R's ClusterIP, above
+            by_name[smeta["name"]] = service
+    env = {var["name"]: var for service in by_name.values() for var in service_link_env(service)}
+    return [env[name] for name in sorted(env)]
+
+
+def _translate_container(container: dict[str, Any], vns: str, base_env: list[dict[str, str]],
+                         settings: TranslatorSettings) -> None:
     env = []
     for var in container.get("env") or []:
         var = copy.deepcopy(var)
@@ -197,9 +258,10 @@ def _translate_container(container: dict[str, Any], vns: str, api_ip: str, setti
             source["secretKeyRef"]["name"] = host_name_for("Secret", source["secretKeyRef"]["name"], vns, settings)
         _rewrite_field_ref(source, settings)
         env.append(var)
-    # Ours first: a user's own KUBERNETES_SERVICE_HOST later in the list still wins.
+    # Ours first, so $(FOO_SERVICE_HOST) in the user's env resolves as the kubelet would resolve it; a name
+    # the user sets is left out (the user's value wins, as over the kubelet's injected variables).
     user_names = {v.get("name") for v in env}
-    container["env"] = [v for v in api_server_env(api_ip) if v["name"] not in user_names] + env
+    container["env"] = [v for v in base_env if v["name"] not in user_names] + env
     for env_from in container.get("envFrom") or []:
         if env_from.get("configMapRef", {}).get("name"):
             env_from["configMapRef"]["name"] = host_name_for("ConfigMap", env_from["configMapRef"]["name"], vns,
@@ -342,24 +404,29 @@ def translate_pod(vpod: Mapping[str, Any], settings: TranslatorSettings, ctx: Po
     spec["automountServiceAccountToken"] = False
 
     _translate_volumes(spec, vpod, token_secret, settings)
+    # Ephemeral containers cannot be part of a create; they are added through the ephemeralcontainers
+    # subresource later (host_ephemeral_containers, ephemeral_containers_patch).
+    spec.pop("ephemeralContainers", None)
+    base_env = service_env(vpod, ctx)
     for field in CONTAINER_FIELDS:
         for container in spec.get(field) or []:
-            _translate_container(container, vns, ctx.api_service_ip, settings)
-    # Ephemeral containers cannot be part of a create; they are added through a subresource later.
-    spec.pop("ephemeralContainers", None)
+            _translate_container(container, vns, base_env, settings)
     for pull in spec.get("imagePullSecrets") or []:
         if pull.get("name"):
             pull["name"] = host_name_for("Secret", pull["name"], vns, settings)
 
     # The virtual Services' environment variables (FOO_SERVICE_HOST...) would be computed from host
-    # Services in N (translated names, other namespaces' Services): wrong names and values.
+    # Services in N (translated names, other namespaces' Services): wrong names and values. The virtual
+    # ones are explicit env instead (service_env).
     spec["enableServiceLinks"] = False
     # kubernetes.default.svc must reach the virtual API server, also before/without the virtual DNS.
-    # (Host-network pods share the node's /etc/hosts; they are left alone.)
+    # (Host-network pods share the node's /etc/hosts; they are left alone.) The short name "kubernetes"
+    # resolves only in namespace default, as through cluster DNS (search path <ns>.svc...).
     if not spec.get("hostNetwork"):
         aliases = [a for a in spec.get("hostAliases") or [] if a.get("ip") != ctx.api_service_ip]
         svc = "kubernetes.default.svc"
-        names = ["kubernetes", "kubernetes.default", svc, f"{svc}.{settings.cluster_domain}"]
+        names = ["kubernetes"] if vns == "default" else []
+        names += ["kubernetes.default", svc, f"{svc}.{settings.cluster_domain}"]
         aliases.append({"ip": ctx.api_service_ip, "hostnames": names})
         spec["hostAliases"] = aliases
     # The pod's hostname is its virtual name (the host pod's name is the translated one).
@@ -388,6 +455,32 @@ def translate_pod(vpod: Mapping[str, Any], settings: TranslatorSettings, ctx: Po
         ),
         "spec": spec,
     }
+
+
+# ---------------------------------------------------------------- ephemeral containers
+
+def host_ephemeral_containers(vpod: Mapping[str, Any], settings: TranslatorSettings,
+                              ctx: PodContext) -> list[dict[str, Any]]:
+    """The virtual pod's ephemeral containers (kubectl debug) as the host pod needs them: env, envFrom and
+    service environment translated like the other containers'; volume mounts name the same volumes."""
+    vns = vpod["metadata"]["namespace"]
+    base_env = service_env(vpod, ctx)
+    out = []
+    for container in (vpod.get("spec") or {}).get("ephemeralContainers") or []:
+        container = copy.deepcopy(container)
+        _translate_container(container, vns, base_env, settings)
+        out.append(container)
+    return out
+
+
+def ephemeral_containers_patch(wanted: list[dict[str, Any]], host_pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Merge-patch for the host pod's ephemeralcontainers subresource (None: nothing to add). Ephemeral
+    containers can only be added, never changed or removed: the host's own list is sent back unchanged,
+    followed by the virtual ones it does not have yet."""
+    have = list((host_pod.get("spec") or {}).get("ephemeralContainers") or [])
+    names = {c.get("name") for c in have}
+    added = [c for c in wanted if c.get("name") not in names]
+    return {"spec": {"ephemeralContainers": have + added}} if added else None
 
 
 # ---------------------------------------------------------------- updates and status
@@ -452,17 +545,59 @@ def binding(vpod: Mapping[str, Any], node_name: str) -> dict[str, Any]:
     }
 
 
-def token_request(vpod: Mapping[str, Any], expiration_seconds: int = TOKEN_EXPIRATION_SECONDS) -> dict[str, Any]:
+def token_key(projection: Mapping[str, Any]) -> str:
+    """The token Secret's key for one serviceAccountToken projection: "token" for the API server's own
+    audience and the admission's default lifetime (kube-api-access-*), else one key per audience+lifetime."""
+    audience = projection.get("audience") or ""
+    seconds = projection.get("expirationSeconds")
+    if not audience and seconds in (None, TOKEN_EXPIRATION_SECONDS, ADMISSION_TOKEN_SECONDS):
+        return "token"
+    return "token-" + hashlib.sha256(f"{audience}\n{seconds or ''}".encode()).hexdigest()[:10]
+
+
+def token_request(vpod: Mapping[str, Any], expiration_seconds: int = TOKEN_EXPIRATION_SECONDS,
+                  audience: str | None = None) -> dict[str, Any]:
     """TokenRequest for the virtual pod's service account, bound to the virtual pod (dies with it)."""
     meta = vpod["metadata"]
-    return {
-        "apiVersion": "authentication.k8s.io/v1",
-        "kind": "TokenRequest",
-        "spec": {
-            "expirationSeconds": expiration_seconds,
-            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta.get("uid")},
-        },
+    spec: dict[str, Any] = {
+        "expirationSeconds": expiration_seconds,
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta.get("uid")},
     }
+    if audience:
+        spec["audiences"] = [audience]
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+
+
+def token_requests(vpod: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Token Secret key -> the TokenRequest for it: one per distinct audience/lifetime among the pod's
+    serviceAccountToken projections, each with its own audience and expirationSeconds, as the kubelet asks."""
+    out: dict[str, dict[str, Any]] = {}
+    for volume in (vpod.get("spec") or {}).get("volumes") or []:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            projection = source.get("serviceAccountToken")
+            if projection is None:
+                continue
+            key = token_key(projection)
+            if key in out:
+                continue
+            seconds = TOKEN_EXPIRATION_SECONDS if key == "token" else int(
+                projection.get("expirationSeconds") or TOKEN_EXPIRATION_SECONDS)
+            out[key] = token_request(vpod, seconds, projection.get("audience") or None)
+    return out
+
+
+def token_node(token: str) -> str | None:
+    """The node a service account token is bound to (claim kubernetes.io.node.name); None if it has none or is
+    not a JWT. The virtual API server adds it to tokens requested for a pod bound to a node."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    node = ((payload.get("kubernetes.io") or {}) if isinstance(payload, dict) else {}).get("node") or {}
+    return node.get("name") if isinstance(node, dict) else None
 
 
 def service_account_of(vpod: Mapping[str, Any]) -> str:
@@ -474,9 +609,10 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def token_secret(vpod: Mapping[str, Any], token: str, ca_pem: str, expiration: str,
+def token_secret(vpod: Mapping[str, Any], tokens: Mapping[str, str], ca_pem: str, expiration: str,
                  settings: TranslatorSettings) -> dict[str, Any]:
-    """The host Secret the host pod mounts at /var/run/secrets/kubernetes.io/serviceaccount."""
+    """The host Secret the host pod mounts at /var/run/secrets/kubernetes.io/serviceaccount (and wherever it
+    projects other tokens). ``tokens``: key (token_key) -> token; ``expiration``: the earliest one's."""
     meta = vpod["metadata"]
     return {
         "apiVersion": "v1",
@@ -487,6 +623,7 @@ def token_secret(vpod: Mapping[str, Any], token: str, ca_pem: str, expiration: s
             KIND_TOKEN_SECRET, token_secret_name(meta["name"], meta["namespace"], settings), settings,
             extra_annotations={ANN_TOKEN_EXPIRATION: expiration},
         ),
-        "data": {"token": _b64(token), "ca.crt": _b64(ca_pem), "namespace": _b64(meta["namespace"])},
+        "data": {**{key: _b64(token) for key, token in tokens.items()},
+                 "ca.crt": _b64(ca_pem), "namespace": _b64(meta["namespace"])},
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,6 @@ class PodContext:
     fake_node_names: frozenset[str] = frozenset()  # virtual nodes that are fake (label vcluster.loft.sh/fake-node)
     # virtual namespace -> its labels; needed to resolve namespaceSelectors in pod affinity terms
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # virtual Services of the pod's namespace (spec.clusterIP = the host copy's), for the service environment
+    # variables the kubelet would inject (FOO_SERVICE_HOST...); see pods.service_env
+    services: tuple[Mapping[str, Any], ...] = ()

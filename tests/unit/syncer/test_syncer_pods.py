@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -21,10 +22,17 @@ from vcluster_syncer.translate.metadata import (
 from vcluster_syncer.translate.names import translate_label_key
 from vcluster_syncer.translate.pods import (
     binding,
+    ephemeral_containers_patch,
+    host_ephemeral_containers,
     pod_spec_patch,
     pod_status_patch,
     rewrite_field_path,
+    service_env,
+    service_link_env,
+    token_key,
+    token_node,
     token_request,
+    token_requests,
     token_secret,
     translate_pod,
     wants_token,
@@ -179,12 +187,78 @@ def test_token_request_and_secret() -> None:
     req = token_request(vpod)
     assert req["kind"] == "TokenRequest"
     assert req["spec"]["boundObjectRef"] == {"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": "uid-web"}
-    secret = token_secret(vpod, "TOKEN", "CA", "2030-01-01T00:00:00Z", SETTINGS)
+    secret = token_secret(vpod, {"token": "TOKEN"}, "CA", "2030-01-01T00:00:00Z", SETTINGS)
     assert secret["metadata"]["name"] == "web-sa-token-x-team-x-vc"
     assert secret["metadata"]["namespace"] == "host-ns"
     assert secret["metadata"]["annotations"][ANN_TOKEN_EXPIRATION] == "2030-01-01T00:00:00Z"
     decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert decoded == {"token": "TOKEN", "ca.crt": "CA", "namespace": "team"}
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+@pytest.mark.parametrize(
+    ("token", "node"),
+    [
+        (jwt({"kubernetes.io": {"namespace": "team", "node": {"name": "node1", "uid": "u"}, "pod": {"name": "web"}}}),
+         "node1"),
+        (jwt({"kubernetes.io": {"namespace": "team", "pod": {"name": "web"}}}), None),  # requested before binding
+        ("not-a-jwt", None),
+        ("a.!!!.c", None),
+    ],
+)
+def test_token_node(token: str, node: str | None) -> None:
+    assert token_node(token) == node
+
+
+@pytest.mark.parametrize(
+    ("projection", "key"),
+    [
+        ({"expirationSeconds": 3607, "path": "token"}, "token"),  # kube-api-access-* (admission)
+        ({"path": "token"}, "token"),
+        ({"expirationSeconds": 3600, "path": "t"}, "token"),
+        ({"audience": "oidc-discovery-test", "expirationSeconds": 600, "path": "t"},
+         token_key({"audience": "oidc-discovery-test", "expirationSeconds": 600})),
+    ],
+)
+def test_token_key(projection: dict[str, Any], key: str) -> None:
+    assert token_key(projection) == key
+
+
+def test_custom_audience_projection_gets_its_own_token() -> None:
+    """OIDC discovery spec: a projected token with its own audience and lifetime is not the default token."""
+    custom = {"name": "oidc", "projected": {"sources": [
+        {"serviceAccountToken": {"audience": "oidc-discovery-test", "expirationSeconds": 600, "path": "token"}}]}}
+    other = {"name": "vault", "projected": {"sources": [
+        {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 7200, "path": "vault-token"}}]}}
+    vpod = pod(spec={"containers": [c()], "volumes": [token_volume(), custom, other]})
+    requests = token_requests(vpod)
+    oidc_key = token_key(custom["projected"]["sources"][0]["serviceAccountToken"])
+    vault_key = token_key(other["projected"]["sources"][0]["serviceAccountToken"])
+    assert len({"token", oidc_key, vault_key}) == 3
+    assert set(requests) == {"token", oidc_key, vault_key}
+    assert "audiences" not in requests["token"]["spec"] and requests["token"]["spec"]["expirationSeconds"] == 3600
+    assert requests[oidc_key]["spec"]["audiences"] == ["oidc-discovery-test"]
+    assert requests[oidc_key]["spec"]["expirationSeconds"] == 600
+    assert requests[vault_key]["spec"]["audiences"] == ["vault"]
+    assert requests[vault_key]["spec"]["expirationSeconds"] == 7200
+    for request in requests.values():
+        assert request["spec"]["boundObjectRef"]["name"] == "web"
+    volumes = translate_pod(vpod, SETTINGS, CTX)["spec"]["volumes"]
+    assert volumes[1]["projected"]["sources"] == [
+        {"secret": {"name": "web-sa-token-x-team-x-vc", "items": [{"key": oidc_key, "path": "token"}]}}]
+    assert volumes[2]["projected"]["sources"] == [
+        {"secret": {"name": "web-sa-token-x-team-x-vc", "items": [{"key": vault_key, "path": "vault-token"}]}}]
+    secret = token_secret(vpod, {"token": "A", oidc_key: "B"}, "CA", "2030-01-01T00:00:00Z", SETTINGS)
+    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == {
+        "token": "A", oidc_key: "B", "ca.crt": "CA", "namespace": "team"}
+
+
+def test_no_token_requests_without_projection() -> None:
+    assert token_requests(pod()) == {}
 
 
 # ------------------------------------------------------------ API server env and aliases
@@ -197,8 +271,20 @@ def test_kubernetes_service_env_points_at_vcluster_service() -> None:
         assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.50"
         assert env["KUBERNETES_SERVICE_PORT"] == "443"
     assert out["containers"][0]["env"][-1] == {"name": "X", "value": "1"}
-    assert {"ip": "10.96.0.50", "hostnames": ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
+    # the short name "kubernetes" resolves only in namespace default (as through cluster DNS)
+    assert {"ip": "10.96.0.50", "hostnames": ["kubernetes.default", "kubernetes.default.svc",
                                               "kubernetes.default.svc.cluster.local"]} in out["hostAliases"]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "short_name"),
+    [("default", True), ("team", False), ("kube-system", False)],
+)
+def test_short_kubernetes_alias_only_in_default(namespace: str, short_name: bool) -> None:
+    aliases = translate_pod(pod(namespace=namespace), SETTINGS, CTX)["spec"]["hostAliases"]
+    names = [n for a in aliases for n in a["hostnames"]]
+    assert ("kubernetes" in names) is short_name
+    assert "kubernetes.default.svc.cluster.local" in names
 
 
 def test_user_kubernetes_env_is_kept() -> None:
@@ -256,6 +342,108 @@ def test_annotations_copy_only_when_read() -> None:
 
 def test_enable_service_links_off() -> None:
     assert host({"containers": [c()], "enableServiceLinks": True})["spec"]["enableServiceLinks"] is False
+
+
+def svc(name: str, ip: str = "10.96.0.7", namespace: str = "team", ports: list[dict[str, Any]] | None = None
+        ) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace},
+            "spec": {"clusterIP": ip, "ports": ports if ports is not None else [{"port": 8765}]}}
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        # the conformance spec's fooservice: one unnamed TCP port
+        (svc("fooservice", ports=[{"port": 8765, "targetPort": 8080}]), {
+            "FOOSERVICE_SERVICE_HOST": "10.96.0.7", "FOOSERVICE_SERVICE_PORT": "8765",
+            "FOOSERVICE_PORT": "tcp://10.96.0.7:8765", "FOOSERVICE_PORT_8765_TCP": "tcp://10.96.0.7:8765",
+            "FOOSERVICE_PORT_8765_TCP_PROTO": "tcp", "FOOSERVICE_PORT_8765_TCP_PORT": "8765",
+            "FOOSERVICE_PORT_8765_TCP_ADDR": "10.96.0.7"}),
+        # dashes become underscores; named ports get _SERVICE_PORT_<NAME>; the first port is FOO_PORT
+        (svc("my-db", ports=[{"name": "sql", "port": 5432}, {"name": "metrics-udp", "port": 9000, "protocol": "UDP"}]),
+         {"MY_DB_SERVICE_HOST": "10.96.0.7", "MY_DB_SERVICE_PORT": "5432", "MY_DB_SERVICE_PORT_SQL": "5432",
+          "MY_DB_SERVICE_PORT_METRICS_UDP": "9000", "MY_DB_PORT": "tcp://10.96.0.7:5432",
+          "MY_DB_PORT_5432_TCP": "tcp://10.96.0.7:5432", "MY_DB_PORT_5432_TCP_PROTO": "tcp",
+          "MY_DB_PORT_5432_TCP_PORT": "5432", "MY_DB_PORT_5432_TCP_ADDR": "10.96.0.7",
+          "MY_DB_PORT_9000_UDP": "udp://10.96.0.7:9000", "MY_DB_PORT_9000_UDP_PROTO": "udp",
+          "MY_DB_PORT_9000_UDP_PORT": "9000", "MY_DB_PORT_9000_UDP_ADDR": "10.96.0.7"}),
+        (svc("v6", ip="fd00::7", ports=[{"port": 80}]), {
+            "V6_SERVICE_HOST": "fd00::7", "V6_SERVICE_PORT": "80", "V6_PORT": "tcp://[fd00::7]:80",
+            "V6_PORT_80_TCP": "tcp://[fd00::7]:80", "V6_PORT_80_TCP_PROTO": "tcp", "V6_PORT_80_TCP_PORT": "80",
+            "V6_PORT_80_TCP_ADDR": "fd00::7"}),
+        (svc("headless", ip="None"), {}),  # no ClusterIP: no variables
+        ({"metadata": {"name": "ext", "namespace": "team"}, "spec": {"type": "ExternalName",
+                                                                     "externalName": "example.com"}}, {}),
+    ],
+)
+def test_service_link_env_as_the_kubelet(service: dict[str, Any], expected: dict[str, str]) -> None:
+    assert {e["name"]: e["value"] for e in service_link_env(service)} == expected
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+@pytest.mark.parametrize(
+    ("namespace", "links", "services", "present", "absent"),
+    [
+        # same namespace, links unset (= true): the Service's variables, and always the master Service's
+        ("team", None, [svc("fooservice")], {"FOOSERVICE_SERVICE_HOST": "10.96.0.7",
+                                             "KUBERNETES_SERVICE_HOST": "10.96.0.50"}, set()),
+        ("team", True, [svc("fooservice")], {"FOOSERVICE_SERVICE_HOST": "10.96.0.7"}, set()),
+        # enableServiceLinks false: only KUBERNETES_*
+        ("team", False, [svc("fooservice")], {"KUBERNETES_SERVICE_HOST": "10.96.0.50"}, {"FOOSERVICE_SERVICE_HOST"}),
+        # other namespaces' Services and Services without a ClusterIP do not count
+        ("team", None, [svc("other", namespace="other"), svc("headless", ip="None"), svc("pending", ip="")],
+         {"KUBERNETES_SERVICE_HOST": "10.96.0.50"}, {"OTHER_SERVICE_HOST", "HEADLESS_SERVICE_HOST",
+                                                     "PENDING_SERVICE_HOST"}),
+        # a Service named kubernetes in the pod's namespace replaces the master one (kubelet rule), whole
+        ("team", None, [svc("kubernetes", ip="10.96.0.9", ports=[{"port": 80}])],
+         {"KUBERNETES_SERVICE_HOST": "10.96.0.9", "KUBERNETES_PORT_80_TCP_PORT": "80"},
+         {"KUBERNETES_SERVICE_PORT_HTTPS", "KUBERNETES_PORT_443_TCP"}),
+        # in default, the virtual default/kubernetes Service is the master one: Service R's IP
+        ("default", None, [svc("kubernetes", ip="10.96.1.1", namespace="default", ports=[{"port": 443}])],
+         {"KUBERNETES_SERVICE_HOST": "10.96.0.50", "KUBERNETES_SERVICE_PORT_HTTPS": "443"}, set()),
+    ],
+)
+def test_service_env(namespace: str, links: bool | None, services: list[dict[str, Any]],
+                     present: dict[str, str], absent: set[str]) -> None:
+    spec: dict[str, Any] = {"containers": [c()], "initContainers": [c(name="init")]}
+    if links is not None:
+        spec["enableServiceLinks"] = links
+    ctx = replace(CTX, services=tuple(services))
+    out = translate_pod(pod(namespace=namespace, spec=spec), SETTINGS, ctx)["spec"]
+    assert out["enableServiceLinks"] is False  # the host kubelet adds nothing of N's
+    for container in out["containers"] + out["initContainers"]:
+        env = env_of(container)
+        assert {k: env.get(k) for k in present} == present
+        assert not absent & set(env)
+
+
+def test_service_env_before_user_env_and_user_wins() -> None:
+    """Before the container's own variables, so $(FOOSERVICE_SERVICE_HOST) expands; a user's variable of the
+    same name replaces the injected one (the kubelet's injected values never override the user's)."""
+    user = [{"name": "URL", "value": "http://$(FOOSERVICE_SERVICE_HOST):8765"},
+            {"name": "FOOSERVICE_SERVICE_PORT", "value": "mine"}]
+    ctx = replace(CTX, services=(svc("fooservice"),))
+    env = translate_pod(pod(spec={"containers": [c(env=user)]}), SETTINGS, ctx)["spec"]["containers"][0]["env"]
+    names = [e["name"] for e in env]
+    assert names.index("FOOSERVICE_SERVICE_HOST") < names.index("URL")
+    assert env[-2:] == user
+    assert names.count("FOOSERVICE_SERVICE_PORT") == 1
+    assert names == sorted(names[:-2]) + ["URL", "FOOSERVICE_SERVICE_PORT"]  # injected ones sorted (stable)
+
+
+def test_service_env_is_exactly_the_kubelets() -> None:
+    ctx = replace(CTX, services=(svc("fooservice"),))
+    env = env_of(translate_pod(pod(), SETTINGS, ctx)["spec"]["containers"][0])
+    assert env == {e["name"]: e["value"] for e in service_env(pod(), ctx)}
+    assert set(env) == {
+        "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBERNETES_SERVICE_PORT_HTTPS", "KUBERNETES_PORT",
+        "KUBERNETES_PORT_443_TCP", "KUBERNETES_PORT_443_TCP_PROTO", "KUBERNETES_PORT_443_TCP_PORT",
+        "KUBERNETES_PORT_443_TCP_ADDR", "FOOSERVICE_SERVICE_HOST", "FOOSERVICE_SERVICE_PORT", "FOOSERVICE_PORT",
+        "FOOSERVICE_PORT_8765_TCP", "FOOSERVICE_PORT_8765_TCP_PROTO", "FOOSERVICE_PORT_8765_TCP_PORT",
+        "FOOSERVICE_PORT_8765_TCP_ADDR"}
 
 
 DNS_CTX = replace(CTX, dns_ip="10.96.0.99")
@@ -382,6 +570,53 @@ def test_translation_is_pure() -> None:
     before = repr(vpod)
     assert translate_pod(vpod, SETTINGS, CTX) == translate_pod(vpod, SETTINGS, CTX)
     assert repr(vpod) == before
+
+
+# ------------------------------------------------------------ ephemeral containers
+
+DEBUG = {"name": "debugger", "image": "busybox", "targetContainerName": "c", "stdin": True, "tty": True,
+         "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "p"}}}],
+         "envFrom": [{"configMapRef": {"name": "cfg"}}],
+         "volumeMounts": [{"name": "kube-api-access-abcde",
+                           "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}
+
+
+def test_ephemeral_containers_translated_like_containers() -> None:
+    ctx = replace(CTX, services=(svc("fooservice"),))
+    vpod = pod(spec={"containers": [c()], "volumes": [token_volume()], "ephemeralContainers": [DEBUG]})
+    assert "ephemeralContainers" not in translate_pod(vpod, SETTINGS, ctx)["spec"]  # not allowed on create
+    [out] = host_ephemeral_containers(vpod, SETTINGS, ctx)
+    assert out["name"] == "debugger" and out["targetContainerName"] == "c"
+    assert out["volumeMounts"] == DEBUG["volumeMounts"]
+    assert out["envFrom"] == [{"configMapRef": {"name": "cfg-x-team-x-vc"}}]
+    assert out["env"][-1] == {"name": "P", "valueFrom": {"secretKeyRef": {"name": "pw-x-team-x-vc", "key": "p"}}}
+    env = env_of(out)
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.50" and env["FOOSERVICE_SERVICE_HOST"] == "10.96.0.7"
+    assert DEBUG["envFrom"] == [{"configMapRef": {"name": "cfg"}}]  # the virtual pod is not modified
+
+
+@pytest.mark.parametrize(
+    ("wanted", "have", "expected"),
+    [
+        ([], [], None),
+        ([{"name": "a"}], [], [{"name": "a"}]),
+        # the host's own entries are sent back as they are (they are immutable), new ones appended
+        ([{"name": "a", "image": "new"}, {"name": "b"}], [{"name": "a", "image": "old"}],
+         [{"name": "a", "image": "old"}, {"name": "b"}]),
+        ([{"name": "a"}], [{"name": "a", "image": "x"}], None),
+    ],
+)
+def test_ephemeral_containers_patch(wanted: list[dict[str, Any]], have: list[dict[str, Any]],
+                                    expected: list[dict[str, Any]] | None) -> None:
+    patch = ephemeral_containers_patch(wanted, {"spec": {"containers": [c()], "ephemeralContainers": have}})
+    assert patch == (None if expected is None else {"spec": {"ephemeralContainers": expected}})
+
+
+def test_ephemeral_container_statuses_flow_back() -> None:
+    statuses = [{"name": "debugger", "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}}]
+    patch = pod_status_patch({"status": {"phase": "Running", "ephemeralContainerStatuses": statuses}},
+                             pod(status={"phase": "Running"}))
+    assert patch == {"status": {"phase": "Running", "ephemeralContainerStatuses": statuses}}
 
 
 # ------------------------------------------------------------ updates and status
