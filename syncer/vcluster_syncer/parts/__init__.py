@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..translate.settings import TranslatorSettings
 from .base import Part, VirtualToHost
 from .configmaps import ConfigMaps
-from .endpoints import Endpoints
+from .endpoints import Endpoints, KubernetesEndpoints
 from .events import Events
 from .networkpolicies import NetworkPolicies
 from .nodes import Nodes
@@ -20,14 +20,15 @@ from .services import Services
 from .storageclasses import StorageClasses
 
 __all__ = [
-    "ConfigMaps", "Endpoints", "Events", "NetworkPolicies", "Nodes", "Part", "PersistentVolumeClaims", "Pods",
-    "Secrets", "Services", "StorageClasses", "VirtualToHost", "default_parts",
+    "ConfigMaps", "Endpoints", "Events", "KubernetesEndpoints", "NetworkPolicies", "Nodes", "Part",
+    "PersistentVolumeClaims", "Pods", "Secrets", "Services", "StorageClasses", "VirtualToHost", "default_parts",
 ]
 
 
 def default_parts(settings: TranslatorSettings) -> list[Part]:
     """The parts a syncer with these settings runs."""
-    parts: list[Part] = [Services(), Endpoints(), ConfigMaps(), Secrets(), PersistentVolumeClaims(), Pods(), Nodes()]
+    parts: list[Part] = [Services(), Endpoints(), KubernetesEndpoints(), ConfigMaps(), Secrets(),
+                         PersistentVolumeClaims(), Pods(), Nodes()]
     if settings.sync_events:
         parts.append(Events())
     if settings.sync_network_policies:

@@ -1,12 +1,36 @@
-"""Endpoints of selector-less Services (the host's endpoints controller makes the others)."""
+"""Endpoints of selector-less Services (the host's endpoints controller makes the others), and the virtual
+cluster's own Endpoints and EndpointSlice ``default/kubernetes`` (apiendpoints.py), never copied."""
 
 from __future__ import annotations
 
-from ..context import VIRTUAL, Context
-from ..kube import ENDPOINTS, SERVICES
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .. import apiendpoints, contract
+from ..context import VIRTUAL, Context, UnknownPart
+from ..kube import ENDPOINTS, PODS, SERVICES, AlreadyExists, Kind
 from ..translate import services
+from ..translate.metadata import virtual_ref
 from ..translate.names import host_name_for
-from .base import Obj, VirtualToHost, meta
+from .base import Obj, Part, VirtualToHost, meta, split_key
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+#: label the host's endpoints controller (v1.33+) puts on the Endpoints it makes for a Service with a selector
+HOST_CONTROLLER_LABEL = "endpoints.kubernetes.io/managed-by"
+HOST_CONTROLLER = "endpoint-controller"
+
+
+def made_by_host_controller(hobj: Mapping[str, Any]) -> bool:
+    """Host Endpoints the host's endpoints controller made for the host copy of a Service with a selector.
+
+    They have the host Service's name (= the name our copy would have) and its labels, ``managed-by=R``
+    included (the controller copies the Service's labels), so the syncer's label-filtered host informer sees
+    them; but they carry none of the syncer's object annotations."""
+    labels = (hobj.get("metadata") or {}).get("labels") or {}
+    return virtual_ref(hobj) is None and labels.get(HOST_CONTROLLER_LABEL) == HOST_CONTROLLER
 
 
 class Endpoints(VirtualToHost):
@@ -30,3 +54,96 @@ class Endpoints(VirtualToHost):
 
     def spec_patch(self, desired: Obj, actual: Obj) -> Obj | None:
         return services.endpoints_patch(desired, actual)
+
+    def reconcile(self, ctx: Context, key: str) -> None:
+        # Every virtual Endpoints and Service event comes here, also those of Services with a selector, whose
+        # host Endpoints belong to the host's endpoints controller: nothing to do for them, and nothing to
+        # warn about (the generic reconcile would call them "someone else's object" on every event).
+        hname = self.host_name(ctx, *split_key(key))
+        hobj = ctx.hstore(self.kind).get(ctx.host_key(hname))
+        if hobj is not None and made_by_host_controller(hobj):
+            vobj = ctx.vstore(self.kind).get(key)
+            if vobj is None or meta(vobj).get("deletionTimestamp") or not self.wanted(ctx, vobj):
+                return
+            # The Service lost its selector: the host controller leaves its last Endpoints behind, and ours
+            # (the user's addresses) take their place.
+            log.info("%s %s: replacing the host endpoints controller's %s with the virtual Endpoints",
+                     self.name, key, hname)
+            ctx.host.delete(self.kind, hname, ctx.settings.host_namespace, uid=meta(hobj).get("uid"))
+            ctx.hstore(self.kind).remove(ctx.host_key(hname))
+        super().reconcile(ctx, key)
+
+
+class KubernetesEndpoints(Part):
+    """Keeps the virtual Endpoints and EndpointSlice ``default/kubernetes`` naming pod R-0 (apiendpoints.py):
+    written at start, put back on any change or deletion. One key, ``default/kubernetes``."""
+
+    name = "kubernetes-endpoints"
+
+    def __init__(self) -> None:
+        self.pod_ip = ""  # of pod R-0: fixed for the pod's lifetime, which is this syncer's
+        self.warned = False  # that pod R-0 has no IP (only outside a real cluster): once
+
+    def setup(self, ctx: Context) -> None:
+        cls = type(self)
+
+        def on_change(key: str, old: Obj | None, new: Obj | None) -> None:
+            if key == apiendpoints.KEY:
+                ctx.enqueue(cls, key)
+
+        # the Service too: re-created with Service R's ClusterIP, its Endpoints may go with the old one
+        for kind in (ENDPOINTS, apiendpoints.ENDPOINTSLICES, SERVICES):
+            ctx.informer(VIRTUAL, kind).add_handler(on_change)
+
+    def keys(self, ctx: Context) -> set[str]:
+        return {apiendpoints.KEY}
+
+    def _pod_ip(self, ctx: Context) -> str:
+        if not self.pod_ip:
+            name = contract.control_plane_pod(ctx.settings.vcluster_name)
+            self.pod_ip = apiendpoints.pod_ip(ctx.host.get(PODS, name, ctx.settings.host_namespace))
+        return self.pod_ip
+
+    def reconcile(self, ctx: Context, key: str) -> None:
+        if key != apiendpoints.KEY:
+            return
+        ip = self._pod_ip(ctx)
+        if not ip:
+            (log.debug if self.warned else log.warning)(
+                "%s: pod %s has no IP in %s; default/kubernetes Endpoints not written", self.name,
+                contract.control_plane_pod(ctx.settings.vcluster_name), ctx.settings.host_namespace)
+            self.warned = True
+            return
+        # The Service first: when it is re-created with Service R's ClusterIP, the controller-manager's
+        # endpoints controller deletes the Endpoints of the deleted one (we would put them back, but later).
+        vsvc = ctx.vstore(SERVICES).get(key)
+        if vsvc is not None and ctx.api_service_ip and (vsvc.get("spec") or {}).get("clusterIP") != ctx.api_service_ip:
+            try:
+                ctx.sync_now(Services, key)
+            except UnknownPart:
+                pass
+        for kind, desired in apiendpoints.manifests(ip):
+            self._apply(ctx, kind, desired)
+
+    def _apply(self, ctx: Context, kind: Kind, desired: Obj) -> None:
+        name, namespace = desired["metadata"]["name"], desired["metadata"]["namespace"]
+        store = ctx.vstore(kind)
+        actual = store.get(f"{namespace}/{name}")
+        if actual is not None and apiendpoints.needs_recreate(desired, actual):
+            ctx.virtual.delete(kind, name, namespace, uid=meta(actual).get("uid"))
+            store.remove(f"{namespace}/{name}")
+            actual = None
+        if actual is None:
+            try:
+                store.put(ctx.virtual.create(kind, desired))
+                log.info("%s: created %s %s/%s", self.name, kind.kind, namespace, name)
+                return
+            except AlreadyExists:  # the store lags behind
+                actual = ctx.virtual.get(kind, name, namespace)
+                if actual is None:
+                    raise
+        patch = apiendpoints.update_patch(desired, actual)
+        if patch:
+            store.put(ctx.virtual.patch(kind, name, patch, namespace))
+            log.info("%s: updated %s %s/%s", self.name, kind.kind, namespace, name)
+
