@@ -7,10 +7,10 @@ same name labelled ``kubernetes.io/service-name=kubernetes``). The virtual API s
 the syncer already owns the rest of ``default/kubernetes`` (the Service gets the ClusterIP of host Service
 ``R``, see parts/services.py). So the syncer writes them (parts/endpoints.py ``KubernetesEndpoints``):
 
-- the address is the IP of pod ``R-0`` (``status.podIP`` on the host) and the port ``contract.API_PORT``
-  (6443, name ``https``, TCP): exactly what the host's Endpoints of Service ``R`` list, i.e. where the
-  virtual ``kubernetes`` ClusterIP (= ``R``'s) really leads, and what the API server's own reconciler would
-  advertise (the pod's IP, its secure port);
+- the address is the IP of pod ``R-0`` (the syncer's own: the source address towards Service ``R``) and the
+  port ``contract.API_PORT`` (6443, name ``https``, TCP): exactly what the host's Endpoints of Service ``R``
+  list, i.e. where the virtual ``kubernetes`` ClusterIP (= ``R``'s) really leads, and what the API server's
+  own reconciler would advertise (the pod's IP, its secure port);
 - the Endpoints carry ``skip-mirror=true`` so the virtual controller-manager's EndpointSliceMirroring
   controller does not make a second slice of them, and the EndpointSlice carries
   ``endpointslice.kubernetes.io/managed-by`` = ``MANAGED_BY`` so neither the EndpointSlice controller nor the
@@ -44,11 +44,6 @@ LABEL_SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 #: our value of LABEL_SLICE_MANAGED_BY (the controllers' are endpointslice-controller.k8s.io and
 #: endpointslicemirroring-controller.k8s.io)
 MANAGED_BY = f"vcluster-syncer.{contract.PLUGIN_DOMAIN}"
-
-
-def pod_ip(pod: Mapping[str, Any] | None) -> str:
-    """The primary IP of pod R-0 ("" while it has none): the address the host's Endpoints of Service R name."""
-    return str(((pod or {}).get("status") or {}).get("podIP") or "")
 
 
 def address_type(ip: str) -> str:

@@ -4,12 +4,13 @@ cluster's own Endpoints and EndpointSlice ``default/kubernetes`` (apiendpoints.p
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import apiendpoints, contract
 from ..context import VIRTUAL, Context, UnknownPart
-from ..kube import ENDPOINTS, PODS, SERVICES, AlreadyExists, Kind
+from ..coredns import own_ip
+from ..kube import ENDPOINTS, SERVICES, AlreadyExists, Kind
 from ..translate import services
 from ..translate.metadata import virtual_ref
 from ..translate.names import host_name_for
@@ -74,15 +75,29 @@ class Endpoints(VirtualToHost):
         super().reconcile(ctx, key)
 
 
+def own_address(ctx: Context) -> str:
+    """The IP of pod R-0, in which the syncer runs: the source address towards Service R's ClusterIP (a UDP
+    connect sends nothing). Known from the first moment, unlike the pod's ``status.podIP``, which the kubelet
+    may post seconds after the containers started; the same address (the e2e test compares them)."""
+    if not ctx.api_service_ip:
+        return ""
+    try:
+        return own_ip(ctx.api_service_ip, contract.SERVICE_PORT)
+    except OSError as exc:
+        log.debug("kubernetes-endpoints: no route to %s: %s", ctx.api_service_ip, exc)
+        return ""
+
+
 class KubernetesEndpoints(Part):
     """Keeps the virtual Endpoints and EndpointSlice ``default/kubernetes`` naming pod R-0 (apiendpoints.py):
     written at start, put back on any change or deletion. One key, ``default/kubernetes``."""
 
     name = "kubernetes-endpoints"
 
-    def __init__(self) -> None:
-        self.pod_ip = ""  # of pod R-0: fixed for the pod's lifetime, which is this syncer's
-        self.warned = False  # that pod R-0 has no IP (only outside a real cluster): once
+    def __init__(self, address: Callable[[Context], str] = own_address) -> None:
+        self.address = address  # of pod R-0 (own_address; tests give one)
+        self.pod_ip = ""  # fixed for the pod's lifetime, which is this syncer's
+        self.warned = False  # that it is unknown (only outside a pod): once
 
     def setup(self, ctx: Context) -> None:
         cls = type(self)
@@ -98,20 +113,15 @@ class KubernetesEndpoints(Part):
     def keys(self, ctx: Context) -> set[str]:
         return {apiendpoints.KEY}
 
-    def _pod_ip(self, ctx: Context) -> str:
-        if not self.pod_ip:
-            name = contract.control_plane_pod(ctx.settings.vcluster_name)
-            self.pod_ip = apiendpoints.pod_ip(ctx.host.get(PODS, name, ctx.settings.host_namespace))
-        return self.pod_ip
-
     def reconcile(self, ctx: Context, key: str) -> None:
         if key != apiendpoints.KEY:
             return
-        ip = self._pod_ip(ctx)
+        self.pod_ip = self.pod_ip or self.address(ctx)
+        ip = self.pod_ip
         if not ip:
             (log.debug if self.warned else log.warning)(
-                "%s: pod %s has no IP in %s; default/kubernetes Endpoints not written", self.name,
-                contract.control_plane_pod(ctx.settings.vcluster_name), ctx.settings.host_namespace)
+                "%s: the address of pod %s is not known; default/kubernetes Endpoints not written", self.name,
+                contract.control_plane_pod(ctx.settings.vcluster_name))
             self.warned = True
             return
         # The Service first: when it is re-created with Service R's ClusterIP, the controller-manager's

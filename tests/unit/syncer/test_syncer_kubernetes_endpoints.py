@@ -6,14 +6,23 @@ from __future__ import annotations
 
 import copy
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from test_syncer_loop import N, World
 from vcluster_syncer import apiendpoints, contract
 from vcluster_syncer.apiendpoints import ENDPOINTSLICES
-from vcluster_syncer.kube import ENDPOINTS, PODS, SERVICES
-from vcluster_syncer.parts.endpoints import HOST_CONTROLLER, HOST_CONTROLLER_LABEL, made_by_host_controller
+from vcluster_syncer.kube import ENDPOINTS, SERVICES
+from vcluster_syncer.parts import default_parts
+from vcluster_syncer.parts.endpoints import (
+    HOST_CONTROLLER,
+    HOST_CONTROLLER_LABEL,
+    KubernetesEndpoints,
+    made_by_host_controller,
+    own_address,
+)
+from vcluster_syncer.syncer import Syncer
 from vcluster_syncer.translate.metadata import virtual_ref
 
 IP = "10.244.0.7"
@@ -25,14 +34,12 @@ def by_kind(ip: str = IP) -> dict[str, dict[str, Any]]:
 
 # ------------------------------------------------------------------ pure functions
 
-@pytest.mark.parametrize(("pod", "ip"), [
-    ({"status": {"podIP": IP, "podIPs": [{"ip": IP}]}}, IP),
-    ({"status": {"phase": "Pending"}}, ""),
-    ({}, ""),
-    (None, ""),
+@pytest.mark.parametrize(("api_service_ip", "address"), [
+    ("127.0.0.1", "127.0.0.1"),  # the source address the kernel picks towards that IP (in R-0: the pod's IP)
+    ("", ""),  # no Service R known (not in a pod): nothing is written
 ])
-def test_pod_ip(pod: dict[str, Any] | None, ip: str) -> None:
-    assert apiendpoints.pod_ip(pod) == ip
+def test_own_address(api_service_ip: str, address: str) -> None:
+    assert own_address(SimpleNamespace(api_service_ip=api_service_ip)) == address  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("ip", "family"), [(IP, "IPv4"), ("fd00:10:244::7", "IPv6")])
@@ -152,12 +159,24 @@ def test_made_by_host_controller(labels: dict[str, str], annotations: dict[str, 
 
 # ------------------------------------------------------------------ the loop: a virtual and a host API server
 
+class PodWorld(World):
+    """World whose syncer runs in a pod R-0 with IP ``ip`` (the address source is the one thing faked)."""
+
+    def __init__(self, ip: str = IP) -> None:
+        self.ip = ip
+        super().__init__()
+
+    def new_syncer(self) -> Syncer:
+        syncer = Syncer(self.settings, self.virtual, self.host, virtual_ca_pem="VIRTUAL-CA",
+                        api_service_ip=self.api_ip, clock=self.clock)
+        for part in default_parts(self.settings):
+            syncer.add_part(KubernetesEndpoints(address=lambda ctx: self.ip)
+                            if isinstance(part, KubernetesEndpoints) else part)
+        return syncer
+
+
 def world_with_pod(ip: str = IP) -> World:
-    w = World()
-    w.host.create(PODS, {"metadata": {"name": contract.control_plane_pod("vc"), "namespace": N},
-                         "spec": {"containers": [{"name": "syncer", "image": "x"}]}})
-    w.host.patch(PODS, contract.control_plane_pod("vc"), {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}, N,
-                 subresource="status")
+    w = PodWorld(ip)
     # what the virtual API server makes at start (the syncer gives it Service R's ClusterIP)
     w.virtual.create(SERVICES, {"metadata": {"name": "kubernetes", "namespace": "default"},
                                 "spec": {"clusterIP": "10.96.1.1", "ports": [{"name": "https", "port": 443,
@@ -225,10 +244,19 @@ def test_slice_of_the_other_family_is_recreated() -> None:
     assert_points_at_pod(w)
 
 
-def test_without_the_pods_ip_nothing_is_written() -> None:
-    w = World()
-    w.sync()
+def test_without_the_pods_address_nothing_is_written(caplog: pytest.LogCaptureFixture) -> None:
+    w = PodWorld("")
+    with caplog.at_level(logging.WARNING, logger="vcluster_syncer"):
+        w.sync()
+        w.syncer.enqueue_all()
+        w.syncer.drain()
     assert virtual_pair(w) == (None, None)
+    assert len([r for r in caplog.records if "not known" in r.getMessage()]) == 1  # said once
+
+
+def test_the_default_part_finds_its_own_address() -> None:
+    [part] = [p for p in default_parts(World().settings) if isinstance(p, KubernetesEndpoints)]
+    assert part.address is own_address
 
 
 # ------------------------------------------------------------------ Endpoints of Services with a selector
