@@ -124,16 +124,28 @@ class KubernetesEndpoints(Part):
                 contract.control_plane_pod(ctx.settings.vcluster_name))
             self.warned = True
             return
-        # The Service first: when it is re-created with Service R's ClusterIP, the controller-manager's
-        # endpoints controller deletes the Endpoints of the deleted one (we would put them back, but later).
-        vsvc = ctx.vstore(SERVICES).get(key)
-        if vsvc is not None and ctx.api_service_ip and (vsvc.get("spec") or {}).get("clusterIP") != ctx.api_service_ip:
+        # The Service first, with Service R's ClusterIP: re-creating it (the API server makes it with another)
+        # lets the controller-manager's endpoints controller delete the Endpoints of the deleted one. Written
+        # before, they would be gone for a moment (put back on the event); so wait for the Service (the API
+        # server makes it at start; its events bring this key back).
+        if not self._service_ready(ctx, key):
+            return
+        for kind, desired in apiendpoints.manifests(ip):
+            self._apply(ctx, kind, desired)
+
+    def _service_ready(self, ctx: Context, key: str) -> bool:
+        if not ctx.api_service_ip:
+            return True  # nothing to wait for (not in a pod)
+
+        def ip() -> str | None:
+            return ((ctx.vstore(SERVICES).get(key) or {}).get("spec") or {}).get("clusterIP")
+
+        if ip() not in (None, ctx.api_service_ip):
             try:
                 ctx.sync_now(Services, key)
             except UnknownPart:
-                pass
-        for kind, desired in apiendpoints.manifests(ip):
-            self._apply(ctx, kind, desired)
+                return True  # no Services part: the Service is not ours to wait for
+        return ip() == ctx.api_service_ip
 
     def _apply(self, ctx: Context, kind: Kind, desired: Obj) -> None:
         name, namespace = desired["metadata"]["name"], desired["metadata"]["namespace"]

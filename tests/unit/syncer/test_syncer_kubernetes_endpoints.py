@@ -254,6 +254,21 @@ def test_without_the_pods_address_nothing_is_written(caplog: pytest.LogCaptureFi
     assert len([r for r in caplog.records if "not known" in r.getMessage()]) == 1  # said once
 
 
+def test_written_once_the_service_has_service_rs_cluster_ip() -> None:
+    """Not before: re-creating the Service lets the endpoints controller delete the old one's Endpoints."""
+    w = PodWorld()
+    w.sync()
+    assert virtual_pair(w) == (None, None)  # the API server has not made default/kubernetes yet
+    w.virtual.create(SERVICES, {"metadata": {"name": "kubernetes", "namespace": "default"},
+                                "spec": {"clusterIP": "10.96.1.1", "ports": [{"name": "https", "port": 443}]}})
+    w.sync()
+    assert_points_at_pod(w)
+    svc_writes = [e for e in w.virtual.log if e[1] == "services" and e[3]["metadata"]["name"] == "kubernetes"]
+    eps_writes = [e for e in w.virtual.log if e[1] == "endpoints" and e[3]["metadata"]["name"] == "kubernetes"]
+    assert eps_writes[0][0] > svc_writes[-1][0]  # after the re-creation
+    assert [e[2] for e in eps_writes] == ["ADDED"]
+
+
 def test_the_default_part_finds_its_own_address() -> None:
     [part] = [p for p in default_parts(World().settings) if isinstance(p, KubernetesEndpoints)]
     assert part.address is own_address
