@@ -47,14 +47,11 @@ READ = ["get", "list", "watch"]
 #: chart/templates/rbac.yaml, rule by rule: (apiGroups, resources, verbs)
 SYNCER_ROLE_RULES = [
     ([""], ["pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims"], ALL),
-    (["discovery.k8s.io"], ["endpointslices"], ALL),
     (["networking.k8s.io"], ["networkpolicies"], ALL),
     ([""], ["pods/status", "pods/ephemeralcontainers"], ["get", "update", "patch"]),
     ([""], ["pods/log"], READ),
     ([""], ["pods/exec", "pods/portforward", "pods/attach"], ["get", "create"]),
     ([""], ["events"], READ),
-    (["events.k8s.io"], ["events"], READ),
-    ([""], ["serviceaccounts"], READ),
 ]
 
 # Runs in the virtual pod: every credential it can see, against every API server address it is given.
