@@ -99,3 +99,39 @@ class Sides:
         self.hstorage = client.StorageV1Api(host_api)
         self.hnet = client.NetworkingV1Api(host_api)
         self.hrbac = client.RbacAuthorizationV1Api(host_api)
+
+    def namespace(self, prefix: str) -> str:
+        """A fresh virtual namespace ``<prefix>-<suffix>``."""
+        name = f"{prefix}-{suffix()}"
+        self.vcore.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        return name
+
+    def diagnose(self, ns: str | None = None) -> Callable[[], str]:
+        """What to print when a wait fails: the cluster's diagnostics, host events, and the virtual pods and
+        events of ``ns``."""
+        def run() -> str:
+            out = [self.vc.diagnostics(), f"host events in {self.hns}:", events_text(self.hcore, self.hns)]
+            if ns:
+                for p in self.vcore.list_namespaced_pod(ns).items:
+                    out.append(f"virtual pod {ns}/{p.metadata.name}: {p.status.phase} node={p.spec.node_name} "
+                               f"{p.status.container_statuses}")
+                out.append(f"virtual events in {ns}:\n{events_text(self.vcore, ns)}")
+            return "\n".join(out)
+        return run
+
+    def run_to_completion(self, ns: str, body: client.V1Pod, timeout: float = 240) -> str:
+        """Runs a pod (restartPolicy Never, container ``main``) until it finishes; its logs through the *virtual*
+        API. Must succeed."""
+        name = body.metadata.name
+        self.vcore.create_namespaced_pod(ns, body)
+
+        def finished() -> str | None:
+            phase = self.vcore.read_namespaced_pod(name, ns).status.phase
+            return phase if phase in ("Succeeded", "Failed") else None
+
+        phase = wait(f"virtual pod {ns}/{name} finished", finished, timeout=timeout, every=2,
+                     diagnose=self.diagnose(ns))
+        logs = wait(f"logs of virtual pod {ns}/{name}",
+                    lambda: self.vcore.read_namespaced_pod_log(name, ns, container="main") or "(empty)", timeout=60)
+        assert phase == "Succeeded", f"pod {ns}/{name} {phase}; output:\n{logs}"
+        return logs

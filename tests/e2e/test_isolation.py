@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from pytest_vcluster import Host, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, create_vcluster, events_text, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, create_vcluster, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -96,38 +96,10 @@ class Env(Sides):
         self.workload_account = f"vc-workload-{self.release}"
         self.hauthz = client.AuthorizationV1Api(host_api)
 
-    def namespace(self, prefix: str) -> str:
-        name = f"{prefix}-{suffix()}"
-        self.vcore.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-        return name
-
-    def diagnose(self, ns: str | None = None) -> Callable[[], str]:
-        def run() -> str:
-            out = [self.vc.diagnostics(), f"host events in {self.hns}:", events_text(self.hcore, self.hns)]
-            if ns:
-                out.append(f"virtual events in {ns}:\n{events_text(self.vcore, ns)}")
-            return "\n".join(out)
-        return run
-
     def host_pod(self, ns: str, name: str) -> client.V1Pod:
         hname = self.vc.host_name("Pod", name, ns)
         return wait(f"host copy of pod {ns}/{name}", lambda: self.hcore.read_namespaced_pod(hname, self.hns),
                     timeout=120, diagnose=self.diagnose(ns))
-
-    def run_to_completion(self, ns: str, body: client.V1Pod, timeout: float = 240) -> str:
-        name = body.metadata.name
-        self.vcore.create_namespaced_pod(ns, body)
-
-        def finished() -> str | None:
-            phase = self.vcore.read_namespaced_pod(name, ns).status.phase
-            return phase if phase in ("Succeeded", "Failed") else None
-
-        phase = wait(f"virtual pod {ns}/{name} finished", finished, timeout=timeout, every=2,
-                     diagnose=self.diagnose(ns))
-        logs = wait(f"logs of virtual pod {ns}/{name}",
-                    lambda: self.vcore.read_namespaced_pod_log(name, ns, container="main") or "(empty)", timeout=60)
-        assert phase == "Succeeded", f"pod {ns}/{name} {phase}; output:\n{logs}"
-        return logs
 
     def can(self, verb: str, resource: str, namespace: str | None = None, group: str = "") -> bool:
         """SubjectAccessReview on the host for the syncer's ServiceAccount."""

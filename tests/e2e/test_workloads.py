@@ -22,7 +22,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from pytest_vcluster.vcluster import CLUSTER_SCOPED_LABEL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, create_vcluster, events_text, gone, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, create_vcluster, gone, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -74,22 +74,6 @@ def pod(name: str, *containers: client.V1Container, restart_policy: str = "Alway
 class Env(Sides):
     """A virtual cluster seen from both sides, with namespaces and diagnostics for workload tests."""
 
-    def namespace(self, prefix: str) -> str:
-        name = f"{prefix}-{suffix()}"
-        self.vcore.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-        return name
-
-    def diagnose(self, ns: str | None = None) -> Callable[[], str]:
-        def run() -> str:
-            out = [self.vc.diagnostics(), f"host events in {self.hns}:", events_text(self.hcore, self.hns)]
-            if ns:
-                for p in self.vcore.list_namespaced_pod(ns).items:
-                    out.append(f"virtual pod {ns}/{p.metadata.name}: {p.status.phase} node={p.spec.node_name} "
-                               f"{p.status.container_statuses}")
-                out.append(f"virtual events in {ns}:\n{events_text(self.vcore, ns)}")
-            return "\n".join(out)
-        return run
-
     def running(self, ns: str, name: str) -> bool:
         p = self.vcore.read_namespaced_pod(name, ns)
         return (p.status.phase == "Running" and bool(p.spec.node_name) and bool(p.status.container_statuses)
@@ -99,22 +83,6 @@ class Env(Sides):
         wait(f"virtual pod {ns}/{name} Running, ready and bound", lambda: self.running(ns, name), timeout=timeout,
              every=2, diagnose=self.diagnose(ns))
         return self.vcore.read_namespaced_pod(name, ns)
-
-    def run_to_completion(self, ns: str, body: client.V1Pod, timeout: float = 240) -> str:
-        """Runs a pod (restartPolicy Never) until it finishes; its logs through the *virtual* API. Must succeed."""
-        name = body.metadata.name
-        self.vcore.create_namespaced_pod(ns, body)
-
-        def finished() -> str | None:
-            phase = self.vcore.read_namespaced_pod(name, ns).status.phase
-            return phase if phase in ("Succeeded", "Failed") else None
-
-        phase = wait(f"virtual pod {ns}/{name} finished", finished, timeout=timeout, every=2,
-                     diagnose=self.diagnose(ns))
-        logs = wait(f"logs of virtual pod {ns}/{name}",
-                    lambda: self.vcore.read_namespaced_pod_log(name, ns, container="main") or "(empty)", timeout=60)
-        assert phase == "Succeeded", f"pod {ns}/{name} {phase}; output:\n{logs}"
-        return logs
 
     def host_nodes(self) -> list[client.V1Node]:
         return client.CoreV1Api(self.vc.host.api_client).list_node().items
