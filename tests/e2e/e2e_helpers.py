@@ -81,6 +81,24 @@ def events_text(core: client.CoreV1Api, ns: str) -> str:
                      for e in core.list_namespaced_event(ns).items)
 
 
+def widget_crd(group: str) -> client.V1CustomResourceDefinition:
+    """CRD ``widgets.<group>`` (namespaced, kind Widget, v1, any fields): the custom resource of the e2e tests."""
+    return client.V1CustomResourceDefinition(
+        metadata=client.V1ObjectMeta(name=f"widgets.{group}"),
+        spec=client.V1CustomResourceDefinitionSpec(
+            group=group, scope="Namespaced",
+            names=client.V1CustomResourceDefinitionNames(plural="widgets", singular="widget", kind="Widget"),
+            versions=[client.V1CustomResourceDefinitionVersion(
+                name="v1", served=True, storage=True,
+                schema=client.V1CustomResourceValidation(open_apiv3_schema=client.V1JSONSchemaProps(
+                    type="object", x_kubernetes_preserve_unknown_fields=True)))]))
+
+
+def crd_established(ext: client.ApiextensionsV1Api, name: str) -> bool:
+    conditions = ext.read_custom_resource_definition(name).status.conditions or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
 class Sides:
     """A virtual cluster seen from both sides: its API (``v*``) and the host (``h*``, namespace ``hns``).
 

@@ -38,7 +38,17 @@ from pytest_vcluster._contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, create_vcluster, events_text, gone, namespace_exists, suffix, wait  # noqa: E402
+from e2e_helpers import (  # noqa: E402
+    Sides,
+    crd_established,
+    create_vcluster,
+    events_text,
+    gone,
+    namespace_exists,
+    suffix,
+    wait,
+    widget_crd,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -197,19 +207,10 @@ def _workload(env: Env) -> None:
     env.vcore.create_namespaced_service(NS, client.V1Service(
         metadata=client.V1ObjectMeta(name="web"),
         spec=client.V1ServiceSpec(selector=labels, ports=[client.V1ServicePort(port=8080, target_port=8080)])))
-    env.vext.create_custom_resource_definition(client.V1CustomResourceDefinition(
-        metadata=client.V1ObjectMeta(name=f"widgets.{GROUP}"),
-        spec=client.V1CustomResourceDefinitionSpec(
-            group=GROUP, scope="Namespaced",
-            names=client.V1CustomResourceDefinitionNames(plural="widgets", singular="widget", kind="Widget"),
-            versions=[client.V1CustomResourceDefinitionVersion(
-                name="v1", served=True, storage=True,
-                schema=client.V1CustomResourceValidation(open_apiv3_schema=client.V1JSONSchemaProps(
-                    type="object", x_kubernetes_preserve_unknown_fields=True)))])))
+    env.vext.create_custom_resource_definition(widget_crd(GROUP))
 
     def established() -> bool:
-        crd = env.vext.read_custom_resource_definition(f"widgets.{GROUP}")
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+        return crd_established(env.vext, f"widgets.{GROUP}")
 
     wait("CRD widgets established", established, timeout=120)
     wait("Widget kind served", lambda: env.vcustom.list_namespaced_custom_object(GROUP, "v1", NS, "widgets")

@@ -35,7 +35,7 @@ from pytest_vcluster import Host, ImageError, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, create_vcluster, events_text, gone, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, crd_established, create_vcluster, events_text, gone, suffix, wait, widget_crd  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -522,19 +522,10 @@ def test_crd_custom_object_and_cluster_role_stay_virtual(shared: Env, host_api: 
     group = "e2e.pytest-vcluster.io"
     crd_name = f"widgets.{group}"
     vext = client.ApiextensionsV1Api(env.vc.api_client)
-    vext.create_custom_resource_definition(client.V1CustomResourceDefinition(
-        metadata=client.V1ObjectMeta(name=crd_name),
-        spec=client.V1CustomResourceDefinitionSpec(
-            group=group, scope="Namespaced",
-            names=client.V1CustomResourceDefinitionNames(plural="widgets", singular="widget", kind="Widget"),
-            versions=[client.V1CustomResourceDefinitionVersion(
-                name="v1", served=True, storage=True,
-                schema=client.V1CustomResourceValidation(open_apiv3_schema=client.V1JSONSchemaProps(
-                    type="object", x_kubernetes_preserve_unknown_fields=True)))])))
+    vext.create_custom_resource_definition(widget_crd(group))
 
     def established() -> bool:
-        conditions = vext.read_custom_resource_definition(crd_name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
+        return crd_established(vext, crd_name)
 
     wait(f"CRD {crd_name} Established in the virtual cluster", established, timeout=120)
     vcustom = client.CustomObjectsApi(env.vc.api_client)
