@@ -311,3 +311,73 @@ def test_relay_host_unreachable() -> None:
         assert data.startswith(b"HTTP/1.1 502 ")
     finally:
         server.stop()
+
+
+# -- chunked logs: the terminator in a TLS record of its own (pods/log over websockets)
+
+class ChunkedLogHost(FakeHost):
+    """Answers pods/log like the host API server: chunked, last data chunk and terminator in one write."""
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"9\r\nline-one\n\r\n9\r\nline-two\n\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+
+def test_is_chunked() -> None:
+    assert kubelet.is_chunked(b"HTTP/1.1 200 OK\r\ntransfer-encoding:  Chunked\r\n\r\n")
+    assert not kubelet.is_chunked(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+    assert not kubelet.is_chunked(b"HTTP/1.1 200 OK\r\nX-Note: Transfer-Encoding: chunked\r\n\r\n")
+
+
+def test_relay_chunked_log_ends_in_a_record_of_its_own() -> None:
+    """Each TLS record read alone (as Go's tls.Conn does): no record holds log data and the end of the body,
+    so the API server's reader gets the data without io.EOF (its WebSocket copy drops data read with EOF)."""
+    import ssl
+
+    host = ChunkedLogHost()
+    conf = kube.Connection(f"http://127.0.0.1:{host.port}", token="host-token")
+    server = kubelet.KubeletServer(SETTINGS, kube.RawConnector(conf), port=0,
+                                   ssl_context=kubelet.server_ssl_context()).start()
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(_connect(server)) as sock:
+            sock.sendall(LOG_HEAD)
+            records = []
+            while record := sock.recv(65536):  # SSL_read: at most one record
+                records.append(record)
+    finally:
+        server.stop()
+    data = b"".join(records)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert kubelet.is_chunked(head + b"\r\n\r\n")
+    assert body == b"9\r\nline-one\n\r\n9\r\nline-two\n\r\n0\r\n\r\n"  # same chunks, same log
+    assert records[-1] == b"0\r\n\r\n"
+    assert all(b"0\r\n\r\n" not in r for r in records[:-1]), records
+
+
+def test_relay_chunked_log_cut_short_has_no_terminator() -> None:
+    """A host that goes away mid-body: the relay ends without the last chunk (the caller sees it cut)."""
+    class CutHost(FakeHost):
+        async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nline-one\n\r\n5\r\nli")
+            await writer.drain()
+            writer.close()
+
+    host = CutHost()
+    conf = kube.Connection(f"http://127.0.0.1:{host.port}", token="host-token")
+    server = kubelet.KubeletServer(SETTINGS, kube.RawConnector(conf), port=0).start()
+    try:
+        with _connect(server) as sock:
+            sock.sendall(LOG_HEAD)
+            data = _read_all(sock)
+    finally:
+        server.stop()
+    assert data.split(b"\r\n\r\n", 1)[1] == b"9\r\nline-one\n\r\n"
