@@ -285,7 +285,8 @@ def leaks(api: client.ApiClient, runs: set[str], namespaces: set[str], before: d
     found["local_path_folders"] = sorted(d for d in local_path_dirs() - before["local_path"]
                                          if any(f"_{ns}_" in d for ns in namespaces))
     found["iptables_rules"] = [r for r in iptables_lines() if any(ns in r for ns in namespaces)]
-    found["temp_dirs"] = sorted(temp_dirs() - before["temp_dirs"])
+    # work folders of VCluster handles named after the run's clusters (others' runs on the machine may add theirs)
+    found["temp_dirs"] = sorted(d for d in temp_dirs() - before["temp_dirs"] if any(ns in d for ns in namespaces))
     return found
 
 
@@ -373,7 +374,9 @@ def main() -> int:
           (f"  e.g. {kubeconfigs[:2]}" if kubeconfigs else ""))
     print(f"  machine totals before -> after (others may change them): kube-router rules "
           f"{before['kube_router_rules']} -> {after['kube_router_rules']}, iptables rules "
-          f"{before['iptables_rules']} -> {after['iptables_rules']}, ipsets {before['ipsets']} -> {after['ipsets']}")
+          f"{before['iptables_rules']} -> {after['iptables_rules']}, ipsets {before['ipsets']} -> {after['ipsets']}, "
+          f"pytest-vcluster work folders in {tempfile.gettempdir()} {len(before['temp_dirs'])} -> "
+          f"{len(after['temp_dirs'])}")
     for key, what in (("rss_kib", "worker RSS KiB"), ("fds", "open descriptors"), ("sockets", "sockets"),
                       ("threads", "threads"), ("portforward_threads", "port-forward threads")):
         print(f"  {what}, median first 20 -> last 20 cycles: {figures(records, key)}")
