@@ -264,7 +264,9 @@ class Filler:
                 if self._is_mine(ns) and _cleanup.delete_if_unchanged(core, ns):
                     with self._lock:
                         self._deleted.append(ns.metadata.name)
-            deadline = time.monotonic() + 10
+            # Join them (up to ``timeout``): a daemon thread still inside VCluster.create when the interpreter
+            # shuts down may write to stderr then, which aborts the process (SIGABRT) after a green run.
+            deadline = time.monotonic() + timeout
             for thread in threads:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for ns in _listed(core, self.key, FREE):

@@ -453,8 +453,14 @@ def test_host_events_about_synced_pods_appear_for_the_virtual_pods(plain: Env) -
     assert unhealthy.type == "Warning" and "Readiness probe failed" in unhealthy.message, unhealthy.message
     never = next(e for e in seen["missing"] if e.reason == "ErrImageNeverPull")
     assert never.type == "Warning" and "not-there" in never.message, never.message
-    assert env.vcore.read_namespaced_pod("missing", ns).status.container_statuses[0].state.waiting.reason == \
-        "ErrImageNeverPull"
+    # the status comes back on its own path (host pod status -> syncer), not with the event: wait for it
+    def waiting_reason() -> str | None:
+        statuses = env.vcore.read_namespaced_pod("missing", ns).status.container_statuses or []
+        reason = statuses[0].state.waiting.reason if statuses and statuses[0].state.waiting else None
+        return reason if reason == "ErrImageNeverPull" else None
+
+    wait("virtual pod missing waiting with ErrImageNeverPull", waiting_reason, timeout=60, every=1,
+         diagnose=env.diagnose(ns))
 
     out = subprocess.run(["kubectl", "--kubeconfig", str(env.vc.kubeconfig_path), "get", "events", "-n", ns,
                           "-o", "json"], capture_output=True, text=True, timeout=60)
