@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -73,6 +74,16 @@ def create_vcluster(host: Any, name: str, *, labels: dict[str, str], timeout: fl
     print(f"virtual cluster {name}{settings}: ready in {vc.setup_seconds:.1f}s "
           f"({', '.join(f'{k} {v:.1f}s' for k, v in vc.phase_seconds.items())})")
     return vc
+
+
+@contextmanager
+def created_vcluster(host: Any, name: str, *, labels: dict[str, str], timeout: float, **kw: Any) -> Iterator[Any]:
+    """``create_vcluster`` for a fixture: yields the cluster, then deletes it and waits until it is gone."""
+    vc = create_vcluster(host, name, labels=labels, timeout=timeout, **kw)
+    try:
+        yield vc
+    finally:
+        vc.delete(wait=True, timeout=300)
 
 
 def events_text(core: client.CoreV1Api, ns: str) -> str:

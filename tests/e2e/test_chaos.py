@@ -41,7 +41,7 @@ from _host import versions  # noqa: E402
 from e2e_helpers import (  # noqa: E402
     Sides,
     crd_established,
-    create_vcluster,
+    created_vcluster,
     events_text,
     gone,
     namespace_exists,
@@ -225,13 +225,10 @@ def _workload(env: Env) -> None:
 
 @pytest.fixture(scope="module")
 def env(host: Host, host_api: client.ApiClient) -> Iterator[Env]:
-    vc = create_vcluster(host, f"e2e-chaos-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT)
-    try:
+    with created_vcluster(host, f"e2e-chaos-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT) as vc:
         e = Env(vc, host_api)
         _workload(e)
         yield e
-    finally:
-        vc.delete(wait=True, timeout=300)
 
 
 def _resolves_and_answers(env: Env, name: str) -> str:

@@ -34,7 +34,7 @@ from pytest_vcluster import Host, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, create_vcluster, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, created_vcluster, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -159,22 +159,16 @@ def host_token_mounts(hpod: client.V1Pod) -> list[str]:
 @pytest.fixture(scope="module")
 def a(host: Host) -> Iterator[Env]:
     """Default values."""
-    vc = create_vcluster(host, f"e2e-iso-a-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT)
-    try:
+    with created_vcluster(host, f"e2e-iso-a-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT) as vc:
         yield Env(vc, host.api_client)
-    finally:
-        vc.delete(wait=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def b(host: Host) -> Iterator[Env]:
     """Node sync `all`: the one option that gives the syncer a ClusterRole (reading nodes)."""
-    vc = create_vcluster(host, f"e2e-iso-b-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT,
-                         set={"sync.fromHost.nodes.mode": "all"})
-    try:
+    with created_vcluster(host, f"e2e-iso-b-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT,
+                          set={"sync.fromHost.nodes.mode": "all"}) as vc:
         yield Env(vc, host.api_client)
-    finally:
-        vc.delete(wait=True, timeout=300)
 
 
 # ---------------------------------------------------------------------------------------------- 1. credentials

@@ -24,7 +24,7 @@ from pytest_vcluster import Host, VCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, create_vcluster, events_text, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, created_vcluster, events_text, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -85,11 +85,8 @@ def slices_view(slices: list[client.V1EndpointSlice], family: str = "IPv4") -> t
 
 @pytest.fixture(scope="module")
 def env(host: Host) -> Iterator[Env]:
-    vc = create_vcluster(host, f"e2e-kep-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT)
-    try:
+    with created_vcluster(host, f"e2e-kep-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT) as vc:
         yield Env(vc, host.api_client)
-    finally:
-        vc.delete(wait=True, timeout=300)
 
 
 def api_server_address(env: Env) -> tuple[str, int]:

@@ -34,7 +34,7 @@ from pytest_vcluster.vcluster import CLUSTER_SCOPED_LABEL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, create_vcluster, gone, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, create_vcluster, created_vcluster, gone, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -95,21 +95,15 @@ def create(host: Host, name: str, set_values: dict[str, Any] | None = None) -> V
 @pytest.fixture(scope="module")
 def plain(host: Host) -> Iterator[Env]:
     """A virtual cluster with the chart's defaults."""
-    vc = create(host, f"e2e-wl-plain-{suffix()}")
-    try:
+    with created_vcluster(host, f"e2e-wl-plain-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT) as vc:
         yield Env(vc, host.api_client)
-    finally:
-        vc.delete(wait=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def full(host: Host) -> Iterator[Env]:
     """A virtual cluster with nodes mode all, StorageClasses and NetworkPolicies synced."""
-    vc = create(host, f"e2e-wl-full-{suffix()}", ALL_ON)
-    try:
+    with created_vcluster(host, f"e2e-wl-full-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT, set=ALL_ON) as vc:
         yield Env(vc, host.api_client)
-    finally:
-        vc.delete(wait=True, timeout=300)
 
 
 # ---------------------------------------------------------------------------------------------- 1. storage
