@@ -33,3 +33,7 @@ LOCAL_PATH_IMAGE = f"docker.io/rancher/local-path-provisioner:{LOCAL_PATH_PROVIS
 PYTHON_IMAGE = "pytest-vcluster.local/python:3.11-bookworm"
 SHELL_IMAGE = "pytest-vcluster.local/busybox:1.35"
 HTTP_IMAGE = "pytest-vcluster.local/httpd:1.35"
+
+# Images hack/host serves from its local registry under upstream names (the containerd of the host
+# mirrors docker.io, registry.k8s.io and k8s.gcr.io to it): upstream name -> the image built here.
+MIRRORED_IMAGES: dict[str, str] = {}
