@@ -37,9 +37,21 @@ class GoBuild:
     # (Kubernetes' staging modules); None drops such replaces.
     staging_version: str | None = None
     tags: tuple[str, ...] = field(default=())
+    # Build the packages' test binaries (`go test -c`, one `<last element>.test` each) instead of
+    # their commands: Kubernetes' conformance suite is the test binary of k8s.io/kubernetes/test/e2e.
+    test_package: bool = False
+    # (module path, version) pairs that replace the version the wrapper's replace would otherwise
+    # name (the module proxy refuses some published staging versions).
+    module_versions: tuple[tuple[str, str], ...] = field(default=())
 
     def key(self) -> str:
-        text = json.dumps([self.module, self.version, self.packages, self.ldflags, self.tags])
+        parts: list[object] = [self.module, self.version, self.packages, self.ldflags, self.tags]
+        # Only when set, so the builds that predate these fields keep their cache folder.
+        if self.test_package:
+            parts.append({"test_package": True})
+        if self.module_versions:
+            parts.append({"module_versions": [list(mv) for mv in self.module_versions]})
+        text = json.dumps(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -115,14 +127,17 @@ def wrapper_gomod(build: GoBuild, upstream_gomod: str) -> str:
         # for the binary to behave as upstream built it.
         lines.append(f"godebug {godebug.group(1)}")
     lines += ["", f"require {build.module} {build.version}", "", "replace ("]
+    overrides = dict(build.module_versions)
     for old, old_v, new, new_v in parse_replaces(upstream_gomod):
         if new.startswith("."):
             if requires.get(old, "v0.0.0") == "v0.0.0" and build.staging_version:
-                lines.append(f"\t{old} => {old} {build.staging_version}")
+                lines.append(f"\t{old} => {old} {overrides.pop(old, build.staging_version)}")
             # Otherwise the require line already names a published version.
             continue
         left = f"{old} {old_v}" if old_v else old
-        lines.append(f"\t{left} => {new} {new_v}")
+        lines.append(f"\t{left} => {new} {overrides.pop(old, new_v)}")
+    for old, version in sorted(overrides.items()):
+        lines.append(f"\t{old} => {old} {version}")
     lines.append(")")
     return "\n".join(lines) + "\n"
 
@@ -160,17 +175,29 @@ def _go_build_locked(build: GoBuild, out: Path, stamp: Path) -> Path:
     tmp_out = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp_out, ignore_errors=True)
     tmp_out.mkdir(parents=True)
-    cmd = ["go", "build", "-trimpath", "-o", str(tmp_out) + "/"]
-    if build.ldflags:
-        cmd += ["-ldflags", build.ldflags.replace("{release_time}", release_time)]
-    if build.tags:
-        cmd += ["-tags", ",".join(build.tags)]
-    cmd += list(build.packages)
-    run(cmd, env=env, cwd=work)
+    if build.test_package:
+        # `go test -c` takes one package per -o file.
+        for pkg in build.packages:
+            cmd = ["go", "test", "-c", "-trimpath", "-o", str(tmp_out / (pkg.rsplit("/", 1)[-1] + ".test"))]
+            cmd += _flag_args(build, release_time) + [pkg]
+            run(cmd, env=env, cwd=work)
+    else:
+        cmd = ["go", "build", "-trimpath", "-o", str(tmp_out) + "/"] + _flag_args(build, release_time)
+        cmd += list(build.packages)
+        run(cmd, env=env, cwd=work)
     shutil.rmtree(out, ignore_errors=True)
     tmp_out.rename(out)
     stamp.write_text(build.version + "\n")
     return out
+
+
+def _flag_args(build: GoBuild, release_time: str) -> list[str]:
+    cmd: list[str] = []
+    if build.ldflags:
+        cmd += ["-ldflags", build.ldflags.replace("{release_time}", release_time)]
+    if build.tags:
+        cmd += ["-tags", ",".join(build.tags)]
+    return cmd
 
 
 def _kube_ldflags() -> str:
@@ -253,6 +280,55 @@ def builds() -> list[GoBuild]:
     ]
 
 
+# The ginkgo CLI at the version k8s.io/kubernetes v1.33.13's go.mod requires (its e2e.test is
+# built with that library; the CLI and the library must agree).
+GINKGO = "v2.21.0"
+# The module proxy refuses k8s.io/sample-apiserver v0.33.10-v0.33.13 (retracted/unavailable);
+# v0.33.0 carries the types the e2e suite's aggregator test uses.
+SAMPLE_APISERVER = "v0.33.0"
+
+
+def conformance_builds() -> list[GoBuild]:
+    """Kubernetes' end-to-end suite (e2e.test) and the ginkgo CLI that runs it in parallel.
+
+    Not part of builds(): only hack/conformance needs them (a cold e2e.test build is long).
+    """
+    return [
+        GoBuild(
+            name="e2e",
+            module="k8s.io/kubernetes",
+            version=versions.KUBERNETES,
+            packages=("k8s.io/kubernetes/test/e2e",),
+            ldflags=_kube_ldflags(),
+            staging_version=versions.KUBERNETES_STAGING,
+            test_package=True,
+            module_versions=(("k8s.io/sample-apiserver", SAMPLE_APISERVER),),
+        ),
+        GoBuild(
+            name="ginkgo",
+            module="github.com/onsi/ginkgo/v2",
+            version=GINKGO,
+            packages=("github.com/onsi/ginkgo/v2/ginkgo",),
+            ldflags="-s -w",
+        ),
+    ]
+
+
+def build_conformance() -> dict[str, Path]:
+    """Builds (or finds cached) e2e.test and ginkgo; returns name -> binary path."""
+    paths: dict[str, Path] = {}
+    for b in conformance_builds():
+        if cached(b):
+            folder = go_build(b)
+        else:
+            with step(f"build {b.name} {b.version}"):
+                folder = go_build(b)
+        for f in folder.iterdir():
+            if f.is_file() and os.access(f, os.X_OK):
+                paths[f.name] = f
+    return paths
+
+
 def cached(build: GoBuild) -> bool:
     return (cache_dir() / "bin" / f"{build.name}-{build.version}-{build.key()}" / ".complete").exists()
 
@@ -298,5 +374,7 @@ def link_tools(paths: dict[str, Path]) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use
-    for k, v in sorted(build_all().items()):
+    import sys
+
+    for k, v in sorted((build_conformance() if sys.argv[1:] == ["conformance"] else build_all()).items()):
         print(k, v)

@@ -1,0 +1,498 @@
+"""hack/conformance: Kubernetes' conformance suite against a virtual cluster and, as the baseline, the host.
+
+Builds ``e2e.test`` (``go test -c`` of ``k8s.io/kubernetes/test/e2e`` at the host's Kubernetes
+version) and the ``ginkgo`` CLI from the Go module proxy (cached like the host's binaries, see
+hack/_host/build.py), then for each target runs the selected specs with ``ginkgo --procs N``:
+
+* ``host``: the host cluster itself (``VCLUSTER_HOST_KUBECONFIG``), the baseline;
+* ``vcluster``: a fresh virtual cluster made with ``pytest_vcluster.VCluster.create`` (the chart's
+  default values unless ``--values``/``--set``; the syncer image of this checkout), deleted at the
+  end, also on failure, Ctrl-C or SIGTERM.
+
+Each target's JUnit file (the framework's ``junit_01.xml``) is kept under ``--report-dir``. Printed:
+per-step timings, each spec's result on the host and in the virtual cluster, a summary line per
+target, and the first failure line of each spec that fails only in the virtual cluster.
+
+Exit status: 1 if a spec fails in the virtual cluster that passed on the host (with ``--target
+vcluster`` or ``host``: any failure), 2 if a target produced no report, else 0.
+
+    .venv/bin/python hack/_conformance.py [--target both] [--sample] [--procs N] [--dry-run] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: the description e2e.test gives ginkgo.RunSpecs: ginkgo matches --focus/--skip against
+#: "<description> <spec text>", so an anchored focus starts with it.
+SUITE = "Kubernetes e2e suite"
+DEFAULT_FOCUS = r"\[Conformance\]"
+DEFAULT_SKIP = r"\[Serial\]|\[Disruptive\]"
+SAMPLE_FILE = REPO / "hack" / "conformance-sample.txt"
+#: the framework writes its (short) JUnit report there, inside --report-dir
+JUNIT_NAME = "junit_01.xml"
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+TARGETS = ("host", "vcluster")
+#: a pod kept running in the virtual cluster's kube-system, so that it has a (fake) Node from the
+#: start: the suite's set-up needs a ready schedulable node, and the syncer creates a virtual Node
+#: only for a host node that runs one of its pods.
+ANCHOR_POD = "conformance-node-anchor"
+
+
+# ---------------------------------------------------------------------------------- pure logic
+
+
+@dataclass(frozen=True)
+class SpecResult:
+    name: str
+    status: str  # passed / failed / skipped
+    seconds: float = 0.0
+    #: the first line of the failure (failed specs only)
+    message: str = ""
+
+
+def spec_name(testcase_name: str) -> str:
+    """The spec text of a JUnit testcase name (ginkgo prefixes the node type: ``[It] ``)."""
+    return re.sub(r"^\[(It|BeforeSuite|AfterSuite|SynchronizedBeforeSuite|SynchronizedAfterSuite|"
+                  r"ReportAfterSuite|ReportBeforeSuite|DeferCleanup \(Suite\))\] ", "", testcase_name)
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of a failure text, without ginkgo's ``[FAILED]``/``[PANICKED!]`` tag."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return re.sub(r"^\[(FAILED|PANICKED!|TIMEDOUT|INTERRUPTED|ABORTED)\]\s*", "", line)
+    return ""
+
+
+def parse_junit(xml_text: str) -> dict[str, SpecResult]:
+    """Spec text -> result, from a JUnit report of e2e.test (ginkgo's format).
+
+    Only specs (``[It]``) count; suite set-up nodes are reported only when they fail (as a failed
+    pseudo-spec named after the node, e.g. ``[SynchronizedBeforeSuite]``: every spec then failed or
+    never ran). ginkgo's states panicked/timedout/interrupted/aborted count as failed, pending as
+    skipped.
+    """
+    root = ET.fromstring(xml_text)
+    out: dict[str, SpecResult] = {}
+    for case in root.iter("testcase"):
+        raw = case.get("name", "")
+        status = (case.get("status") or "").lower()
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if not status:  # plain JUnit: the child elements say it
+            status = FAILED if problem is not None else SKIPPED if case.find("skipped") is not None else PASSED
+        if status in ("panicked", "timedout", "interrupted", "aborted", "error"):
+            status = FAILED
+        if status == "pending":
+            status = SKIPPED
+        is_spec = raw.startswith("[It] ") or not raw.startswith("[")
+        if not is_spec and status != FAILED:
+            continue
+        name = spec_name(raw) if is_spec else raw
+        message = ""
+        if status == FAILED and problem is not None:
+            message = first_line(problem.get("message") or "") or first_line(problem.text or "")
+        out[name] = SpecResult(name, status, float(case.get("time") or 0.0), message)
+    return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    passed: int
+    failed: int
+    skipped: int
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped
+
+
+def summarize(results: Mapping[str, SpecResult]) -> Summary:
+    statuses = [r.status for r in results.values()]
+    return Summary(statuses.count(PASSED), statuses.count(FAILED), statuses.count(SKIPPED))
+
+
+def regressions(host: Mapping[str, SpecResult], vcluster: Mapping[str, SpecResult]) -> list[SpecResult]:
+    """The virtual cluster's results of the specs that fail there but passed on the host."""
+    return [r for name, r in sorted(vcluster.items())
+            if r.status == FAILED and host.get(name) is not None and host[name].status == PASSED]
+
+
+def only_in_vcluster(host: Mapping[str, SpecResult], vcluster: Mapping[str, SpecResult]) -> list[SpecResult]:
+    """Specs failing in the virtual cluster and not failing on the host (passed, skipped or not run there)."""
+    return [r for name, r in sorted(vcluster.items())
+            if r.status == FAILED and (host.get(name) is None or host[name].status != FAILED)]
+
+
+def exit_status(results: Mapping[str, Mapping[str, SpecResult] | None]) -> int:
+    """The run's exit status from each target's results (None: the target produced no report).
+
+    Both targets: 1 when a spec fails in the virtual cluster that passed on the host (a spec
+    failing on both is the host's limit, not a regression). One target: 1 on any failure.
+    2 when a target that ran produced no report at all.
+    """
+    if any(r is None for r in results.values()):
+        return 2
+    got = {k: v for k, v in results.items() if v is not None}
+    if set(got) == set(TARGETS):
+        return 1 if regressions(got["host"], got["vcluster"]) else 0
+    return 1 if any(summarize(r).failed for r in got.values()) else 0
+
+
+def table(results: Mapping[str, Mapping[str, SpecResult]], walls: Mapping[str, float] | None = None) -> str:
+    """Each spec's result per target side by side (specs skipped everywhere left out), a summary
+    line per target and the first failure line of each spec failing only in the virtual cluster."""
+    targets = [t for t in TARGETS if t in results]
+    names = sorted({n for r in results.values() for n in r})
+    shown = [n for n in names if any(n in results[t] and results[t][n].status != SKIPPED for t in targets)]
+    lines = ["  ".join(f"{t:<8}" for t in targets) + "  spec"]
+    for n in shown:
+        lines.append("  ".join(f"{(results[t][n].status if n in results[t] else '-'):<8}" for t in targets)
+                     + f"  {n}")
+    if len(shown) < len(names):
+        lines.append(f"({len(names) - len(shown)} specs skipped on every target not shown)")
+    lines.append("")
+    for t in targets:
+        s = summarize(results[t])
+        wall = f" in {walls[t]:.0f} s" if walls and t in walls else ""
+        lines.append(f"{t}: {s.passed} passed, {s.failed} failed, {s.skipped} skipped, {s.total} total{wall}")
+    if "vcluster" in results:
+        only = only_in_vcluster(results.get("host", {}), results["vcluster"])
+        if only:
+            lines += ["", "Failed only in the virtual cluster:"]
+            for r in only:
+                lines.append(f"- {r.name}\n    {r.message or '(no failure text)'}")
+    return "\n".join(lines)
+
+
+def go_regex_escape(text: str) -> str:
+    r"""``text`` as a literal in a Go (RE2) regular expression: ``\`` before each metacharacter."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
+def sample_focus(lines: Sequence[str]) -> str:
+    """The --focus selecting exactly the specs listed (one full spec text per line; ``#`` comments)."""
+    specs = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not specs:
+        raise ValueError("the sample lists no spec")
+    return f"^{go_regex_escape(SUITE)} (?:" + "|".join(go_regex_escape(s) for s in specs) + ")$"
+
+
+def read_sample(path: Path = SAMPLE_FILE) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+# ---------------------------------------------------------------------------------- running
+
+
+class Steps:
+    """Per-step wall times, printed as they end and once more at the end."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        print(f"==> {name} ...", flush=True)
+        t = time.monotonic()
+        try:
+            yield
+        finally:
+            dt = time.monotonic() - t
+            self.times.append((name, dt))
+            print(f"==> {name}: {dt:.1f} s", flush=True)
+
+    def report(self) -> str:
+        return "\n".join(f"  {dt:8.1f} s  {name}" for name, dt in self.times)
+
+
+def _terminate(proc: subprocess.Popen[Any]) -> None:
+    """Stops ginkgo and its test processes: SIGINT (ginkgo cleans up its nodes), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def e2e_args(kubeconfig: Path, report_dir: Path, kubectl: str) -> list[str]:
+    """e2e.test's own flags (after ``--`` on the ginkgo command line)."""
+    return [
+        f"--kubeconfig={kubeconfig}",
+        # No cloud: the fallback provider; nothing SSHes to nodes.
+        "--provider=skeleton",
+        f"--kubectl-path={kubectl}",
+        f"--report-dir={report_dir}",
+        f"--e2e-output-dir={report_dir}",
+        # A single-node host; a virtual cluster whose (fake) nodes the syncer creates.
+        "--system-pods-startup-timeout=5m",
+        "--node-schedulable-timeout=5m",
+        "--allowed-not-ready-nodes=0",
+        "--minStartupPods=0",
+    ]
+
+
+def run_suite(tools: Mapping[str, Path], kubeconfig: Path, report_dir: Path, kubectl: str, *, focus: str,
+              skip: str, procs: int, timeout: str, log: Path) -> dict[str, SpecResult] | None:
+    """Runs the selected specs with ginkgo; returns the parsed JUnit report (None when absent)."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    junit = report_dir / JUNIT_NAME
+    junit.unlink(missing_ok=True)
+    cmd = [str(tools["ginkgo"]), f"--procs={procs}", "--no-color", f"--timeout={timeout}",
+           "--flake-attempts=1",  # one attempt per spec: no retries hide a flaky failure
+           "--poll-progress-after=5m", f"--focus={focus}"]
+    if skip:
+        cmd.append(f"--skip={skip}")
+    cmd += [str(tools["e2e.test"]), "--", *e2e_args(kubeconfig, report_dir, kubectl)]
+    print(f"    ginkgo --procs={procs} ... e2e.test, output in {log}", flush=True)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=report_dir)
+        try:
+            rc = proc.wait()
+        finally:
+            _terminate(proc)
+    print(f"    ginkgo exited with {rc}", flush=True)
+    if not junit.exists():
+        print(f"    no {junit}: see the end of {log}:", flush=True)
+        print("\n".join("      " + line for line in log.read_text(errors="replace").splitlines()[-25:]))
+        return None
+    return parse_junit(junit.read_text())
+
+
+def dry_run(tools: Mapping[str, Path], kubeconfig: Path, report_dir: Path, kubectl: str, *, focus: str,
+            skip: str) -> list[str]:
+    """The specs the focus and skip select (e2e.test --ginkgo.dry-run: nothing runs)."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    junit = report_dir / JUNIT_NAME
+    junit.unlink(missing_ok=True)
+    cmd = [str(tools["e2e.test"]), "--ginkgo.dry-run", "--ginkgo.no-color", f"--ginkgo.focus={focus}"]
+    if skip:
+        cmd.append(f"--ginkgo.skip={skip}")
+    cmd += e2e_args(kubeconfig, report_dir, kubectl)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=report_dir)
+    if not junit.exists():
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"conformance: e2e.test --ginkgo.dry-run wrote no {junit} (exit {proc.returncode})")
+    return sorted(n for n, r in parse_junit(junit.read_text()).items() if r.status == PASSED)
+
+
+def _host_kubeconfig() -> Path:
+    path = os.environ.get("VCLUSTER_HOST_KUBECONFIG") or subprocess.run(
+        [str(REPO / "hack" / "host"), "kubeconfig"], capture_output=True, text=True, check=True).stdout.strip()
+    return Path(path)
+
+
+def _kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        raise SystemExit("conformance: no kubectl on PATH (hack/conformance puts `hack/host tools` there)")
+    return found
+
+
+def _values(files: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    from pytest_vcluster._config import deep_merge
+
+    merged: dict[str, Any] = {}
+    for f in files:
+        merged = deep_merge(merged, yaml.safe_load(Path(f).read_text()) or {})
+    return merged
+
+
+def _anchor_node(vc: Any, image: str, timeout: float = 300.0) -> str:
+    """Runs the anchor pod in the virtual kube-system until the cluster has a ready Node; its name."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(vc.api_client)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=ANCHOR_POD, labels={"app": ANCHOR_POD}),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(name="pause", image=image, image_pull_policy="IfNotPresent")],
+            termination_grace_period_seconds=0,
+        ),
+    )
+    core.create_namespaced_pod("kube-system", pod)
+
+    def ready_node() -> str | None:
+        p = core.read_namespaced_pod(ANCHOR_POD, "kube-system")
+        if not p.spec.node_name or (p.status.phase or "") != "Running":
+            return None
+        node = core.read_node(p.spec.node_name)
+        ok = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        return p.spec.node_name if ok else None
+
+    return str(vc.wait("a ready node (the anchor pod running)", ready_node, timeout=timeout))
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hack/conformance",
+        description="Kubernetes' conformance suite (e2e.test built from k8s.io/kubernetes at the host's version) "
+                    "against a fresh virtual cluster and, as the baseline, the host; prints a side-by-side table.",
+        epilog="Exit status: 1 if a spec fails in the virtual cluster that passed on the host (with one target: "
+               "any failure), 2 if a target produced no report, 0 otherwise.",
+    )
+    parser.add_argument("--target", choices=("vcluster", "host", "both"), default="both",
+                        help="where to run the specs (default both: the host first, as the baseline)")
+    parser.add_argument("--focus", default=DEFAULT_FOCUS,
+                        help=f"ginkgo focus regex, Go syntax (default {DEFAULT_FOCUS!r})")
+    parser.add_argument("--skip", default=None,
+                        help=f"ginkgo skip regex (default {DEFAULT_SKIP!r}, empty with --serial)")
+    parser.add_argument("--serial", action="store_true",
+                        help="also run [Serial] and [Disruptive] specs (ginkgo runs Serial ones alone, at the end)")
+    parser.add_argument("--sample", action="store_true",
+                        help=f"focus on the specs listed in {SAMPLE_FILE.relative_to(REPO)} (overrides --focus)")
+    parser.add_argument("--procs", type=int, default=4,
+                        help="ginkgo parallel processes (default 4)")
+    parser.add_argument("--values", action="append", default=[], metavar="FILE",
+                        help="chart values file for the virtual cluster (repeatable; default: the chart's defaults)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="chart value for the virtual cluster, as helm --set (repeatable)")
+    parser.add_argument("--report-dir", type=Path, default=None,
+                        help="where each target's JUnit file and ginkgo log go (DIR/<target>/); "
+                             "default: /tmp/pytest-vcluster-conformance/<UTC timestamp>")
+    parser.add_argument("--timeout", default="3h", help="ginkgo --timeout per target, a Go duration (default 3h)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="only list the specs the focus/skip select (e2e.test --ginkgo.dry-run), nothing runs")
+    args = parser.parse_args(argv)
+    if args.procs < 1:
+        parser.error("--procs must be at least 1")
+
+    focus = sample_focus(SAMPLE_FILE.read_text().splitlines()) if args.sample else args.focus
+    skip = args.skip if args.skip is not None else ("" if args.serial else DEFAULT_SKIP)
+    if args.serial and args.skip is not None:
+        skip = "|".join(p for p in args.skip.split("|") if p not in (r"\[Serial\]", r"\[Disruptive\]"))
+    report_dir = (args.report_dir or Path("/tmp/pytest-vcluster-conformance")
+                  / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    sys.path.insert(0, str(REPO / "hack"))
+    from _host import build, versions
+
+    steps = Steps()
+    started = time.monotonic()
+    with steps.step(f"e2e.test and ginkgo ({versions.KUBERNETES}, ginkgo {build.GINKGO})"):
+        tools = build.build_conformance()
+    kubectl = _kubectl()
+    host_kubeconfig = _host_kubeconfig()
+    print(f"reports in {report_dir}", flush=True)
+
+    if args.dry_run:
+        with steps.step("dry run"):
+            specs = dry_run(tools, host_kubeconfig, report_dir / "dry-run", kubectl, focus=focus, skip=skip)
+        print("\n".join(specs))
+        print(f"{len(specs)} specs selected (focus {focus[:120]!r}{'...' if len(focus) > 120 else ''}, "
+              f"skip {skip!r})")
+        return 0
+
+    targets = list(TARGETS) if args.target == "both" else [args.target]
+    results: dict[str, dict[str, SpecResult] | None] = {}
+    walls: dict[str, float] = {}
+    common = dict(focus=focus, skip=skip, procs=args.procs, timeout=args.timeout)
+    try:
+        if "host" in targets:
+            with steps.step("suite on the host"):
+                t = time.monotonic()
+                results["host"] = run_suite(tools, host_kubeconfig, report_dir / "host", kubectl,
+                                            log=report_dir / "host.log", **common)
+                walls["host"] = time.monotonic() - t
+        if "vcluster" in targets:
+            results["vcluster"] = run_in_vcluster(args, tools, host_kubeconfig, report_dir, kubectl, steps, walls,
+                                                  common)
+    except KeyboardInterrupt:
+        print("conformance: interrupted", file=sys.stderr, flush=True)
+        print("steps:\n" + steps.report())
+        return 130
+    print("\nsteps:\n" + steps.report() + f"\n  {time.monotonic() - started:8.1f} s  total\n", flush=True)
+    got = {k: v for k, v in results.items() if v is not None}
+    if got:
+        print(table(got, walls))
+    for t, r in results.items():
+        if r is None:
+            print(f"{t}: no JUnit report (see {report_dir / (t + '.log')})")
+    print(f"\nJUnit reports: {', '.join(str(report_dir / t / JUNIT_NAME) for t in results)}")
+    return exit_status(results)
+
+
+def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_kubeconfig: Path, report_dir: Path,
+                    kubectl: str, steps: Steps, walls: dict[str, float],
+                    common: Mapping[str, Any]) -> dict[str, SpecResult] | None:
+    from pytest_vcluster import _labels, _naming, _syncer_image
+    from pytest_vcluster.vcluster import Host, VCluster
+
+    sys.path.insert(0, str(REPO / "hack"))
+    from _host import versions
+
+    host = Host.from_kubeconfig(str(host_kubeconfig))
+    values: dict[str, Any] = {}
+    with steps.step("syncer image of this checkout on the host"):
+        host.image_loader = os.environ.get("VCLUSTER_IMAGE_LOADER")
+        ref = _syncer_image.ensure_on_host(
+            host, base_image=os.environ.get("VCLUSTER_SYNCER_BASE_IMAGE", _syncer_image.DEFAULT_BASE_IMAGE),
+            progress=lambda line: print(f"    {line}", flush=True))
+        values.update(ref.values())
+    from pytest_vcluster._config import deep_merge
+
+    values = deep_merge(values, _values(args.values))
+    run_id = _naming.new_run_id()
+    vc = None
+    try:
+        with steps.step("virtual cluster"):
+            # The plugin's labels (run, pid, host, created): the reaper removes it if this process dies.
+            vc = VCluster.create(host, values=values, set=args.set or None, timeout=300,
+                                 name=_naming.make_name(run_id, "conformance", 1),
+                                 labels=_labels.namespace_labels(run_id, "conformance"))
+            print(f"    {vc.name} in host namespace {vc.host_namespace}", flush=True)
+        with steps.step("a node in the virtual cluster (anchor pod)"):
+            print(f"    node {_anchor_node(vc, versions.PAUSE_IMAGE)}", flush=True)
+        with steps.step("suite in the virtual cluster"):
+            t = time.monotonic()
+            result = run_suite(tools, vc.kubeconfig_path, report_dir / "vcluster", kubectl,
+                               log=report_dir / "vcluster.log", **common)
+            walls["vcluster"] = time.monotonic() - t
+        return result
+    finally:
+        if vc is not None:
+            with steps.step("delete the virtual cluster"):
+                # Ctrl-C here must not leave it behind.
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    vc.delete(wait=True, timeout=300)
+                finally:
+                    signal.signal(signal.SIGINT, previous)
+        host.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
