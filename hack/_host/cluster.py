@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import build, images, pki, versions
+from . import build, images, pki, registry, versions
 from ._util import HostError, log, mounts_under, run, step, unmount_all
 from .layout import (
     APISERVER_PORT,
@@ -28,6 +28,8 @@ from .layout import (
     KUBERNETES_SERVICE_IP,
     NODE_NAME,
     POD_CIDR,
+    REGISTRY_ADDRESS,
+    REGISTRY_PORT,
     SERVICE_CIDR,
     STORAGE_CLASS,
     Layout,
@@ -55,7 +57,7 @@ KUBECONFIGS = {  # file -> (client cert, user)
 # Order matters for `down`: stop what uses the API before the API, the runtime last.
 PROCESS_ORDER = [
     "local-path-provisioner", "kube-router", "kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager",
-    "kube-apiserver", "etcd", "dockerd", "containerd",
+    "kube-apiserver", "etcd", "registry", "dockerd", "containerd",
 ]
 # Without these the host is rebuilt from scratch by `up`; the others are restarted alone. The API server
 # keeps no state of its own (etcd does): restarting it alone keeps every namespace and workload.
@@ -174,15 +176,8 @@ def render(name: str, **values: str) -> str:
     return string.Template((MANIFESTS / name).read_text()).substitute(values)
 
 
-def write_configs(layout: Layout, ip: str) -> None:
-    cfg = layout.config
-    cfg.mkdir(parents=True, exist_ok=True)
-    server = f"https://{ip}:{APISERVER_PORT}"
-    for file, (client, user) in KUBECONFIGS.items():
-        (cfg / file).write_text(pki.kubeconfig(layout.pki, client, server, user))
-    os.chmod(cfg / "admin.conf", 0o644)  # read by tests run as any user on this machine
-
-    (cfg / "containerd.toml").write_text(f"""version = 2
+def containerd_config(layout: Layout) -> str:
+    return f"""version = 2
 root = "{layout.containerd_root}"
 state = "{layout.run}/containerd"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
@@ -210,7 +205,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{layout.cni_conf}"
-""")
+  # Pulls of docker.io, registry.k8s.io, ... go to the host's local registry (hack/_host/registry.py).
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{registry.certs_d(layout)}"
+"""
+
+
+def write_configs(layout: Layout, ip: str) -> None:
+    cfg = layout.config
+    cfg.mkdir(parents=True, exist_ok=True)
+    server = f"https://{ip}:{APISERVER_PORT}"
+    for file, (client, user) in KUBECONFIGS.items():
+        (cfg / file).write_text(pki.kubeconfig(layout.pki, client, server, user))
+    os.chmod(cfg / "admin.conf", 0o644)  # read by tests run as any user on this machine
+
+    (cfg / "containerd.toml").write_text(containerd_config(layout))
+    registry.write_configs(layout)
     layout.cni_conf.mkdir(parents=True, exist_ok=True)
     (layout.cni_conf / "10-pytest-vcluster.conflist").write_text(json.dumps({
         "cniVersion": "0.4.0",
@@ -306,6 +316,7 @@ def processes(layout: Layout, bins: dict[str, Path], ip: str) -> dict[str, Proc]
             "--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
             "--storage-driver=overlay2",
         ]),
+        "registry": Proc("registry", [str(bins["registry"]), "serve", str(registry.config_file(layout))]),
         "etcd": Proc("etcd", [
             str(bins["etcd"]), "--name=host", f"--data-dir={layout.etcd_data}",
             f"--listen-client-urls=http://127.0.0.1:{ETCD_CLIENT_PORT}",
@@ -437,7 +448,7 @@ _BUILD_OUTPUTS: dict[str, Path] | None = None
 def build_outputs() -> dict[str, Path]:
     global _BUILD_OUTPUTS
     if _BUILD_OUTPUTS is None:
-        _BUILD_OUTPUTS = build.build_all()
+        _BUILD_OUTPUTS = {**build.build_all(), "registry": registry.ensure_built()}
     return _BUILD_OUTPUTS
 
 
@@ -454,6 +465,8 @@ def problems(layout: Layout) -> list[str]:
             problems.append(f"node {NODE_NAME} is not Ready")
         elif not coredns_answers():
             problems.append("CoreDNS does not answer for kubernetes.default")
+        elif not registry.answers():
+            problems.append(f"the registry does not answer at http://{REGISTRY_ADDRESS}/v2/")
     except Exception as e:  # noqa: BLE001
         problems.append(f"the API server does not answer: {e}")
     return problems
@@ -485,6 +498,8 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
     start_time = time.monotonic()
     if layout.state.exists():
         missing = [n for n in PROCESS_ORDER if not running_pid(layout, n)]
+        if not set(missing) & CORE:
+            reconfigure_runtime(layout)
         if missing and not set(missing) & CORE:
             # The runtime and the cluster's data are alive: restart only what
             # stopped, so the workloads (other runs' virtual clusters) survive.
@@ -498,9 +513,12 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
                         if name == "kube-apiserver":  # the health check below needs it serving
                             wait_for("kube-apiserver /readyz", lambda: _https(layout, ip, "/readyz")[0] == 200,
                                      120, layout=layout, proc="kube-apiserver")
+                        if name == "registry":
+                            wait_for_registry(layout)
         if not problems(layout):
             # Still rebuild images whose Dockerfile or binary changed.
             images.import_images(layout, images.build_images(layout, build_outputs()))
+            registry.publish_mirrored(layout)
             log("host is already up and healthy")
             return
         with step("clean up what an earlier run left"):
@@ -519,9 +537,13 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
         start(layout, processes(layout, bins, ip)["dockerd"])
         wait_for("containerd's socket", layout.containerd_socket.exists, 30, layout=layout, proc="containerd")
         wait_for("dockerd's socket", lambda: _docker_ping(layout), 60, layout=layout, proc="dockerd")
+    with step(f"registry ({REGISTRY_ADDRESS}, mirrors of {', '.join(registry.MIRRORED_REGISTRIES[:-1])})"):
+        start(layout, processes(layout, bins, ip)["registry"])
+        wait_for_registry(layout)
     with step("images"):
         names = images.build_images(layout, bins)
         images.import_images(layout, names)
+        registry.publish_mirrored(layout)
     procs = processes(layout, bins, ip)
     with step("control plane (etcd, kube-apiserver, controller-manager, scheduler)"):
         start(layout, procs["etcd"])
@@ -548,6 +570,40 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
                  proc="kube-controller-manager")
     (layout.state / "started").write_text(str(time.time()))
     log(f"host is up in {time.monotonic() - start_time:.1f}s; kubeconfig: {layout.admin_kubeconfig}")
+
+
+def wait_for_registry(layout: Layout) -> None:
+    wait_for(f"the registry's http://{REGISTRY_ADDRESS}/v2/", registry.answers, 30, layout=layout, proc="registry")
+
+
+def reconfigure_runtime(layout: Layout) -> None:
+    """Brings a running host's registry config and containerd config up to date.
+
+    The certs.d mirrors are read at each pull; containerd reads its own config only at start, so it is
+    restarted when that changed (e.g. a host started before the mirrors existed).  A restart keeps
+    the containers: their shims run on their own and containerd reconnects to them.
+    """
+    registry.write_configs(layout)
+    path = layout.config / "containerd.toml"
+    wanted = containerd_config(layout)
+    if path.exists() and path.read_text() == wanted:
+        return
+    with step("restart containerd with its new configuration"):
+        path.write_text(wanted)
+        pid = running_pid(layout, "containerd")
+        if pid:
+            stop_pid(pid)
+        ip = node_ip()
+        start(layout, processes(layout, build_outputs(), ip)["containerd"])
+        wait_for("containerd's CRI", lambda: _cri_ready(layout), 60, layout=layout, proc="containerd")
+        if running_pid(layout, "kubelet"):  # the kubelet notices the runtime went away: let it recover
+            wait_for(f"node {NODE_NAME} Ready", lambda: node_ready(layout), 120, layout=layout, proc="kubelet")
+
+
+def _cri_ready(layout: Layout) -> bool:
+    out = run(["ctr", "--address", str(layout.containerd_socket), "plugins", "ls"], capture=True, check=False)
+    return any(line.split()[:2] == ["io.containerd.grpc.v1", "cri"] and line.split()[-1] == "ok"
+               for line in out.splitlines())
 
 
 def _http_ok(url: str) -> bool:
@@ -736,6 +792,9 @@ def status(layout: Layout) -> int:
         print(f"versions: etcd {versions.ETCD}, CoreDNS {versions.COREDNS}, helm {versions.HELM}, "
               f"kube-router {versions.KUBE_ROUTER}, local-path-provisioner {versions.LOCAL_PATH_PROVISIONER}, "
               f"containerd {runtime[2] if len(runtime) > 2 else '?'}")
+        print(f"registry localhost:{REGISTRY_PORT} (distribution {registry.DISTRIBUTION}, "
+              f"{len(registry.catalog())} repositories in {registry.storage(layout)}); containerd pulls "
+              f"{', '.join(registry.MIRRORED_REGISTRIES[:-1])} from it")
         return 0
     for p in wrong:
         print(f"unhealthy: {p}")

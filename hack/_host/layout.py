@@ -18,6 +18,9 @@ APISERVER_PORT = 6443
 ETCD_CLIENT_PORT = 23790
 ETCD_PEER_PORT = 23800
 STORAGE_CLASS = "local-path"
+# The local image registry (kind's local-registry guide uses this port); only the machine reaches it.
+REGISTRY_PORT = 5001
+REGISTRY_ADDRESS = f"127.0.0.1:{REGISTRY_PORT}"
 
 
 @dataclass(frozen=True)

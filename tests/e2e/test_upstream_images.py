@@ -1,0 +1,170 @@
+"""Upstream image names on the host (`hack/host up`): its local registry and containerd's mirrors onto it.
+
+The host reaches no registry.  hack/host runs a registry on localhost:5001 and points containerd's pulls
+of docker.io, registry.k8s.io (and k8s.gcr.io, gcr.io, quay.io, ghcr.io, localhost:5001) at it.  Here the
+host's shell image is pushed under names no pod of the host has used (a random suffix per run), then pods
+name them as a third-party manifest would, with ``imagePullPolicy: Always``: the pull goes through the
+registry (its access log shows the manifest request) and the pod runs.  The kind workflow (``docker push
+localhost:5001/...`` with the host's docker) works too; a name the registry lacks fails with ErrImagePull.
+
+Clean-up: the test tags are deleted from the registry through its API and the pulled images from the
+host's containerd; their layers are the shell image's, which the registry keeps anyway.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from pytest_vcluster import Host
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+from _host import registry, versions  # noqa: E402
+from _host.layout import Layout  # noqa: E402
+from e2e_helpers import Sides, created_vcluster, events_text, suffix, wait  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+HOST = Path(__file__).resolve().parents[2] / "hack" / "host"
+SHELL = versions.SHELL_IMAGE
+LABELS = {"e2e": "upstream-images"}
+RUN_ID = suffix()
+# Upstream names this run publishes (never pulled before: the suffix is new).
+BUSYBOX = f"docker.io/library/e2e-busybox-{RUN_ID}:1.36"
+AGNHOST = f"registry.k8s.io/e2e-test-images-{RUN_ID}/agnhost:2.53"
+LOCAL_APP = f"localhost:5001/e2e-app-{RUN_ID}:dev"
+MISSING = f"docker.io/library/e2e-missing-{RUN_ID}:1.0"
+
+
+def hack_host(*args: str) -> str:
+    proc = subprocess.run([str(HOST), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"hack/host {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}"
+    return proc.stdout
+
+
+def registry_log() -> str:
+    return (Layout.default().logs / "registry.log").read_text(errors="replace")
+
+
+def manifest_requests(image: str) -> int:
+    """How many manifest GETs/HEADs for ``image`` the registry's access log shows."""
+    path = registry.repository_path(image)
+    repository, ref = path.rsplit(":", 1)
+    return registry_log().count(f"/v2/{repository}/manifests/{ref}")
+
+
+@pytest.fixture(scope="module")
+def published() -> Iterator[None]:
+    """The host's shell image in the registry as BUSYBOX and AGNHOST (via `hack/host push-image`) and as
+    LOCAL_APP (via a plain `docker push`, kind's workflow); none of them in the host's docker or containerd."""
+    assert registry.answers(), "the host's registry does not answer: run hack/host up"
+    for name in (BUSYBOX, AGNHOST):
+        hack_host("docker", "tag", SHELL, name)
+        assert hack_host("push-image", name).split() == [name]
+        hack_host("docker", "rmi", "--no-prune", name)
+    hack_host("docker", "tag", SHELL, LOCAL_APP)
+    hack_host("docker", "push", LOCAL_APP)
+    hack_host("docker", "rmi", "--no-prune", LOCAL_APP)
+    names = set(hack_host("images").split())
+    assert not names & {BUSYBOX, AGNHOST, LOCAL_APP}, "the test images must not be in containerd before the pods"
+    yield
+    for name in (BUSYBOX, AGNHOST, LOCAL_APP):
+        registry.delete(name)
+    hack_host("remove-image", BUSYBOX, AGNHOST, LOCAL_APP)
+
+
+def shell_pod(name: str, image: str, script: str = "echo hello-upstream") -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PodSpec(restart_policy="Never", termination_grace_period_seconds=1, containers=[
+            client.V1Container(name="main", image=image, image_pull_policy="Always", command=["sh", "-c", script])]),
+    )
+
+
+def succeeded(core: client.CoreV1Api, ns: str, name: str) -> client.V1Pod | None:
+    pod = core.read_namespaced_pod(name, ns)
+    if pod.status.phase == "Failed":
+        pytest.fail(f"pod {name} failed: {pod.status}")
+    return pod if pod.status.phase == "Succeeded" else None
+
+
+def run_to_completion(core: client.CoreV1Api, ns: str, name: str, image: str) -> client.V1Pod:
+    core.create_namespaced_pod(ns, shell_pod(name, image))
+    pod = wait(f"pod {name} ({image}) Succeeded", lambda: succeeded(core, ns, name), timeout=120,
+               diagnose=lambda: events_text(core, ns))
+    status = pod.status.container_statuses[0]
+    assert status.state.terminated.exit_code == 0
+    assert core.read_namespaced_pod_log(name, ns).strip() == "hello-upstream"
+    return pod
+
+
+@pytest.mark.usefixtures("published")
+def test_upstream_name_is_pulled_through_the_registry(host_core: client.CoreV1Api, namespace: str) -> None:
+    before = manifest_requests(BUSYBOX)
+    pod = run_to_completion(host_core, namespace, "busybox", BUSYBOX)
+    assert pod.status.container_statuses[0].image == BUSYBOX
+    assert manifest_requests(BUSYBOX) > before, "the registry saw no request for the image's manifest"
+    events = events_text(host_core, namespace)
+    assert f'Successfully pulled image "{BUSYBOX}"' in events
+    assert BUSYBOX in hack_host("images").split()
+
+
+@pytest.mark.usefixtures("published")
+def test_short_name_resolves_to_docker_io_through_the_mirror(host_core: client.CoreV1Api, namespace: str) -> None:
+    short = f"e2e-busybox-{RUN_ID}:1.36"
+    before = manifest_requests(BUSYBOX)
+    pod = run_to_completion(host_core, namespace, "short", short)
+    assert pod.status.container_statuses[0].image == BUSYBOX  # the runtime's normalised name
+    assert manifest_requests(BUSYBOX) > before
+
+
+@pytest.mark.usefixtures("published")
+def test_registry_k8s_io_name_is_served_by_the_mirror(host_core: client.CoreV1Api, namespace: str) -> None:
+    before = manifest_requests(AGNHOST)
+    run_to_completion(host_core, namespace, "agnhost", AGNHOST)
+    assert manifest_requests(AGNHOST) > before
+
+
+@pytest.mark.usefixtures("published")
+def test_image_pushed_with_docker_push_to_localhost_5001_runs(host_core: client.CoreV1Api, namespace: str) -> None:
+    assert hack_host("registry").strip() == "localhost:5001"
+    before = manifest_requests(LOCAL_APP)
+    run_to_completion(host_core, namespace, "app", LOCAL_APP)
+    assert manifest_requests(LOCAL_APP) > before
+
+
+def test_image_missing_from_the_registry_fails_with_err_image_pull(host_core: client.CoreV1Api,
+                                                                   namespace: str) -> None:
+    host_core.create_namespaced_pod(namespace, shell_pod("missing", MISSING))
+
+    def pull_error() -> client.V1ContainerStateWaiting | None:
+        statuses = host_core.read_namespaced_pod("missing", namespace).status.container_statuses or []
+        waiting = statuses[0].state.waiting if statuses else None
+        return waiting if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff") else None
+
+    waiting = wait("the missing image's pull error", pull_error, timeout=120, diagnose=lambda: events_text(
+        host_core, namespace))
+    assert MISSING in waiting.message
+    events = events_text(host_core, namespace)
+    assert f'Failed to pull image "{MISSING}"' in events
+    assert manifest_requests(MISSING) > 0, "the pull did not ask the local registry first"
+
+
+@pytest.fixture(scope="module")
+def virtual(host: Host, host_api: client.ApiClient) -> Iterator[Sides]:
+    with created_vcluster(host, f"e2e-upstream-{suffix()}", labels=LABELS, timeout=360.0) as vc:
+        yield Sides(vc, host_api)
+
+
+@pytest.mark.usefixtures("published")
+def test_virtual_pod_with_an_upstream_image_runs(virtual: Sides) -> None:
+    ns = virtual.namespace("upstream")
+    before = manifest_requests(AGNHOST)
+    pod = run_to_completion(virtual.vcore, ns, "agnhost", AGNHOST)
+    assert pod.status.container_statuses[0].image == AGNHOST
+    assert manifest_requests(AGNHOST) > before
