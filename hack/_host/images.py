@@ -4,7 +4,9 @@ No registry is reachable, so every image a pod of the host runs is built here:
 the control-plane images under their upstream names (built from the same
 sources at the same versions, so the chart's defaults run unchanged), the
 pause image under the exact name of containerd's sandbox image, a Debian base
-with Python 3 (from debootstrap) for the syncer, and small test workloads.
+with Python 3 (from debootstrap) for the syncer, small test workloads, and the
+images behind the upstream names the host's registry serves (busybox, agnhost and
+the other e2e-test-images: hack/_host/e2e_images.py, versions.SERVED_IMAGES).
 Dockerfiles live in hack/images/.
 """
 
@@ -18,8 +20,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import versions
+from . import e2e_images, versions
 from ._util import HostError, run, step
+from .build import go_build
 from .layout import Layout
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +38,9 @@ class Image:
     # images this one is built FROM (built first)
     base: tuple[str, ...] = ()
     build_args: dict[str, str] = field(default_factory=dict)
+    # a root file system tarball imported as the image (no Dockerfile), and its image config
+    rootfs: Path | None = None
+    changes: tuple[str, ...] = ()
 
 
 def docker(layout: Layout, *args: str, capture: bool = False, input: bytes | None = None) -> str:
@@ -86,9 +92,19 @@ def python_rootfs(layout: Layout) -> Path:
 
 
 def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
-    """Every image the host offers, in build order."""
-    busybox = Path("/bin/busybox")
+    """Every image the host offers, in build order (an image's base comes before it)."""
+    with step("tools root, agnhost, sample-apiserver (cached)"):
+        tools = e2e_images.tools_rootfs(layout.cache)
+        agnhost = go_build(e2e_images.agnhost_build())
+        sample_apiserver = go_build(e2e_images.sample_apiserver_build())
+    pages = e2e_images.kubernetes_source() / "test/images"
+    web_args = {
+        versions.WEB_HTTPD_IMAGE: {"DOCROOT": "/usr/local/apache2/htdocs",
+                                   "PAGE": "<html><body><h1>It works!</h1></body></html>"},
+        versions.WEB_NGINX_IMAGE: {"DOCROOT": "/usr/share/nginx/html", "PAGE": "Welcome to nginx!"},
+    }
     return [
+        Image(versions.DEBIAN_TOOLS_IMAGE, "", rootfs=tools, changes=('CMD ["bash"]', "ENV LANG=C.UTF-8")),
         Image(versions.PAUSE_IMAGE, "pause.Dockerfile", {"pause": build_pause(layout)}),
         Image(versions.APISERVER_IMAGE, "kube-component.Dockerfile", {"component": binaries["kube-apiserver"]},
               build_args={"NAME": "kube-apiserver"}),
@@ -96,13 +112,32 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
               {"component": binaries["kube-controller-manager"]}, build_args={"NAME": "kube-controller-manager"}),
         Image(versions.ETCD_IMAGE, "etcd.Dockerfile", {"etcd": binaries["etcd"]}),
         Image(versions.COREDNS_IMAGE, "coredns.Dockerfile", {"coredns": binaries["coredns"]}),
-        Image(versions.SHELL_IMAGE, "busybox.Dockerfile", {"busybox": busybox}),
+        Image(versions.SHELL_IMAGE, "busybox.Dockerfile", base=(versions.DEBIAN_TOOLS_IMAGE,)),
         Image(versions.HTTP_IMAGE, "httpd.Dockerfile", {}, base=(versions.SHELL_IMAGE,)),
+        *(Image(name, "web.Dockerfile", base=(versions.SHELL_IMAGE,), build_args=args)
+          for name, args in web_args.items()),
+        Image(versions.AGNHOST_IMAGE, "agnhost.Dockerfile",
+              {"agnhost": agnhost / "agnhost", "coredns": binaries["coredns"],
+               "localhost.crt": pages / "agnhost/porter/localhost.crt",
+               "localhost.key": pages / "agnhost/porter/localhost.key"},
+              base=(versions.DEBIAN_TOOLS_IMAGE,)),
+        Image(versions.JESSIE_DNSUTILS_IMAGE, "jessie-dnsutils.Dockerfile", {"coredns": binaries["coredns"]},
+              base=(versions.DEBIAN_TOOLS_IMAGE,)),
+        *(Image(name, "agnhost-page.Dockerfile",
+                {"picture.jpg": pages / f"{page}/html/{page}.jpg", "data.json": pages / f"{page}/html/data.json"},
+                base=(versions.AGNHOST_IMAGE,), build_args={"NAME": page})
+          for name, page in ((versions.KITTEN_IMAGE, "kitten"), (versions.NAUTILUS_IMAGE, "nautilus"))),
+        Image(versions.NONEWPRIVS_IMAGE, "nonewprivs.Dockerfile", {"nnp": agnhost / "nonewprivs"},
+              base=(versions.SHELL_IMAGE,)),
+        Image(versions.NONROOT_IMAGE, "nonroot.Dockerfile", base=(versions.DEBIAN_TOOLS_IMAGE,)),
+        Image(versions.SAMPLE_APISERVER_IMAGE, "sample-apiserver.Dockerfile",
+              {"sample-apiserver": sample_apiserver / "sample-apiserver"}, base=(versions.SHELL_IMAGE,)),
         Image(versions.PYTHON_IMAGE, "", {}),  # imported from the debootstrap rootfs
     ]
 
 
-def _key(image: Image) -> str:
+def _key(image: Image, base_keys: dict[str, str] | None = None) -> str:
+    """What an image is built from: a change of any part (its base's key included) rebuilds it."""
     h = hashlib.sha256(image.name.encode())
     if image.dockerfile:
         h.update((DOCKERFILES / image.dockerfile).read_bytes())
@@ -110,6 +145,10 @@ def _key(image: Image) -> str:
     for name, path in sorted(image.files.items()):
         st = path.stat()
         h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    if image.rootfs is not None:
+        h.update(f"rootfs:{image.rootfs.name}:{image.changes!r}".encode())
+    for base in image.base:
+        h.update(f"base:{(base_keys or {}).get(base, '')}".encode())
     return h.hexdigest()[:16]
 
 
@@ -127,14 +166,17 @@ def build_images(layout: Layout, binaries: dict[str, Path]) -> list[str]:
     """Builds what changed; returns the names of all images in the catalogue."""
     present = docker_images(layout)
     names = []
+    keys: dict[str, str] = {}
     for image in catalogue(binaries, layout):
         names.append(image.name)
         stamp = _stamp(layout, "docker", image.name)
-        key = _key(image)
+        key = keys[image.name] = _key(image, keys)
         if image.name in present and stamp.exists() and stamp.read_text() == key:
             continue
         with step(f"image {image.name}"):
-            if not image.dockerfile:
+            if image.rootfs is not None:
+                docker_import(layout, image.rootfs, image.name, image.changes)
+            elif not image.dockerfile:
                 tarball = python_rootfs(layout)
                 with open(tarball, "rb") as f:
                     env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}")
@@ -155,6 +197,15 @@ def build_images(layout: Layout, binaries: dict[str, Path]) -> list[str]:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(key)
     return names
+
+
+def docker_import(layout: Layout, tarball: Path, name: str, changes: tuple[str, ...]) -> None:
+    with open(tarball, "rb") as f:
+        env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}")
+        args = [a for c in changes for a in ("--change", c)]
+        proc = subprocess.run(["/usr/bin/docker", "import", *args, "-", name], stdin=f, env=env, capture_output=True)
+        if proc.returncode:
+            raise HostError(f"docker import failed: {proc.stderr.decode()}")
 
 
 def containerd_images(layout: Layout) -> set[str]:

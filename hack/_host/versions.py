@@ -8,6 +8,8 @@ names a user's cluster would pull.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 KUBERNETES = "v1.33.13"
 # k8s.io/kubernetes publishes its staging modules (k8s.io/api, client-go, ...)
 # as v0.<minor>.<patch> of the same release.
@@ -34,6 +36,83 @@ PYTHON_IMAGE = "pytest-vcluster.local/python:3.11-bookworm"
 SHELL_IMAGE = "pytest-vcluster.local/busybox:1.35"
 HTTP_IMAGE = "pytest-vcluster.local/httpd:1.35"
 
+# Project-built images behind the upstream names below (hack/_host/e2e_images.py, hack/images/).
+AGNHOST = "2.53"  # the version test/utils/image/manifest.go of KUBERNETES names
+DEBIAN_TOOLS_IMAGE = "pytest-vcluster.local/debian-tools:bookworm"
+AGNHOST_IMAGE = f"pytest-vcluster.local/agnhost:{AGNHOST}"
+JESSIE_DNSUTILS_IMAGE = "pytest-vcluster.local/jessie-dnsutils:1.7"
+WEB_HTTPD_IMAGE = "pytest-vcluster.local/web:httpd"
+WEB_NGINX_IMAGE = "pytest-vcluster.local/web:nginx"
+KITTEN_IMAGE = "pytest-vcluster.local/kitten:1.7"
+NAUTILUS_IMAGE = "pytest-vcluster.local/nautilus:1.7"
+NONEWPRIVS_IMAGE = "pytest-vcluster.local/nonewprivs:1.3"
+NONROOT_IMAGE = "pytest-vcluster.local/nonroot:1.4"
+# The proxy refuses k8s.io/sample-apiserver v0.33.10-v0.33.13; v0.33.0 serves the same API.
+SAMPLE_APISERVER = "v0.33.0"
+SAMPLE_APISERVER_IMAGE = "pytest-vcluster.local/sample-apiserver:1.29.2"
+
+
+@dataclass(frozen=True)
+class Served:
+    """One upstream image name the host serves, and what stands behind it.
+
+    ``same`` is True when the local image is built from the same source at the same version as
+    upstream's (a faithful rebuild); otherwise it is a stand-in and ``note`` says what it keeps
+    and what it lacks.  The README's table is generated from these records.
+    """
+
+    upstream: str
+    local: str
+    same: bool
+    note: str
+
+
+_BUSYBOX_NOTE = ("Debian's dynamic busybox 1.35 (glibc, `hosts: files dns`): sh, wget, nslookup, httpd, nc ... work on "
+                 "names; not upstream's build (applet set of Debian's package, version 1.35)")
+_WEB_NOTE = ("busybox httpd on port 80 serving {root} (index.html: {text!r}); keeps the port, the document root and "
+             "the page; lacks the real server's modules, config files and binary")
+
+SERVED_IMAGES: tuple[Served, ...] = (
+    *(Served(f"docker.io/library/busybox:{tag}", SHELL_IMAGE, False, _BUSYBOX_NOTE)
+      for tag in ("latest", "stable", "1.35", "1.36", "1.36.1", "1.37")),
+    Served("registry.k8s.io/e2e-test-images/busybox:1.36.1-1", SHELL_IMAGE, False, _BUSYBOX_NOTE),
+    Served(f"registry.k8s.io/e2e-test-images/agnhost:{AGNHOST}", AGNHOST_IMAGE, False,
+           f"agnhost built from k8s.io/kubernetes {KUBERNETES} (upstream's {AGNHOST} source, same subcommands, "
+           "ENTRYPOINT /agnhost, CMD pause, agnhost-2, /uploads, porter's certificates, uid 1000 / gid 50000); "
+           "base is Debian bookworm (curl, nc, dig, ip, iptables, iperf, bash) instead of Alpine, "
+           "/coredns is our CoreDNS " + COREDNS + " instead of 1.6.2"),
+    Served("registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7", JESSIE_DNSUTILS_IMAGE, False,
+           "Debian bookworm (not jessie) with dnsutils (dig, nslookup, host), curl, bash and /coredns"),
+    *(Served(f"registry.k8s.io/e2e-test-images/httpd:{tag}", WEB_HTTPD_IMAGE, False,
+             _WEB_NOTE.format(root="/usr/local/apache2/htdocs", text="<html><body><h1>It works!</h1></body></html>"))
+      for tag in ("2.4.38-4", "2.4.39-4")),
+    Served("docker.io/library/httpd:2.4", WEB_HTTPD_IMAGE, False,
+           _WEB_NOTE.format(root="/usr/local/apache2/htdocs", text="<html><body><h1>It works!</h1></body></html>")),
+    *(Served(name, WEB_NGINX_IMAGE, False,
+             _WEB_NOTE.format(root="/usr/share/nginx/html", text="Welcome to nginx!"))
+      for name in ("registry.k8s.io/e2e-test-images/nginx:1.14-4", "registry.k8s.io/e2e-test-images/nginx:1.15-4",
+                   "docker.io/library/nginx:latest", "docker.io/library/nginx:1.25")),
+    Served("registry.k8s.io/e2e-test-images/kitten:1.7", KITTEN_IMAGE, False,
+           "as upstream: our agnhost plus kitten.jpg and data.json from the Kubernetes module, CMD test-webserver"),
+    Served("registry.k8s.io/e2e-test-images/nautilus:1.7", NAUTILUS_IMAGE, False,
+           "as upstream: our agnhost plus nautilus.jpg and data.json from the Kubernetes module, CMD test-webserver"),
+    Served("registry.k8s.io/e2e-test-images/nonewprivs:1.3", NONEWPRIVS_IMAGE, False,
+           "nnp built from the Kubernetes module, setuid root at /usr/local/bin/nnp, CMD nnp; base is our busybox "
+           "instead of Alpine 3.6"),
+    Served("registry.k8s.io/e2e-test-images/nonroot:1.4", NONROOT_IMAGE, False,
+           "Debian bookworm with USER 1234, as upstream's debian-base image"),
+    Served("registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2", SAMPLE_APISERVER_IMAGE, False,
+           f"k8s.io/sample-apiserver {SAMPLE_APISERVER} (the proxy refuses the 1.33 patch releases), ENTRYPOINT "
+           "/sample-apiserver; upstream's 1.29.2 serves the same wardle.example.com API; base is our busybox"),
+    # Built from the same sources at the same versions as upstream: served under their own names.
+    Served(PAUSE_IMAGE, PAUSE_IMAGE, True, "Kubernetes' pause.c, compiled statically"),
+    Served(f"k8s.gcr.io/pause:{PAUSE}", PAUSE_IMAGE, True, "Kubernetes' pause.c, compiled statically"),
+    Served(APISERVER_IMAGE, APISERVER_IMAGE, True, "built from k8s.io/kubernetes"),
+    Served(CONTROLLER_MANAGER_IMAGE, CONTROLLER_MANAGER_IMAGE, True, "built from k8s.io/kubernetes"),
+    Served(ETCD_IMAGE, ETCD_IMAGE, True, "built from go.etcd.io/etcd/server/v3"),
+    Served(COREDNS_IMAGE, COREDNS_IMAGE, True, "built from github.com/coredns/coredns"),
+)
+
 # Images hack/host serves from its local registry under upstream names (the containerd of the host
 # mirrors docker.io, registry.k8s.io and k8s.gcr.io to it): upstream name -> the image built here.
-MIRRORED_IMAGES: dict[str, str] = {}
+MIRRORED_IMAGES: dict[str, str] = {s.upstream: s.local for s in SERVED_IMAGES}

@@ -1,0 +1,94 @@
+"""The images Kubernetes' e2e tests and users' manifests name, served by the host under upstream names.
+
+Nothing is pulled here: each image is built from the same source as upstream
+(agnhost and nnp from k8s.io/kubernetes at versions.KUBERNETES, sample-apiserver
+from its module) on a Debian root made by debootstrap, or is a stand-in that keeps
+the behaviour the specs and manifests rely on.  versions.SERVED_IMAGES lists every
+upstream name with what stands behind it; hack/_host/images.py builds the local
+images through its catalogue and hack/host pushes versions.MIRRORED_IMAGES into
+its local registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import versions
+from ._util import HostError, run
+from .build import GoBuild
+
+# Debian packages of the tools root: the tools upstream's agnhost installs from Alpine (bind-tools,
+# curl, netcat-openbsd, iproute2, iperf, bash), jessie-dnsutils' dnsutils, Alpine's busybox applets
+# the e2e specs run in agnhost (wget, ping, ps), and Debian's dynamic busybox for the busybox image.
+TOOLS_PACKAGES = (
+    "busybox", "ca-certificates", "curl", "dnsutils", "iperf", "iproute2", "iptables", "iputils-ping",
+    "netcat-openbsd", "procps", "wget",
+)
+
+
+def agnhost_build() -> GoBuild:
+    """agnhost and nnp (the nonewprivs image's program) from Kubernetes' module, as upstream builds them."""
+    return GoBuild(
+        name="agnhost",
+        module="k8s.io/kubernetes",
+        version=versions.KUBERNETES,
+        packages=("k8s.io/kubernetes/test/images/agnhost", "k8s.io/kubernetes/test/images/nonewprivs"),
+        ldflags="-s -w",
+        staging_version=versions.KUBERNETES_STAGING,
+    )
+
+
+def sample_apiserver_build() -> GoBuild:
+    return GoBuild(
+        name="sample-apiserver",
+        module="k8s.io/sample-apiserver",
+        version=versions.SAMPLE_APISERVER,
+        packages=("k8s.io/sample-apiserver",),
+        ldflags="-s -w",
+        staging_version=versions.SAMPLE_APISERVER,
+    )
+
+
+def kubernetes_source() -> Path:
+    """The k8s.io/kubernetes module in the module cache (its test/images files go into images)."""
+    modcache = run(["go", "env", "GOMODCACHE"], capture=True).strip()
+    src = Path(modcache) / f"k8s.io/kubernetes@{versions.KUBERNETES}"
+    if not src.is_dir():
+        raise HostError(f"{src} is missing: build Kubernetes first (hack/host up builds it)")
+    return src
+
+
+def tools_rootfs(cache: Path) -> Path:
+    """A Debian bookworm root (debootstrap minbase) with TOOLS_PACKAGES, cached as a tarball."""
+    digest = hashlib.sha256(" ".join(TOOLS_PACKAGES).encode()).hexdigest()[:8]
+    tarball = cache / "rootfs" / f"bookworm-tools-{digest}.tar"
+    if tarball.exists():
+        return tarball
+    if not shutil.which("debootstrap"):
+        raise HostError("debootstrap is missing: apt-get install -y debootstrap (hack/install-deps does it)")
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as tmp:
+        root = Path(tmp) / "root"
+        run(["debootstrap", "--variant=minbase", "--include=" + ",".join(TOOLS_PACKAGES),
+             "bookworm", str(root), "http://deb.debian.org/debian"], quiet=True)
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            shutil.rmtree(root / junk, ignore_errors=True)
+        run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball) + ".tmp", "."], quiet=True)
+        os.replace(str(tarball) + ".tmp", tarball)
+    return tarball
+
+
+def readme_table() -> str:
+    """The README's table of the upstream names the host serves (Markdown), one row per local image and note."""
+    groups: dict[tuple[str, bool, str], list[str]] = {}
+    for s in versions.SERVED_IMAGES:
+        groups.setdefault((s.local, s.same, s.note), []).append(s.upstream)
+    rows = ["| Upstream names | Local image | What it is | What it keeps / lacks |", "|---|---|---|---|"]
+    for (local, same, note), names in groups.items():
+        upstream = "<br>".join(f"`{n}`" for n in names)
+        rows.append(f"| {upstream} | `{local}` | {'same source' if same else 'stand-in'} | {note} |")
+    return "\n".join(rows) + "\n"
