@@ -15,6 +15,7 @@ Its storage lives in the cache (pushed images survive down/up); it has no auth a
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -247,6 +248,16 @@ def delete(image: str) -> bool:
         return False
     digest = {k.lower(): v for k, v in headers.items()}.get("docker-content-digest", "")
     return _get(f"/v2/{repository}/manifests/{digest}", method="DELETE")[0] == 202
+
+
+def remove_repository(layout: Layout, image: str) -> None:
+    """Deletes ``image``'s tag through the API, then its repository's folder (the API empties a repository
+    but keeps it listed in the catalog).  Blobs stay until a garbage collection."""
+    delete(image)
+    repository = repository_path(image).split("@", 1)[0].rsplit(":", 1)[0]
+    folder = storage(layout) / "docker" / "registry" / "v2" / "repositories" / repository
+    if folder.is_dir():
+        shutil.rmtree(folder)
 
 
 def publish_mirrored(layout: Layout) -> list[str]:

@@ -7,8 +7,8 @@ name them as a third-party manifest would, with ``imagePullPolicy: Always``: the
 registry (its access log shows the manifest request) and the pod runs.  The kind workflow (``docker push
 localhost:5001/...`` with the host's docker) works too; a name the registry lacks fails with ErrImagePull.
 
-Clean-up: the test tags are deleted from the registry through its API and the pulled images from the
-host's containerd; their layers are the shell image's, which the registry keeps anyway.
+Clean-up: the test tags are deleted from the registry through its API (then their empty repository folders)
+and the pulled images from the host's containerd; their layers are the shell image's, which stay.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from kubernetes import client
@@ -41,6 +42,15 @@ LOCAL_APP = f"localhost:5001/e2e-app-{RUN_ID}:dev"
 MISSING = f"docker.io/library/e2e-missing-{RUN_ID}:1.0"
 
 
+def repository_of(image: str) -> str:
+    """``image`` without its tag or digest."""
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+REPOSITORIES = {repository_of(name) for name in (BUSYBOX, AGNHOST, LOCAL_APP)}
+
+
 def hack_host(*args: str) -> str:
     proc = subprocess.run([str(HOST), *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"hack/host {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}"
@@ -52,10 +62,10 @@ def registry_log() -> str:
 
 
 def manifest_requests(image: str) -> int:
-    """How many manifest GETs/HEADs for ``image`` the registry's access log shows."""
-    path = registry.repository_path(image)
-    repository, ref = path.rsplit(":", 1)
-    return registry_log().count(f"/v2/{repository}/manifests/{ref}")
+    """How many manifest requests for ``image`` containerd sent the registry: its access log lines for
+    ``/v2/<repository>/manifests/<tag>?ns=<registry>`` (containerd names the registry it mirrors in ``ns``)."""
+    upstream, repository, ref = registry.split_name(image)
+    return registry_log().count(f"/v2/{repository}/manifests/{ref[1:]}?ns={quote(upstream, safe='')} ")
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +84,11 @@ def published() -> Iterator[None]:
     assert not names & {BUSYBOX, AGNHOST, LOCAL_APP}, "the test images must not be in containerd before the pods"
     yield
     for name in (BUSYBOX, AGNHOST, LOCAL_APP):
-        registry.delete(name)
-    hack_host("remove-image", BUSYBOX, AGNHOST, LOCAL_APP)
+        registry.remove_repository(Layout.default(), name)
+    # The runtime keeps each pulled image by tag and by digest (name@sha256:...).
+    pulled = [n for n in hack_host("images").split() if repository_of(n) in REPOSITORIES]
+    if pulled:
+        hack_host("remove-image", *pulled)
 
 
 def shell_pod(name: str, image: str, script: str = "echo hello-upstream") -> client.V1Pod:
@@ -106,21 +119,19 @@ def run_to_completion(core: client.CoreV1Api, ns: str, name: str, image: str) ->
 @pytest.mark.usefixtures("published")
 def test_upstream_name_is_pulled_through_the_registry(host_core: client.CoreV1Api, namespace: str) -> None:
     before = manifest_requests(BUSYBOX)
-    pod = run_to_completion(host_core, namespace, "busybox", BUSYBOX)
-    assert pod.status.container_statuses[0].image == BUSYBOX
-    assert manifest_requests(BUSYBOX) > before, "the registry saw no request for the image's manifest"
-    events = events_text(host_core, namespace)
-    assert f'Successfully pulled image "{BUSYBOX}"' in events
+    run_to_completion(host_core, namespace, "busybox", BUSYBOX)
+    assert manifest_requests(BUSYBOX) > before, "containerd sent the registry no request for the image's manifest"
+    assert f'Successfully pulled image "{BUSYBOX}"' in events_text(host_core, namespace)
     assert BUSYBOX in hack_host("images").split()
 
 
 @pytest.mark.usefixtures("published")
 def test_short_name_resolves_to_docker_io_through_the_mirror(host_core: client.CoreV1Api, namespace: str) -> None:
     short = f"e2e-busybox-{RUN_ID}:1.36"
-    before = manifest_requests(BUSYBOX)
-    pod = run_to_completion(host_core, namespace, "short", short)
-    assert pod.status.container_statuses[0].image == BUSYBOX  # the runtime's normalised name
+    before = manifest_requests(BUSYBOX)  # a request for library/e2e-busybox-...?ns=docker.io
+    run_to_completion(host_core, namespace, "short", short)
     assert manifest_requests(BUSYBOX) > before
+    assert f'Successfully pulled image "{short}"' in events_text(host_core, namespace)
 
 
 @pytest.mark.usefixtures("published")
@@ -166,5 +177,8 @@ def test_virtual_pod_with_an_upstream_image_runs(virtual: Sides) -> None:
     ns = virtual.namespace("upstream")
     before = manifest_requests(AGNHOST)
     pod = run_to_completion(virtual.vcore, ns, "agnhost", AGNHOST)
-    assert pod.status.container_statuses[0].image == AGNHOST
+    assert pod.spec.containers[0].image == AGNHOST
+    host_pod = virtual.hcore.read_namespaced_pod(virtual.vc.host_name("Pod", "agnhost", ns), virtual.hns)
+    assert host_pod.spec.containers[0].image == AGNHOST  # the syncer copies the name as it is
+    assert host_pod.spec.containers[0].image_pull_policy == "Always"
     assert manifest_requests(AGNHOST) > before
