@@ -36,6 +36,8 @@ PYTHON_IMAGE = "pytest-vcluster.local/python:3.11-bookworm"
 SHELL_IMAGE = "pytest-vcluster.local/busybox:1.35"
 HTTP_IMAGE = "pytest-vcluster.local/httpd:1.35"
 
+# The Debian release whose busybox (and glibc) the busybox image holds: bookworm's 1.35 crashes in `wget -T`.
+BUSYBOX_SUITE = "trixie"
 # Project-built images behind the upstream names below (hack/_host/e2e_images.py, hack/images/).
 AGNHOST = "2.53"  # the version test/utils/image/manifest.go of KUBERNETES names
 DEBIAN_TOOLS_IMAGE = "pytest-vcluster.local/debian-tools:bookworm"
@@ -67,8 +69,9 @@ class Served:
     note: str
 
 
-_BUSYBOX_NOTE = ("Debian's dynamic busybox 1.35 (glibc, `hosts: files dns`): sh, wget, nslookup, httpd, nc ... work on "
-                 "names; not upstream's build (applet set of Debian's package, version 1.35)")
+_BUSYBOX_NOTE = ("Debian 13's busybox 1.37 with its glibc (`hosts: files dns`): sh, wget, nslookup, nc, httpd ... "
+                 "resolve Service names; Debian's applet set and config, not upstream's build (no su, passwd, crond; "
+                 "the 1.37 binary also behind the 1.35/1.36 tags)")
 _WEB_NOTE = ("busybox httpd on port 80 serving {root} (index.html: {text!r}); keeps the port, the document root and "
              "the page; lacks the real server's modules, config files and binary")
 
