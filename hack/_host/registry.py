@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import build, versions
+from . import build, images, versions
 from ._util import HostError, step
 from .layout import REGISTRY_ADDRESS, REGISTRY_PORT, Layout
 
@@ -206,8 +206,6 @@ def push(layout: Layout, pairs: list[tuple[str, str]], *, force: bool = False) -
     Skips a pair whose docker image id is the one pushed last time (a stamp in the cache) while the
     registry still has the tag.  Returns the upstream names pushed.
     """
-    from . import images  # images imports nothing of ours; a late import keeps this module light
-
     pushed = []
     for upstream, local in pairs:
         stamp = _stamp(layout, upstream)
@@ -227,26 +225,28 @@ def push(layout: Layout, pairs: list[tuple[str, str]], *, force: bool = False) -
     return pushed
 
 
+def _manifest_url(image: str) -> str:
+    _registry, repository, ref = split_name(image)
+    return f"/v2/{repository}/manifests/{ref[1:]}"
+
+
 def has_tag(image: str) -> bool:
-    path = repository_path(image)
-    repository, ref = (path.split("@", 1) if "@" in path else path.rsplit(":", 1))
     accept = ", ".join([
         "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
         "application/vnd.docker.distribution.manifest.list.v2+json",
         "application/vnd.docker.distribution.manifest.v2+json",
     ])
-    return _get(f"/v2/{repository}/manifests/{ref}", method="HEAD", headers={"Accept": accept})[0] == 200
+    return _get(_manifest_url(image), method="HEAD", headers={"Accept": accept})[0] == 200
 
 
 def delete(image: str) -> bool:
     """Deletes the manifest ``image`` names from the registry (its blobs stay until a garbage collection)."""
-    path = repository_path(image)
-    repository, ref = (path.split("@", 1) if "@" in path else path.rsplit(":", 1))
     accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
-    code, headers, _ = _get(f"/v2/{repository}/manifests/{ref}", method="HEAD", headers={"Accept": accept})
+    code, headers, _ = _get(_manifest_url(image), method="HEAD", headers={"Accept": accept})
     if code != 200:
         return False
     digest = {k.lower(): v for k, v in headers.items()}.get("docker-content-digest", "")
+    _registry, repository, _ref = split_name(image)
     return _get(f"/v2/{repository}/manifests/{digest}", method="DELETE")[0] == 202
 
 
@@ -254,7 +254,7 @@ def remove_repository(layout: Layout, image: str) -> None:
     """Deletes ``image``'s tag through the API, then its repository's folder (the API empties a repository
     but keeps it listed in the catalog).  Blobs stay until a garbage collection."""
     delete(image)
-    repository = repository_path(image).split("@", 1)[0].rsplit(":", 1)[0]
+    _registry, repository, _ref = split_name(image)
     folder = storage(layout) / "docker" / "registry" / "v2" / "repositories" / repository
     if folder.is_dir():
         shutil.rmtree(folder)
