@@ -113,6 +113,9 @@ SERVED_IMAGES: tuple[Served, ...] = (
     Served(APISERVER_IMAGE, APISERVER_IMAGE, True, "built from k8s.io/kubernetes"),
     Served(CONTROLLER_MANAGER_IMAGE, CONTROLLER_MANAGER_IMAGE, True, "built from k8s.io/kubernetes"),
     Served(ETCD_IMAGE, ETCD_IMAGE, True, "built from go.etcd.io/etcd/server/v3"),
+    # The e2e framework's etcd (test/utils/image/manifest.go): the Aggregator spec runs it beside sample-apiserver.
+    Served("registry.k8s.io/etcd:3.5.21-0", ETCD_IMAGE, False,
+           f"our etcd {ETCD} (built from go.etcd.io/etcd/server/v3, /usr/local/bin/etcd) behind the 3.5.21-0 tag"),
     Served(COREDNS_IMAGE, COREDNS_IMAGE, True, "built from github.com/coredns/coredns"),
 )
 
