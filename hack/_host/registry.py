@@ -207,9 +207,13 @@ def push(layout: Layout, pairs: list[tuple[str, str]], *, force: bool = False) -
     registry still has the tag.  Returns the upstream names pushed.
     """
     pushed = []
+    locals_ = sorted({local for _upstream, local in pairs})
+    # One docker call for all ids (a warm `up` checks every pair).
+    ids = dict(zip(locals_, images.docker(layout, "image", "inspect", "--format", "{{.Id}}", *locals_,
+                                          capture=True).split(), strict=True))
     for upstream, local in pairs:
         stamp = _stamp(layout, upstream)
-        image_id = images.docker_image_id(layout, local)
+        image_id = ids[local]
         if not force and stamp.exists() and stamp.read_text() == image_id and has_tag(upstream):
             continue
         target = local_reference(upstream)
