@@ -72,22 +72,30 @@ def spec_name(testcase_name: str) -> str:
                   r"ReportAfterSuite|ReportBeforeSuite|DeferCleanup \(Suite\))\] ", "", testcase_name)
 
 
+#: gomega's generic openings; the reason is on the next line
+_GENERIC = re.compile(r"^(Told to stop trying|Timed out) after [\d.]+m?s\.?$")
+
+
 def first_line(text: str) -> str:
-    """The first non-empty line of a failure text, without ginkgo's ``[FAILED]``/``[PANICKED!]`` tag."""
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            return re.sub(r"^\[(FAILED|PANICKED!|TIMEDOUT|INTERRUPTED|ABORTED)\]\s*", "", line)
-    return ""
+    """The first non-empty line of a failure text, without ginkgo's ``[FAILED]``/``[PANICKED!]`` tag
+    (with the next line when the first is gomega's generic "Told to stop trying after 8.2s.")."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = re.sub(r"^\[(FAILED|PANICKED!|TIMEDOUT|INTERRUPTED|ABORTED)\]\s*", "", lines[0])
+    if _GENERIC.match(first) and len(lines) > 1 and not lines[1].startswith("In ["):
+        first += " " + lines[1]
+    return first
 
 
 def parse_junit(xml_text: str) -> dict[str, SpecResult]:
     """Spec text -> result, from a JUnit report of e2e.test (ginkgo's format).
 
-    Only specs (``[It]``) count; suite set-up nodes are reported only when they fail (as a failed
-    pseudo-spec named after the node, e.g. ``[SynchronizedBeforeSuite]``: every spec then failed or
-    never ran). ginkgo's states panicked/timedout/interrupted/aborted count as failed, pending as
-    skipped.
+    Only the selected specs (``[It]``) count: the ones --focus/--skip left out (``<skipped
+    message="skipped">``) are dropped, the ones that skipped themselves are kept. Suite set-up
+    nodes appear only when they fail, as a failed pseudo-spec named after the node (e.g.
+    ``[SynchronizedBeforeSuite]``: every spec then failed or never ran). ginkgo's states
+    panicked/timedout/interrupted/aborted count as failed, pending as skipped.
     """
     root = ET.fromstring(xml_text)
     out: dict[str, SpecResult] = {}
@@ -105,6 +113,11 @@ def parse_junit(xml_text: str) -> dict[str, SpecResult]:
             status = SKIPPED
         is_spec = raw.startswith("[It] ") or not raw.startswith("[")
         if not is_spec and status != FAILED:
+            continue
+        skipped = case.find("skipped")
+        if status == SKIPPED and skipped is not None and skipped.get("message") == "skipped":
+            # Not selected by --focus/--skip: ginkgo writes every spec of the suite, and a spec that
+            # skips itself at run time (e2eskipper) says why ("skipped - <reason>").
             continue
         name = spec_name(raw) if is_spec else raw
         message = ""
@@ -140,6 +153,12 @@ def only_in_vcluster(host: Mapping[str, SpecResult], vcluster: Mapping[str, Spec
     """Specs failing in the virtual cluster and not failing on the host (passed, skipped or not run there)."""
     return [r for name, r in sorted(vcluster.items())
             if r.status == FAILED and (host.get(name) is None or host[name].status != FAILED)]
+
+
+def missing(listed: Sequence[str], results: Mapping[str, SpecResult]) -> list[str]:
+    """The listed specs a report does not name (a sample line that matches no spec, e.g. a typo or a
+    spec renamed upstream, would otherwise shrink the sample silently)."""
+    return [name for name in listed if name not in results]
 
 
 def exit_status(results: Mapping[str, Mapping[str, SpecResult] | None]) -> int:
@@ -442,7 +461,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if r is None:
             print(f"{t}: no JUnit report (see {report_dir / (t + '.log')})")
     print(f"\nJUnit reports: {', '.join(str(report_dir / t / JUNIT_NAME) for t in results)}")
-    return exit_status(results)
+    status = exit_status(results)
+    if args.sample:
+        for t, r in got.items():
+            lost = missing(read_sample(), r)
+            if lost:
+                print(f"{t}: {len(lost)} specs of the sample not in the report (renamed? typo?):")
+                print("\n".join(f"  {name}" for name in lost))
+                status = max(status, 2)
+    return status
 
 
 def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_kubeconfig: Path, report_dir: Path,

@@ -43,14 +43,17 @@ def junit(*cases: str) -> str:
 FAILURE = ('<failure type="failed">[FAILED] expected pod to be running: timed out after 5m0s\n'
            'In [It] at: k8s.io/kubernetes/test/e2e/common/node/pods.go:210 @ 12/02/26 02:31:00.1\n</failure>'
            '<system-err>STEP: creating pod\n</system-err>')
-SKIPPED = '<skipped message="skipped"></skipped>'
+SKIPPED = '<skipped message="skipped - Only supported for providers [gce]"></skipped>'
+FILTERED = '<skipped message="skipped"></skipped>'
 
 
 @pytest.mark.parametrize(
     ("xml", "expected"),
     [
         pytest.param(junit(case(PODS, "passed")), {PODS: ("passed", "")}, id="passed"),
-        pytest.param(junit(case(PODS, "skipped", SKIPPED, 0)), {PODS: ("skipped", "")}, id="skipped"),
+        pytest.param(junit(case(PODS, "skipped", SKIPPED, 0)), {PODS: ("skipped", "")}, id="skipped-at-run-time"),
+        pytest.param(junit(case(PODS, "skipped", FILTERED, 0), case(DNS, "passed")), {DNS: ("passed", "")},
+                     id="not-selected-left-out"),
         pytest.param(junit(case(PODS, "failed", FAILURE)),
                      {PODS: ("failed", "expected pod to be running: timed out after 5m0s")}, id="failed"),
         pytest.param(junit(case(PODS, "timedout",
@@ -178,6 +181,11 @@ def test_sample_focus_matches_exactly_the_listed_specs() -> None:
         assert not re.search(focus, subject(other)), other
 
 
+def test_missing_names_the_listed_specs_a_report_lacks() -> None:
+    assert conf.missing(["a", "b", "c"], results(a="passed", c="skipped", d="failed")) == ["b"]
+    assert conf.missing([], results(a="passed")) == []
+
+
 def test_sample_focus_refuses_an_empty_sample() -> None:
     with pytest.raises(ValueError, match="no spec"):
         conf.sample_focus(["# nothing", ""])
@@ -188,6 +196,9 @@ def test_spec_name_and_first_line() -> None:
     assert conf.spec_name(PODS) == PODS
     assert conf.first_line("\n\n  [FAILED] Told to stop\nIn [It] at: x") == "Told to stop"
     assert conf.first_line("") == ""
+    told = '[FAILED] Told to stop trying after 8.227s.\npod "x" failed with status: \n  <v1.PodStatus>'
+    assert conf.first_line(told) == 'Told to stop trying after 8.227s. pod "x" failed with status:'
+    assert conf.first_line("[FAILED] Timed out after 300.000s.\nIn [It] at: x.go:1") == "Timed out after 300.000s."
 
 
 # ------------------------------------------------------------------ the e2e.test build (hack/_host/build.py)
