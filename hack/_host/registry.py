@@ -37,8 +37,6 @@ BUILD = build.GoBuild(
 MIRRORED_REGISTRIES = (
     "docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io", f"localhost:{REGISTRY_PORT}",
 )
-# Where each registry really is (the `server` of its hosts.toml: used only when the mirror fails).
-UPSTREAM_SERVERS = {"docker.io": "https://registry-1.docker.io"}
 DEFAULT_REGISTRY = "docker.io"
 
 
@@ -106,11 +104,15 @@ def local_reference(image: str) -> str:
 
 
 def hosts_toml(registry: str, mirror: str = f"http://{REGISTRY_ADDRESS}") -> str:
-    """containerd's certs.d/<registry>/hosts.toml sending pulls and resolves of ``registry`` to ``mirror``."""
-    server = UPSTREAM_SERVERS.get(registry, f"https://{registry}")
+    """containerd's certs.d/<registry>/hosts.toml: pulls and resolves of ``registry`` go to ``mirror`` alone.
+
+    The mirror is the ``[host]`` tried first and the ``server`` too, so nothing falls back to the real
+    registry: a name the local registry lacks fails at once with "not found", and a run never pulls from
+    the network where there is one (CI), so it uses the same images everywhere.
+    """
     return (
-        f"# Written by hack/host: pulls from {registry} go to the host's local registry.\n"
-        f'server = "{server}"\n'
+        f"# Written by hack/host: pulls from {registry} are served by the host's local registry only.\n"
+        f'server = "{mirror}"\n'
         "\n"
         f'[host."{mirror}"]\n'
         '  capabilities = ["pull", "resolve"]\n'

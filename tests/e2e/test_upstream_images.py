@@ -5,7 +5,8 @@ of docker.io, registry.k8s.io (and k8s.gcr.io, gcr.io, quay.io, ghcr.io, localho
 host's shell image is pushed under names no pod of the host has used (a random suffix per run), then pods
 name them as a third-party manifest would, with ``imagePullPolicy: Always``: the pull goes through the
 registry (its access log shows the manifest request) and the pod runs.  The kind workflow (``docker push
-localhost:5001/...`` with the host's docker) works too; a name the registry lacks fails with ErrImagePull.
+localhost:5001/...`` with the host's docker) works too; a name the registry lacks fails at once with ErrImagePull
+"not found" (nothing falls back to the real registry).
 
 Clean-up: the test tags are deleted from the registry through its API (then their empty repository folders)
 and the pulled images from the host's containerd; their layers are the shell image's, which stay.
@@ -161,6 +162,8 @@ def test_image_missing_from_the_registry_fails_with_err_image_pull(host_core: cl
     waiting = wait("the missing image's pull error", pull_error, timeout=120, diagnose=lambda: events_text(
         host_core, namespace))
     assert MISSING in waiting.message
+    # The local registry answered (no fallback to the real docker.io, reachable or not).
+    assert "not found" in waiting.message, waiting.message
     events = events_text(host_core, namespace)
     assert f'Failed to pull image "{MISSING}"' in events
     assert manifest_requests(MISSING) > 0, "the pull did not ask the local registry first"
