@@ -360,11 +360,12 @@ def _anchor_node(vc: Any, image: str, timeout: float = 300.0) -> str:
 
     def ready_node() -> str | None:
         p = core.read_namespaced_pod(ANCHOR_POD, "kube-system")
-        if not p.spec.node_name or (p.status.phase or "") != "Running":
+        node_name = p.spec.node_name if p.spec else None
+        if not node_name or p.status is None or p.status.phase != "Running":
             return None
-        node = core.read_node(p.spec.node_name)
-        ok = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-        return p.spec.node_name if ok else None
+        node = core.read_node(node_name)
+        conditions = (node.status.conditions if node.status else None) or []
+        return node_name if any(c.type == "Ready" and c.status == "True" for c in conditions) else None
 
     return str(vc.wait("a ready node (the anchor pod running)", ready_node, timeout=timeout))
 
@@ -442,10 +443,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if "host" in targets:
             with steps.step("suite on the host"):
-                t = time.monotonic()
+                t0 = time.monotonic()
                 results["host"] = run_suite(tools, host_kubeconfig, report_dir / "host", kubectl,
                                             log=report_dir / "host.log", **common)
-                walls["host"] = time.monotonic() - t
+                walls["host"] = time.monotonic() - t0
         if "vcluster" in targets:
             results["vcluster"] = run_in_vcluster(args, tools, host_kubeconfig, report_dir, kubectl, steps, walls,
                                                   common)
@@ -504,10 +505,10 @@ def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_ku
         with steps.step("a node in the virtual cluster (anchor pod)"):
             print(f"    node {_anchor_node(vc, versions.PAUSE_IMAGE)}", flush=True)
         with steps.step("suite in the virtual cluster"):
-            t = time.monotonic()
+            t0 = time.monotonic()
             result = run_suite(tools, vc.kubeconfig_path, report_dir / "vcluster", kubectl,
                                log=report_dir / "vcluster.log", **common)
-            walls["vcluster"] = time.monotonic() - t
+            walls["vcluster"] = time.monotonic() - t0
         return result
     finally:
         if vc is not None:
