@@ -13,8 +13,9 @@ Each target's JUnit file (the framework's ``junit_01.xml``) is kept under ``--re
 per-step timings, each spec's result on the host and in the virtual cluster, a summary line per
 target, and the first failure line of each spec that fails only in the virtual cluster.
 
-Exit status: 1 if a spec fails in the virtual cluster that passed on the host (with ``--target
-vcluster`` or ``host``: any failure), 2 if a target produced no report, else 0.
+Exit status: 1 if the virtual cluster falls short of the host (a spec failing there and not on the
+host, or passing on the host and not there; with ``--target vcluster`` or ``host``: any failure), 2 if
+a target produced no report or a line of the sample names no spec, else 0.
 
     .venv/bin/python hack/_conformance.py [--target both] [--sample] [--procs N] [--dry-run] ...
 """
@@ -121,6 +122,8 @@ def parse_junit(xml_text: str) -> dict[str, SpecResult]:
             continue
         name = spec_name(raw) if is_spec else raw
         message = ""
+        if status == SKIPPED and skipped is not None:
+            message = (skipped.get("message") or "").removeprefix("skipped - ").removeprefix("skipped")
         if status == FAILED and problem is not None:
             message = first_line(problem.get("message") or "") or first_line(problem.text or "")
         out[name] = SpecResult(name, status, float(case.get("time") or 0.0), message)
@@ -144,15 +147,19 @@ def summarize(results: Mapping[str, SpecResult]) -> Summary:
 
 
 def regressions(host: Mapping[str, SpecResult], vcluster: Mapping[str, SpecResult]) -> list[SpecResult]:
-    """The virtual cluster's results of the specs that fail there but passed on the host."""
-    return [r for name, r in sorted(vcluster.items())
-            if r.status == FAILED and host.get(name) is not None and host[name].status == PASSED]
-
-
-def only_in_vcluster(host: Mapping[str, SpecResult], vcluster: Mapping[str, SpecResult]) -> list[SpecResult]:
-    """Specs failing in the virtual cluster and not failing on the host (passed, skipped or not run there)."""
-    return [r for name, r in sorted(vcluster.items())
-            if r.status == FAILED and (host.get(name) is None or host[name].status != FAILED)]
+    """The virtual cluster's results that fall short of the host's, by spec name: a spec that fails
+    in the virtual cluster and did not fail on the host (passed, skipped or absent there: e.g. the
+    suite's set-up failing in the virtual cluster, a pseudo-spec the host never had), and a spec that
+    passed on the host but did not pass in the virtual cluster (skipped there, e.g. every spec after
+    a failed set-up, or absent: status ``-``). A spec failing on both is the host's limit."""
+    out = []
+    for name in sorted(set(host) | set(vcluster)):
+        h, v = host.get(name), vcluster.get(name)
+        if v is not None and v.status == FAILED and (h is None or h.status != FAILED):
+            out.append(v)
+        elif h is not None and h.status == PASSED and (v is None or v.status != PASSED):
+            out.append(v or SpecResult(name, "-", 0.0, "not in the virtual cluster's report"))
+    return out
 
 
 def missing(listed: Sequence[str], results: Mapping[str, SpecResult]) -> list[str]:
@@ -164,8 +171,8 @@ def missing(listed: Sequence[str], results: Mapping[str, SpecResult]) -> list[st
 def exit_status(results: Mapping[str, Mapping[str, SpecResult] | None]) -> int:
     """The run's exit status from each target's results (None: the target produced no report).
 
-    Both targets: 1 when a spec fails in the virtual cluster that passed on the host (a spec
-    failing on both is the host's limit, not a regression). One target: 1 on any failure.
+    Both targets: 1 on any of :func:`regressions` (a spec failing in the virtual cluster and not
+    on the host, or passing on the host and not in the virtual cluster). One target: 1 on any failure.
     2 when a target that ran produced no report at all.
     """
     if any(r is None for r in results.values()):
@@ -178,7 +185,7 @@ def exit_status(results: Mapping[str, Mapping[str, SpecResult] | None]) -> int:
 
 def table(results: Mapping[str, Mapping[str, SpecResult]], walls: Mapping[str, float] | None = None) -> str:
     """Each spec's result per target side by side (specs skipped everywhere left out), a summary
-    line per target and the first failure line of each spec failing only in the virtual cluster."""
+    line per target and, for each of :func:`regressions`, its first failure line or skip reason."""
     targets = [t for t in TARGETS if t in results]
     names = sorted({n for r in results.values() for n in r})
     shown = [n for n in names if any(n in results[t] and results[t][n].status != SKIPPED for t in targets)]
@@ -194,11 +201,12 @@ def table(results: Mapping[str, Mapping[str, SpecResult]], walls: Mapping[str, f
         wall = f" in {walls[t]:.0f} s" if walls and t in walls else ""
         lines.append(f"{t}: {s.passed} passed, {s.failed} failed, {s.skipped} skipped, {s.total} total{wall}")
     if "vcluster" in results:
-        only = only_in_vcluster(results.get("host", {}), results["vcluster"])
+        only = regressions(results.get("host", {}), results["vcluster"])
         if only:
-            lines += ["", "Failed only in the virtual cluster:"]
+            lines += ["", "Worse in the virtual cluster than on the host:"]
             for r in only:
-                lines.append(f"- {r.name}\n    {r.message or '(no failure text)'}")
+                tag = "" if r.status == FAILED else f" ({'not run' if r.status == '-' else r.status})"
+                lines.append(f"- {r.name}{tag}\n    {r.message or '(no failure text)'}")
     return "\n".join(lines)
 
 
@@ -379,8 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="hack/conformance",
         description="Kubernetes' conformance suite (e2e.test built from k8s.io/kubernetes at the host's version) "
                     "against a fresh virtual cluster and, as the baseline, the host; prints a side-by-side table.",
-        epilog="Exit status: 1 if a spec fails in the virtual cluster that passed on the host (with one target: "
-               "any failure), 2 if a target produced no report, 0 otherwise.",
+        epilog="Exit status: 1 if a spec fails in the virtual cluster and not on the host, or passes on the host "
+               "and not in the virtual cluster (with one target: any failure); 2 if a target produced no report "
+               "or a line of the sample names no spec; 0 otherwise.",
     )
     parser.add_argument("--target", choices=("vcluster", "host", "both"), default="both",
                         help="where to run the specs (default both: the host first, as the baseline)")

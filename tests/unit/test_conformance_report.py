@@ -51,7 +51,8 @@ FILTERED = '<skipped message="skipped"></skipped>'
     ("xml", "expected"),
     [
         pytest.param(junit(case(PODS, "passed")), {PODS: ("passed", "")}, id="passed"),
-        pytest.param(junit(case(PODS, "skipped", SKIPPED, 0)), {PODS: ("skipped", "")}, id="skipped-at-run-time"),
+        pytest.param(junit(case(PODS, "skipped", SKIPPED, 0)),
+                     {PODS: ("skipped", "Only supported for providers [gce]")}, id="skipped-with-reason"),
         pytest.param(junit(case(PODS, "skipped", FILTERED, 0), case(DNS, "passed")), {DNS: ("passed", "")},
                      id="not-selected-left-out"),
         pytest.param(junit(case(PODS, "failed", FAILURE)),
@@ -65,15 +66,15 @@ FILTERED = '<skipped message="skipped"></skipped>'
         pytest.param(junit(case(PODS, "interrupted",
                                 '<error type="interrupted">[INTERRUPTED] Interrupted by User\n</error>')),
                      {PODS: ("failed", "Interrupted by User")}, id="interrupted-is-failed"),
-        pytest.param(junit(case(PODS, "pending", '<skipped message="pending"></skipped>')), {PODS: ("skipped", "")},
-                     id="pending-is-skipped"),
+        pytest.param(junit(case(PODS, "pending", '<skipped message="pending"></skipped>')),
+                     {PODS: ("skipped", "pending")}, id="pending-is-skipped"),
         pytest.param(junit(case("", "passed", leaf="SynchronizedBeforeSuite"), case(PODS, "passed"),
                            case("Kubernetes e2e JUnit report", "passed", leaf="ReportAfterSuite")),
                      {PODS: ("passed", "")}, id="suite-nodes-left-out-when-passed"),
         pytest.param(junit(case("", "failed", FAILURE.replace("expected pod to be running", "no ready nodes"),
                                 leaf="SynchronizedBeforeSuite"), case(PODS, "skipped", SKIPPED, 0)),
                      {"[SynchronizedBeforeSuite]": ("failed", "no ready nodes: timed out after 5m0s"),
-                      PODS: ("skipped", "")}, id="failed-suite-setup-reported"),
+                      PODS: ("skipped", "Only supported for providers [gce]")}, id="failed-suite-setup-reported"),
         pytest.param(junit(case(DNS, "passed"), case(WATCH, "failed", FAILURE)),
                      {DNS: ("passed", ""), WATCH: ("failed", "expected pod to be running: timed out after 5m0s")},
                      id="two-spaces-and-long-names-kept"),
@@ -111,9 +112,17 @@ def results(**statuses: str) -> dict[str, object]:
         pytest.param({"host": results(a="failed", b="passed"), "vcluster": results(a="failed", b="passed")}, 0,
                      id="fails-on-both-is-the-hosts-limit"),
         pytest.param({"host": results(a="failed"), "vcluster": results(a="passed")}, 0, id="only-host-fails"),
-        pytest.param({"host": results(a="skipped"), "vcluster": results(a="failed")}, 0,
-                     id="skipped-on-host-is-no-baseline"),
-        pytest.param({"host": results(), "vcluster": results(a="failed")}, 0, id="not-run-on-host"),
+        pytest.param({"host": results(a="skipped"), "vcluster": results(a="failed")}, 1,
+                     id="fails-in-vcluster-only-skipped-on-host"),
+        pytest.param({"host": results(a="skipped"), "vcluster": results(a="skipped")}, 0, id="skipped-on-both"),
+        pytest.param({"host": results(a="passed"), "vcluster": results(a="skipped")}, 1,
+                     id="passed-on-host-skipped-in-vcluster"),
+        pytest.param({"host": results(a="passed", b="passed"), "vcluster": results(a="passed")}, 1,
+                     id="passed-on-host-missing-in-vcluster"),
+        pytest.param({"host": results(a="passed"), "vcluster": results(**{"a": "skipped",
+                                                                          "[SynchronizedBeforeSuite]": "failed"})},
+                     1, id="vcluster-suite-setup-failed"),
+        pytest.param({"host": results(), "vcluster": results(a="failed")}, 1, id="not-run-on-host"),
         pytest.param({"vcluster": results(a="passed", b="failed")}, 1, id="vcluster-alone-any-failure"),
         pytest.param({"vcluster": results(a="passed", b="skipped")}, 0, id="vcluster-alone-green"),
         pytest.param({"host": results(a="failed")}, 1, id="host-alone-any-failure"),
@@ -128,33 +137,37 @@ def test_exit_status(outcome: dict[str, object], status: int) -> None:
 def test_table_side_by_side_with_summaries_and_vcluster_only_failures() -> None:
     host = results(a="passed", b="passed", c="failed", d="skipped")
     host["e"] = conf.SpecResult("e", "passed", 1.0)
-    vc = results(a="passed", b="failed", c="failed", d="skipped", e="failed")
+    vc = results(a="passed", b="failed", c="failed", d="skipped", e="failed", f="skipped")
     vc["e"] = conf.SpecResult("e", "failed", 1.0, "")
+    vc["f"] = conf.SpecResult("f", "skipped", 0.0, "Spec skipped because SynchronizedBeforeSuite failed")
+    host["f"] = conf.SpecResult("f", "passed", 1.0)
     text = conf.table({"host": host, "vcluster": vc}, {"host": 430.4, "vcluster": 472.0})
     lines = text.splitlines()
     assert lines[0].split() == ["host", "vcluster", "spec"]
-    rows = {line.split()[-1]: line.split()[:-1] for line in lines[1:5]}
+    rows = {line.split()[-1]: line.split()[:-1] for line in lines[1:6]}
     assert rows == {"a": ["passed", "passed"], "b": ["passed", "failed"], "c": ["failed", "failed"],
-                    "e": ["passed", "failed"]}
+                    "e": ["passed", "failed"], "f": ["passed", "skipped"]}
     assert "(1 specs skipped on every target not shown)" in lines
-    assert "host: 3 passed, 1 failed, 1 skipped, 5 total in 430 s" in lines
-    assert "vcluster: 1 passed, 3 failed, 1 skipped, 5 total in 472 s" in lines
-    only = lines[lines.index("Failed only in the virtual cluster:") + 1:]
-    # c fails on both: not listed; b with its first failure line, e without one
-    assert only == ["- b", "    boom", "- e", "    (no failure text)"]
+    assert "host: 4 passed, 1 failed, 1 skipped, 6 total in 430 s" in lines
+    assert "vcluster: 1 passed, 3 failed, 2 skipped, 6 total in 472 s" in lines
+    only = lines[lines.index("Worse in the virtual cluster than on the host:") + 1:]
+    # c fails on both: not listed; b with its first failure line, e without one, f with its skip reason
+    assert only == ["- b", "    boom", "- e", "    (no failure text)",
+                    "- f (skipped)", "    Spec skipped because SynchronizedBeforeSuite failed"]
 
 
 def test_table_marks_specs_missing_on_a_target() -> None:
     text = conf.table({"host": results(a="passed"), "vcluster": results(b="failed")})
     rows = [line.split() for line in text.splitlines()[1:3]]
     assert rows == [["passed", "-", "a"], ["-", "failed", "b"]]
-    assert "- b" in text.splitlines()  # not run on the host: listed as failing only in the virtual cluster
+    # b not run on the host, a not run in the virtual cluster: both fall short
+    assert "- b" in text.splitlines() and "- a (not run)" in text.splitlines()
 
 
 def test_table_one_target() -> None:
     text = conf.table({"vcluster": results(a="passed")})
     assert text.splitlines()[0].split() == ["vcluster", "spec"]
-    assert "Failed only in the virtual cluster:" not in text
+    assert "Worse in the virtual cluster" not in text
 
 
 @pytest.mark.parametrize(
