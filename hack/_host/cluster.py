@@ -792,7 +792,7 @@ def status(layout: Layout) -> int:
         print(f"versions: etcd {versions.ETCD}, CoreDNS {versions.COREDNS}, helm {versions.HELM}, "
               f"kube-router {versions.KUBE_ROUTER}, local-path-provisioner {versions.LOCAL_PATH_PROVISIONER}, "
               f"containerd {runtime[2] if len(runtime) > 2 else '?'}")
-        print(f"registry localhost:{REGISTRY_PORT} (distribution {registry.DISTRIBUTION}, "
+        print(f"registry localhost:{REGISTRY_PORT} (distribution {registry.version()}, "
               f"{len(registry.catalog())} repositories in {registry.storage(layout)}); containerd pulls "
               f"{', '.join(registry.MIRRORED_REGISTRIES[:-1])} from it")
         return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -125,8 +124,7 @@ def test_the_registry_is_a_host_process_stopped_before_the_runtime() -> None:
     assert "registry" not in cluster.CORE
 
 
-def test_go_build_of_distribution_is_pinned_to_a_release() -> None:
-    assert registry.BUILD.module == "github.com/distribution/distribution/v3"
-    assert registry.BUILD.version == registry.DISTRIBUTION
-    assert registry.DISTRIBUTION.startswith("v3.")
-    assert json.dumps(registry.BUILD.packages) == '["github.com/distribution/distribution/v3/cmd/registry"]'
+def test_the_registry_comes_from_debians_package_installed_by_install_deps() -> None:
+    assert registry.binary() == Path("/usr/bin/docker-registry")
+    deps = (Path(__file__).resolve().parents[2] / "hack" / "install-deps").read_text()
+    assert " docker-registry" in deps
