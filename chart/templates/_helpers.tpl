@@ -159,7 +159,7 @@ Service about as unlikely as two dynamic allocations colliding.
 {{/*
 Cluster PKI, admin token and Service IP, as JSON:
   {"clusterIP", "caCrt", "caKey", "apiserverCrt", "apiserverKey", "saKey", "token", "sansHash",
-   "kubeletCrt", "kubeletKey"}
+   "kubeletCrt", "kubeletKey", "frontProxyCaCrt", "frontProxyClientCrt", "frontProxyClientKey"}
 Certificates and keys are base64-encoded PEM (Secret data form), token is plain.
 
 Computed once per render (memoised in the root context) so that every template
@@ -232,6 +232,25 @@ back from Service R when it exists (it is immutable anyway).
 {{- $kubelet := genSelfSignedCertWithKey "vcluster-syncer-kubelet" (list "127.0.0.1") (list "localhost") 3650 (genPrivateKey "ecdsa") -}}
 {{- $_ := set $pki "kubeletCrt" ($kubelet.Cert | b64enc) -}}
 {{- $_ := set $pki "kubeletKey" ($kubelet.Key | b64enc) -}}
+{{- end -}}
+{{- /*
+front-proxy (the aggregation layer, as kubeadm sets it up): kube-apiserver proxies to aggregated API servers
+(APIServices backed by a Service) with the client certificate CN=front-proxy-client, signed by a CA of its own
+that it publishes in kube-system/extension-apiserver-authentication (requestheader-client-ca-file). Kept when
+present; a Secret from an older chart without them gets them once, the rest of its PKI untouched. The CA's key
+is not stored: nothing signs with it after this render (kubeadm keeps it only to renew the certificate with
+`kubeadm certs renew`; a new pair here replaces both).
+*/ -}}
+{{- if and (index $data "front-proxy-ca.crt") (index $data "front-proxy-client.crt") (index $data "front-proxy-client.key") -}}
+{{- $_ := set $pki "frontProxyCaCrt" (index $data "front-proxy-ca.crt") -}}
+{{- $_ := set $pki "frontProxyClientCrt" (index $data "front-proxy-client.crt") -}}
+{{- $_ := set $pki "frontProxyClientKey" (index $data "front-proxy-client.key") -}}
+{{- else -}}
+{{- $fpCa := genCAWithKey (printf "vcluster-%s-front-proxy-ca" $name) 3650 (genPrivateKey "ecdsa") -}}
+{{- $fpClient := genSignedCertWithKey "front-proxy-client" nil nil 3650 $fpCa (genPrivateKey "ecdsa") -}}
+{{- $_ := set $pki "frontProxyCaCrt" ($fpCa.Cert | b64enc) -}}
+{{- $_ := set $pki "frontProxyClientCrt" ($fpClient.Cert | b64enc) -}}
+{{- $_ := set $pki "frontProxyClientKey" ($fpClient.Key | b64enc) -}}
 {{- end -}}
 {{- $_ := set . "_vclusterPki" $pki -}}
 {{- end -}}

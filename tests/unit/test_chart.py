@@ -417,6 +417,11 @@ def test_etcd_persistence(helm: str, sets: tuple[str, ...], size: str, storage_c
         ("service-cluster-ip-range", "10.96.0.0/12"),
         ("endpoint-reconciler-type", "none"),
         ("enable-priority-and-fairness", "false"),
+        # front-proxy, as kubeadm sets it (aggregated API servers)
+        ("requestheader-allowed-names", "front-proxy-client"),
+        ("requestheader-username-headers", "X-Remote-User"),
+        ("requestheader-group-headers", "X-Remote-Group"),
+        ("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
     ],
 )
 def test_apiserver_flags(default: Objects, flag: str, value: str) -> None:
@@ -434,8 +439,14 @@ def test_apiserver_files_are_mounted(default: Objects) -> None:
         "service-account-key-file",
         "service-account-signing-key-file",
         "client-ca-file",
+        "requestheader-client-ca-file",
+        "proxy-client-cert-file",
+        "proxy-client-key-file",
     ):
         assert f[flag] in mounted, f"--{flag}={f[flag]} is not a mounted file"
+    assert mounted[f["requestheader-client-ca-file"]] == "front-proxy-ca.crt"
+    assert mounted[f["proxy-client-cert-file"]] == "front-proxy-client.crt"
+    assert mounted[f["proxy-client-key-file"]] == "front-proxy-client.key"
 
 
 def files_in_container(objs: Objects, c: dict[str, Any]) -> dict[str, str]:
@@ -743,6 +754,38 @@ def test_pki_secret_keys(default: Objects) -> None:
     # token,user,uid,"groups": the admin is in system:masters
     line = data["tokens.csv"].decode().strip()
     assert line.startswith(f"{token},") and line.endswith('"system:masters"')
+
+
+def test_front_proxy_certificates(default: Objects) -> None:
+    """The aggregator's client certificate (kubeadm's front-proxy): CN front-proxy-client, for client
+    authentication, signed by a CA of its own (not the cluster CA, which authenticates users); the CA's
+    key is not kept."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    data = secret_data(default[("Secret", f"{RELEASE}-certs")])
+    assert {"front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key"} <= set(data)
+    assert not {k for k in data if k.startswith("front-proxy-ca.") and k != "front-proxy-ca.crt"}
+    assert b"BEGIN EC PRIVATE KEY" in data["front-proxy-client.key"]
+    cert = x509.load_pem_x509_certificate(data["front-proxy-client.crt"])
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "front-proxy-client"
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.CLIENT_AUTH in eku
+    verify_issued_by(data["front-proxy-client.crt"], data["front-proxy-ca.crt"])
+    ca = x509.load_pem_x509_certificate(data["front-proxy-ca.crt"])
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert data["front-proxy-ca.crt"] != data["ca.crt"]
+    with pytest.raises(Exception):  # noqa: B017 - any verification failure
+        verify_issued_by(data["front-proxy-client.crt"], data["ca.crt"])
+    key = serialization.load_pem_private_key(data["front-proxy-client.key"], password=None)
+    assert key.public_key() == cert.public_key()
+
+
+def test_aggregator_routing_by_service_ip(default: Objects) -> None:
+    """The aggregator dials an APIService's Service at its ClusterIP (the default): a virtual Service's
+    ClusterIP is its host Service's, reachable from pod R-0."""
+    assert "enable-aggregator-routing" not in flags(containers(default)["kube-apiserver"]["args"])
 
 
 def test_kubelet_certificate(default: Objects) -> None:
