@@ -342,6 +342,15 @@ def processes(layout: Layout, bins: dict[str, Path], ip: str) -> dict[str, Proc]
             f"--service-account-key-file={p / 'sa.pub'}", f"--service-account-signing-key-file={p / 'sa.key'}",
             "--allow-privileged=true", "--enable-admission-plugins=NodeRestriction", "--profiling=false",
             "--event-ttl=30m",
+            # Aggregation layer (front-proxy) as kubeadm sets it: aggregated API servers (metrics-server, the
+            # conformance suite's sample-apiserver) trust the X-Remote-* headers of requests made with the
+            # front-proxy-client certificate. No --enable-aggregator-routing: the aggregator dials an
+            # APIService's Service at its ClusterIP, which kube-proxy serves on this node too.
+            f"--requestheader-client-ca-file={p / 'front-proxy-ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client", "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group", "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
         ]),
         "kube-controller-manager": Proc("kube-controller-manager", [
             str(bins["kube-controller-manager"]), f"--kubeconfig={cfg / 'controller-manager.conf'}",
@@ -500,6 +509,8 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
         missing = [n for n in PROCESS_ORDER if not running_pid(layout, n)]
         if not set(missing) & CORE:
             reconfigure_runtime(layout)
+            if "kube-apiserver" not in missing:
+                reconfigure_apiserver(layout)
         if missing and not set(missing) & CORE:
             # The runtime and the cluster's data are alive: restart only what
             # stopped, so the workloads (other runs' virtual clusters) survive.
@@ -598,6 +609,34 @@ def reconfigure_runtime(layout: Layout) -> None:
         wait_for("containerd's CRI", lambda: _cri_ready(layout), 60, layout=layout, proc="containerd")
         if running_pid(layout, "kubelet"):  # the kubelet notices the runtime went away: let it recover
             wait_for(f"node {NODE_NAME} Ready", lambda: node_ready(layout), 120, layout=layout, proc="kubelet")
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def reconfigure_apiserver(layout: Layout) -> None:
+    """Restarts a running kube-apiserver whose command line is not the one `up` would start now (e.g. a host
+    started before the front-proxy flags existed), after adding the certificates it may now need (existing
+    ones are kept).  The API server keeps no state of its own: workloads, namespaces and the other
+    components (which reconnect) are untouched.
+    """
+    pid = running_pid(layout, "kube-apiserver")
+    if not pid:
+        return
+    ip = node_ip()
+    pki.ensure_pki(layout.pki, node_name=NODE_NAME, node_ip=ip, service_ip=KUBERNETES_SERVICE_IP, clients=CLIENTS)
+    wanted = processes(layout, build_outputs(), ip)["kube-apiserver"]
+    if _cmdline(pid) == wanted.argv:
+        return
+    with step("restart kube-apiserver with its new flags"):
+        stop_pid(pid)
+        start(layout, wanted)
+        wait_for("kube-apiserver /readyz", lambda: _https(layout, ip, "/readyz")[0] == 200, 120,
+                 layout=layout, proc="kube-apiserver")
 
 
 def _cri_ready(layout: Layout) -> bool:

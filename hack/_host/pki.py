@@ -4,6 +4,13 @@ One CA signs everything: the API server's serving certificate, one client
 certificate per component (each with the identity RBAC's bootstrap policy
 expects, so the components run with their real, limited rights), the
 kubelet's serving certificate, and the service-account key pair.
+
+The aggregation layer gets a CA of its own, as kubeadm does it: front-proxy-ca
+signs the one certificate front-proxy-client, with which kube-apiserver calls
+aggregated API servers (those trust the X-Remote-* headers of that client only).
+
+Files are only ever added: a cache made before a file existed gets it without
+losing the others, so kubeconfigs handed out earlier stay valid.
 """
 
 from __future__ import annotations
@@ -27,13 +34,25 @@ def _openssl(*args: str) -> None:
     run(["openssl", *args], quiet=True)
 
 
-def _sign(pki: Path, name: str, subject: str, ext: str) -> None:
+def _make_ca(pki: Path, name: str, cn: str) -> None:
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(pki / f"{name}.key"))
+    _openssl(
+        "req", "-x509", "-new", "-key", str(pki / f"{name}.key"), "-subj", f"/CN={cn}",
+        "-days", "3650", "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", str(pki / f"{name}.crt"),
+    )
+
+
+CLIENT_EXT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+
+
+def _sign(pki: Path, name: str, subject: str, ext: str, ca: str = "ca") -> None:
     key, csr, crt, extfile = (pki / f"{name}.{s}" for s in ("key", "csr", "crt", "ext"))
     _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
     _openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
     extfile.write_text(ext)
     _openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
+        "x509", "-req", "-in", str(csr), "-CA", str(pki / f"{ca}.crt"), "-CAkey", str(pki / f"{ca}.key"),
         "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", str(extfile), "-out", str(crt),
     )
     csr.unlink()
@@ -51,12 +70,7 @@ def ensure_pki(pki: Path, *, node_name: str, node_ip: str, service_ip: str, clie
             for ext in ("crt", "key"):
                 (pki / f"{name}.{ext}").unlink(missing_ok=True)
     if not (pki / "ca.crt").exists():
-        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(pki / "ca.key"))
-        _openssl(
-            "req", "-x509", "-new", "-key", str(pki / "ca.key"), "-subj", "/CN=pytest-vcluster-host-ca",
-            "-days", "3650", "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", str(pki / "ca.crt"),
-        )
+        _make_ca(pki, "ca", "pytest-vcluster-host-ca")
     if not (pki / "apiserver.crt").exists():
         sans = [
             "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
@@ -70,8 +84,12 @@ def ensure_pki(pki: Path, *, node_name: str, node_ip: str, service_ip: str, clie
     for c in clients:
         if not (pki / f"{c.file}.crt").exists():
             subject = f"/CN={c.cn}" + (f"/O={c.org}" if c.org else "")
-            _sign(pki, c.file, subject, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                  "extendedKeyUsage=clientAuth\n")
+            _sign(pki, c.file, subject, CLIENT_EXT)
+    if not (pki / "front-proxy-ca.crt").exists():
+        (pki / "front-proxy-client.crt").unlink(missing_ok=True)  # signed by an earlier front-proxy CA
+        _make_ca(pki, "front-proxy-ca", "front-proxy-ca")
+    if not (pki / "front-proxy-client.crt").exists():
+        _sign(pki, "front-proxy-client", "/CN=front-proxy-client", CLIENT_EXT, ca="front-proxy-ca")
     stamp.write_text(f"{node_name} {node_ip}\n")
     if not (pki / "sa.key").exists():
         _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(pki / "sa.key"))
