@@ -414,6 +414,8 @@ def test_etcd_persistence(helm: str, sets: tuple[str, ...], size: str, storage_c
         ("secure-port", "6443"),
         ("authorization-mode", "RBAC"),
         ("service-account-issuer", "https://kubernetes.default.svc.cluster.local"),
+        # OIDC discovery names an address pods reach and the serving certificate lists
+        ("service-account-jwks-uri", "https://kubernetes.default.svc.cluster.local/openid/v1/jwks"),
         ("service-cluster-ip-range", "10.96.0.0/12"),
         ("endpoint-reconciler-type", "none"),
         ("enable-priority-and-fairness", "false"),
