@@ -210,6 +210,51 @@ def table(results: Mapping[str, Mapping[str, SpecResult]], walls: Mapping[str, f
     return "\n".join(lines)
 
 
+def sig_of(name: str) -> str:
+    """The SIG of a spec (``[sig-network] DNS ...`` -> ``sig-network``; ``-`` when it names none)."""
+    m = re.match(r"^\[(sig-[a-z-]+)\]", name)
+    return m.group(1) if m else "-"
+
+
+def markdown(results: Mapping[str, Mapping[str, SpecResult]], *, title: str,
+             walls: Mapping[str, float] | None = None) -> str:
+    """A Markdown report: per-SIG counts of passed specs per target, the specs that fail on every
+    target (the host's limits), the specs where the virtual cluster falls short (with their first
+    failure line), then every spec's result side by side."""
+    targets = [t for t in TARGETS if t in results]
+    names = sorted({n for r in results.values() for n in r})
+
+    def status(t: str, n: str) -> str:
+        return results[t][n].status if n in results[t] else "-"
+
+    out = [f"# {title}", ""]
+    wall = {t: f" ({walls[t] / 60:.0f} min)" if walls and t in walls else "" for t in targets}
+    out.append("| SIG | specs | " + " | ".join(f"passed: {t}{wall[t]}" for t in targets) + " |")
+    out.append("|---|---:|" + "---:|" * len(targets))
+    for sig in sorted({sig_of(n) for n in names}) + ["total"]:
+        in_sig = [n for n in names if sig == "total" or sig_of(n) == sig]
+        cells = [str(sum(status(t, n) == PASSED for n in in_sig)) for t in targets]
+        label, count = (f"**{sig}**", f"**{len(in_sig)}**") if sig == "total" else (sig, str(len(in_sig)))
+        if sig == "total":
+            cells = [f"**{c}**" for c in cells]
+        out.append(f"| {label} | {count} | " + " | ".join(cells) + " |")
+    for t in targets:
+        s = summarize(results[t])
+        out.append("")
+        out.append(f"- {t}: {s.passed} passed, {s.failed} failed, {s.skipped} skipped of {s.total}")
+    both_failed = [n for n in names if targets and all(status(t, n) == FAILED for t in targets)]
+    if len(targets) > 1:
+        out += ["", "## Failing on every target (limits of the single-node host, not of the virtual cluster)", ""]
+        out += [f"- {n}: {results[targets[0]][n].message or '(no failure text)'}" for n in both_failed] or ["none"]
+        short = regressions(results.get("host", {}), results.get("vcluster", {})) if "vcluster" in results else []
+        out += ["", "## Worse in the virtual cluster than on the host", ""]
+        out += [f"- {r.name} ({r.status}): {r.message or '(no failure text)'}" for r in short] or ["none"]
+    out += ["", "## Every spec", "", "| spec | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+    for n in names:
+        out.append(f"| {n.replace('|', chr(92) + '|')} | " + " | ".join(status(t, n) for t in targets) + " |")
+    return "\n".join(out) + "\n"
+
+
 def go_regex_escape(text: str) -> str:
     r"""``text`` as a literal in a Go (RE2) regular expression: ``\`` before each metacharacter."""
     return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
@@ -411,11 +456,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="where each target's JUnit file and ginkgo log go (DIR/<target>/); "
                              "default: /tmp/pytest-vcluster-conformance/<UTC timestamp>")
     parser.add_argument("--timeout", default="3h", help="ginkgo --timeout per target, a Go duration (default 3h)")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
+                        help="also write the results as Markdown to FILE (per-SIG counts, differences, every spec)")
+    parser.add_argument("--from-reports", type=Path, default=None, metavar="DIR",
+                        help="run nothing: read DIR/<target>/junit_01.xml of an earlier run and print (and with "
+                             "--markdown write) its table; same exit status")
     parser.add_argument("--dry-run", action="store_true",
                         help="only list the specs the focus/skip select (e2e.test --ginkgo.dry-run), nothing runs")
     args = parser.parse_args(argv)
     if args.procs < 1:
         parser.error("--procs must be at least 1")
+
+    if args.from_reports is not None:
+        return from_reports(args.from_reports, args.markdown)
 
     focus = sample_focus(SAMPLE_FILE.read_text().splitlines()) if args.sample else args.focus
     skip = args.skip if args.skip is not None else ("" if args.serial else DEFAULT_SKIP)
@@ -467,6 +520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     got = {k: v for k, v in results.items() if v is not None}
     if got:
         print(table(got, walls))
+        if args.markdown:
+            args.markdown.write_text(markdown(got, walls=walls, title=_title(focus, skip)))
+            print(f"\nMarkdown report: {args.markdown}")
     for t, r in results.items():
         if r is None:
             print(f"{t}: no JUnit report (see {report_dir / (t + '.log')})")
@@ -480,6 +536,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("\n".join(f"  {name}" for name in lost))
                 status = max(status, 2)
     return status
+
+
+def _title(focus: str, skip: str) -> str:
+    return (f"Conformance of {time.strftime('%Y-%m-%d', time.gmtime())}: focus {focus[:80]!r}"
+            f"{'...' if len(focus) > 80 else ''}, skip {skip!r}")
+
+
+def from_reports(report_dir: Path, markdown_file: Path | None) -> int:
+    """The table (and Markdown) of an earlier run's JUnit files; its exit status."""
+    results: dict[str, dict[str, SpecResult] | None] = {}
+    for t in TARGETS:
+        junit = report_dir / t / JUNIT_NAME
+        if junit.exists():
+            results[t] = parse_junit(junit.read_text())
+    if not results:
+        print(f"conformance: no {'/'.join(TARGETS)}/{JUNIT_NAME} under {report_dir}: pass the --report-dir of a "
+              "run", file=sys.stderr)
+        return 2
+    got = {k: v for k, v in results.items() if v is not None}
+    print(table(got))
+    if markdown_file:
+        stamp = time.strftime("%Y-%m-%d", time.gmtime(max((report_dir / t / JUNIT_NAME).stat().st_mtime
+                                                            for t in got)))
+        markdown_file.write_text(markdown(got, title=f"Conformance run of {stamp} ({report_dir.name})"))
+        print(f"\nMarkdown report: {markdown_file}")
+    return exit_status(results)
 
 
 def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_kubeconfig: Path, report_dir: Path,

@@ -283,9 +283,9 @@ def builds() -> list[GoBuild]:
 # The ginkgo CLI at the version k8s.io/kubernetes v1.33.13's go.mod requires (its e2e.test is
 # built with that library; the CLI and the library must agree).
 GINKGO = "v2.21.0"
-# The module proxy refuses k8s.io/sample-apiserver v0.33.10-v0.33.13 (retracted/unavailable);
-# v0.33.0 carries the types the e2e suite's aggregator test uses.
-SAMPLE_APISERVER = "v0.33.0"
+# The module proxy refuses k8s.io/sample-apiserver v0.33.10-v0.33.13; versions.SAMPLE_APISERVER
+# (v0.33.0) carries the types the e2e suite's aggregator test uses (and the host's sample-apiserver image).
+SAMPLE_APISERVER = versions.SAMPLE_APISERVER
 
 
 def conformance_builds() -> list[GoBuild]:

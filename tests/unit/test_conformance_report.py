@@ -170,6 +170,52 @@ def test_table_one_target() -> None:
     assert "Worse in the virtual cluster" not in text
 
 
+def test_markdown_counts_per_sig_and_lists_both_failing_and_worse_specs() -> None:
+    net_a, net_b = "[sig-network] A [Conformance]", "[sig-network] B | C [Conformance]"
+    node_a = "[sig-node] A [Conformance]"
+    host = {net_a: conf.SpecResult(net_a, "passed"), net_b: conf.SpecResult(net_b, "failed", 1.0, "no route"),
+            node_a: conf.SpecResult(node_a, "passed")}
+    vc = {net_a: conf.SpecResult(net_a, "passed"), net_b: conf.SpecResult(net_b, "failed", 1.0, "no route"),
+          node_a: conf.SpecResult(node_a, "failed", 1.0, "x509: certificate is valid for 127.0.0.1")}
+    text = conf.markdown({"host": host, "vcluster": vc}, title="T", walls={"host": 600.0, "vcluster": 720.0})
+    lines = text.splitlines()
+    assert lines[0] == "# T"
+    assert "| SIG | specs | passed: host (10 min) | passed: vcluster (12 min) |" in lines
+    assert "| sig-network | 2 | 1 | 1 |" in lines
+    assert "| sig-node | 1 | 1 | 0 |" in lines
+    assert "| **total** | **3** | **2** | **1** |" in lines
+    both = lines.index("## Failing on every target (limits of the single-node host, not of the virtual cluster)")
+    assert lines[both + 2] == f"- {net_b}: no route"
+    worse = lines.index("## Worse in the virtual cluster than on the host")
+    assert lines[worse + 2] == f"- {node_a} (failed): x509: certificate is valid for 127.0.0.1"
+    # a | in a spec name would split the Markdown table's cell
+    assert "| [sig-network] B \\| C [Conformance] | failed | failed |" in lines
+
+
+def test_markdown_says_none_when_nothing_differs() -> None:
+    text = conf.markdown({"host": results(a="passed"), "vcluster": results(a="passed")}, title="T")
+    lines = text.splitlines()
+    worse = lines.index("## Worse in the virtual cluster than on the host")
+    assert lines[worse + 2] == "none"
+
+
+def test_from_reports_renders_an_earlier_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for target, status in (("host", "passed"), ("vcluster", "failed")):
+        (tmp_path / target).mkdir()
+        (tmp_path / target / conf.JUNIT_NAME).write_text(junit(case(PODS, status, FAILURE if status == "failed"
+                                                                       else "")))
+    md = tmp_path / "out.md"
+    assert conf.main(["--from-reports", str(tmp_path), "--markdown", str(md)]) == 1
+    assert f"passed    failed    {PODS}" in capsys.readouterr().out
+    assert f"- {PODS} (failed): expected pod to be running: timed out after 5m0s" in md.read_text().splitlines()
+
+
+def test_from_reports_without_reports_names_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert conf.main(["--from-reports", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"conformance: no host/vcluster/junit_01.xml under {tmp_path}: pass the "
+                                       "--report-dir of a run\n")
+
+
 @pytest.mark.parametrize(
     ("text", "escaped"),
     [
