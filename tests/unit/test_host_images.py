@@ -146,6 +146,11 @@ def test_readme_table_lists_every_served_image() -> None:
     assert all(row.count(" | ") == 3 for row in rows)
 
 
+def test_readme_shows_the_generated_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert e2e_images.readme_table().rstrip("\n") in readme, "regenerate the README's table of served images"
+
+
 INDEX = """Package: busybox
 Version: 1:1.37.0-6+b9
 Filename: pool/main/b/busybox/busybox_1.37.0-6+b9_amd64.deb
