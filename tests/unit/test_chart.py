@@ -784,10 +784,10 @@ def test_front_proxy_certificates(default: Objects) -> None:
     assert key.public_key() == cert.public_key()
 
 
-def test_aggregator_routing_by_service_ip(default: Objects) -> None:
-    """The aggregator dials an APIService's Service at its ClusterIP (the default): a virtual Service's
-    ClusterIP is its host Service's, reachable from pod R-0."""
-    assert "enable-aggregator-routing" not in flags(containers(default)["kube-apiserver"]["args"])
+def test_aggregator_routing_to_endpoints(default: Objects) -> None:
+    """APIServices and webhooks are dialled at an endpoint (host pod IP), not at a ClusterIP that the host's
+    kube-proxy may not route yet (a connection opened then bypasses NAT and is kept alive)."""
+    assert flags(containers(default)["kube-apiserver"]["args"])["enable-aggregator-routing"] == "true"
 
 
 def test_kubelet_certificate(default: Objects) -> None:
