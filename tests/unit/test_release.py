@@ -125,8 +125,10 @@ def test_ci_caches_the_host_builds_keyed_on_the_pinned_versions() -> None:
     caches = [step for step in steps(job) if str(step.get("uses", "")).startswith("actions/cache@")]
     assert len(caches) == 1
     cache = caches[0]["with"]
-    assert "hashFiles('hack/_host/versions.py')" in cache["key"]
-    assert (ROOT / "hack" / "_host" / "versions.py").is_file()
+    # Every file that pins what the cache holds (versions, Go builds, Debian packages of the images).
+    pinned = ("hack/_host/versions.py", "hack/_host/build.py", "hack/_host/e2e_images.py")
+    assert f"hashFiles({', '.join(repr(p) for p in pinned)})" in cache["key"]
+    assert all((ROOT / p).is_file() for p in pinned)
     paths = {resolve(p.strip(), {}) for p in cache["path"].splitlines() if not p.strip().startswith("!")}
     assert paths == {"<steps.paths.outputs.vcluster>", "<steps.paths.outputs.gomodcache>"}
     # Those outputs are the runner's ~/.cache/pytest-vcluster and the Go module cache, and the test
