@@ -12,8 +12,6 @@ its local registry.
 from __future__ import annotations
 
 import hashlib
-import json
-import lzma
 import os
 import shutil
 import tempfile
@@ -93,50 +91,39 @@ def tools_rootfs(cache: Path) -> Path:
     return tarball
 
 
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
+def busybox_binary(cache: Path) -> Path:
+    """busybox versions.BUSYBOX built from upstream's source with ``make defconfig`` (cached).
 
-def _packages_index(text: str, wanted: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    """The Filename and SHA256 of each wanted package in a Debian Packages index."""
-    found: dict[str, dict[str, str]] = {}
-    for stanza in text.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line[0].isspace())
-        if fields.get("Package") in wanted and fields["Package"] not in found:
-            found[fields["Package"]] = {"Filename": fields["Filename"], "SHA256": fields["SHA256"]}
-    missing = set(wanted) - set(found)
-    if missing:
-        raise HostError(f"Debian's Packages index has no {', '.join(sorted(missing))}")
-    return found
-
-
-def busybox_debs(cache: Path) -> dict[str, Path]:
-    """busybox and the libc6 it needs from Debian versions.BUSYBOX_SUITE, downloaded once and checked.
-
-    Bookworm's busybox 1.35 crashes in `wget -T` (any address); the busybox of Debian 13 (1.37, the
-    version of upstream's busybox:latest) does not, and needs its glibc (2.38 or later).
+    The tarball is checked against versions.BUSYBOX_SOURCE_SHA256. Dynamically linked with the
+    machine's glibc (Debian bookworm, like the tools root the image takes its libraries from): a
+    static glibc cannot load the NSS modules that resolve names.
     """
-    wanted = ("busybox", "libc6")
-    folder = cache / "debs" / versions.BUSYBOX_SUITE
-    resolved = folder / "resolved.json"
-    if resolved.exists():
-        paths = {name: folder / Path(f).name for name, f in json.loads(resolved.read_text()).items()}
-        if set(paths) == set(wanted) and all(p.exists() for p in paths.values()):
-            return paths
-    folder.mkdir(parents=True, exist_ok=True)
-    url = f"{DEBIAN_MIRROR}/dists/{versions.BUSYBOX_SUITE}/main/binary-amd64/Packages.xz"
-    with urllib.request.urlopen(url, timeout=120) as r:
-        index = _packages_index(lzma.decompress(r.read()).decode(errors="replace"), wanted)
-    paths = {}
-    for name, entry in index.items():
-        with urllib.request.urlopen(f"{DEBIAN_MIRROR}/{entry['Filename']}", timeout=300) as r:
-            data = r.read()
-        if hashlib.sha256(data).hexdigest() != entry["SHA256"]:
-            raise HostError(f"{entry['Filename']}: SHA256 differs from Debian's Packages index")
-        path = paths[name] = folder / Path(entry["Filename"]).name
-        path.with_suffix(".tmp").write_bytes(data)
-        os.replace(path.with_suffix(".tmp"), path)
-    resolved.write_text(json.dumps({name: index[name]["Filename"] for name in wanted}))
-    return paths
+    out = cache / "bin" / f"busybox-{versions.BUSYBOX}-{versions.BUSYBOX_SOURCE_SHA256[:12]}" / "busybox"
+    if out.exists():
+        return out
+    for tool in ("gcc", "make", "bzip2"):
+        if not shutil.which(tool):
+            raise HostError(f"{tool} is missing: apt-get install -y gcc make bzip2 (hack/install-deps does it)")
+    with urllib.request.urlopen(versions.BUSYBOX_SOURCE, timeout=300) as r:
+        data = r.read()
+    if hashlib.sha256(data).hexdigest() != versions.BUSYBOX_SOURCE_SHA256:
+        raise HostError(f"{versions.BUSYBOX_SOURCE}: SHA256 is not versions.BUSYBOX_SOURCE_SHA256")
+    with tempfile.TemporaryDirectory(prefix="busybox-", dir=cache) as tmp:
+        tarball = Path(tmp) / "busybox.tar.bz2"
+        tarball.write_bytes(data)
+        run(["tar", "-C", tmp, "-xjf", str(tarball)], quiet=True)
+        src = Path(tmp) / f"busybox-{versions.BUSYBOX}"
+        run(["make", "-C", str(src), "defconfig"], quiet=True)
+        config = src / ".config"
+        # tc needs the CBQ scheduler's kernel headers, gone from Linux 6.3's (Debian and Alpine drop it too).
+        config.write_text(config.read_text().replace("CONFIG_TC=y", "# CONFIG_TC is not set"))
+        run(["make", "-C", str(src), "oldconfig"], input="\n" * 200, quiet=True)  # defaults for what TC held
+        run(["make", "-C", str(src), f"-j{os.cpu_count() or 2}", "busybox"], quiet=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / "busybox", out.with_suffix(".tmp"))
+        os.replace(out.with_suffix(".tmp"), out)
+    return out
 
 
 def readme_table() -> str:

@@ -36,8 +36,13 @@ PYTHON_IMAGE = "pytest-vcluster.local/python:3.11-bookworm"
 SHELL_IMAGE = "pytest-vcluster.local/busybox:1.35"
 HTTP_IMAGE = "pytest-vcluster.local/httpd:1.35"
 
-# The Debian release whose busybox (and glibc) the busybox image holds: bookworm's 1.35 crashes in `wget -T`.
-BUSYBOX_SUITE = "trixie"
+# busybox for the shell image: built from upstream's source (as Debian's archive keeps the tarball) with
+# upstream's defconfig, as docker-library's busybox image is. Debian's own busybox packages differ from
+# upstream where test manifests notice: bookworm's 1.35 crashes in `wget -T`, and Debian reverts ash's
+# keeping of environment variables with names like `data-1` (the ConfigMap/Secret env conformance specs).
+BUSYBOX = "1.37.0"
+BUSYBOX_SOURCE = f"http://deb.debian.org/debian/pool/main/b/busybox/busybox_{BUSYBOX}.orig.tar.bz2"
+BUSYBOX_SOURCE_SHA256 = "3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4"
 # Project-built images behind the upstream names below (hack/_host/e2e_images.py, hack/images/).
 AGNHOST = "2.53"  # the version test/utils/image/manifest.go of KUBERNETES names
 DEBIAN_TOOLS_IMAGE = "pytest-vcluster.local/debian-tools:bookworm"
@@ -69,9 +74,9 @@ class Served:
     note: str
 
 
-_BUSYBOX_NOTE = ("Debian 13's busybox 1.37 with its glibc (`hosts: files dns`): sh, wget, nslookup, nc, httpd ... "
-                 "resolve Service names; Debian's applet set and config, not upstream's build (no su, passwd, crond; "
-                 "the 1.37 binary also behind the 1.35/1.36 tags)")
+_BUSYBOX_NOTE = (f"busybox {BUSYBOX} built from upstream's source with its defconfig, dynamically linked with "
+                 "bookworm's glibc (`hosts: files dns`), every applet in /bin as upstream's image: sh, wget, "
+                 "nslookup, nc, httpd, sysctl ... (the 1.37 binary also behind the 1.35/1.36 tags)")
 _WEB_NOTE = ("busybox httpd on port 80 serving {root} (index.html: {text!r}); keeps the port, the document root and "
              "the page; lacks the real server's modules, config files and binary")
 

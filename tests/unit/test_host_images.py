@@ -34,8 +34,7 @@ def catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[images.Im
     monkeypatch.setattr(images, "build_pause", lambda layout: fake("pause"))
     monkeypatch.setattr(e2e_images, "tools_rootfs", lambda cache: fake("bookworm-tools.tar"))
     monkeypatch.setattr(e2e_images, "kubernetes_source", lambda: kube)
-    debs = {n: fake(f"debs/{n}.deb") for n in ("busybox", "libc6")}
-    monkeypatch.setattr(e2e_images, "busybox_debs", lambda cache: debs)
+    monkeypatch.setattr(e2e_images, "busybox_binary", lambda cache: fake("busybox"))
     monkeypatch.setattr(images, "go_build", lambda build: tmp_path / f"gobuild-{build.name}")
     bins = {name: fake(f"bin/{name}") for name in ("kube-apiserver", "kube-controller-manager", "etcd", "coredns")}
     layout = Layout(state=tmp_path / "state", run=tmp_path / "run", cache=tmp_path / "cache")
@@ -151,30 +150,6 @@ def test_readme_shows_the_generated_table() -> None:
     assert e2e_images.readme_table().rstrip("\n") in readme, "regenerate the README's table of served images"
 
 
-INDEX = """Package: busybox
-Version: 1:1.37.0-6+b9
-Filename: pool/main/b/busybox/busybox_1.37.0-6+b9_amd64.deb
-SHA256: b88c
-Description: Tiny utilities
- Filename: not/this.deb
-
-Package: libc6
-Version: 2.41-12
-Filename: pool/main/g/glibc/libc6_2.41-12_amd64.deb
-SHA256: 1234
-
-Package: libc6
-Version: 2.40-1
-Filename: pool/main/g/glibc/libc6_2.40-1_amd64.deb
-SHA256: 5678
-"""
-
-
-def test_packages_index_takes_each_packages_first_stanza() -> None:
-    found = e2e_images._packages_index(INDEX, ("busybox", "libc6"))
-    assert found == {
-        "busybox": {"Filename": "pool/main/b/busybox/busybox_1.37.0-6+b9_amd64.deb", "SHA256": "b88c"},
-        "libc6": {"Filename": "pool/main/g/glibc/libc6_2.41-12_amd64.deb", "SHA256": "1234"},
-    }
-    with pytest.raises(e2e_images.HostError, match="no curl"):
-        e2e_images._packages_index(INDEX, ("busybox", "curl"))
+def test_busybox_source_is_upstreams_tarball_pinned_by_checksum() -> None:
+    assert versions.BUSYBOX_SOURCE.endswith(f"/busybox_{versions.BUSYBOX}.orig.tar.bz2")
+    assert re.fullmatch(r"[0-9a-f]{64}", versions.BUSYBOX_SOURCE_SHA256)
