@@ -536,6 +536,7 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
                         if name == "registry":
                             wait_for_registry(layout)
         if not problems(layout):
+            ensure_service_reject()
             # Still rebuild images whose Dockerfile or binary changed.
             images.import_images(layout, images.build_images(layout, build_outputs()))
             registry.publish_mirrored(layout)
@@ -575,6 +576,7 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
                  layout=layout, proc="kube-apiserver")
         for name in ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
             start(layout, procs[name])
+        ensure_service_reject()
     with step("add-ons (CoreDNS, local-path StorageClass)"):
         kubectl(layout, "apply", "-f", "-", input=render(
             "coredns.yaml", CLUSTER_DOMAIN=CLUSTER_DOMAIN, COREDNS_IMAGE=versions.COREDNS_IMAGE, DNS_IP=DNS_IP))
@@ -718,7 +720,34 @@ def our_netns() -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.name.startswith("cni-")) if d.exists() else []
 
 
-CHAIN_PREFIXES = ("KUBE-", "CNI-")
+CHAIN_PREFIXES = ("KUBE-", "CNI-", "PVC-HOST-")
+#: filter chain that refuses traffic to the service range that kube-proxy did not translate (a port a
+#: Service does not have, an address no Service has): on a real network such packets die at the
+#: gateway; this machine's network accepts TCP to any address, so they would be answered by it.
+SERVICE_REJECT_CHAIN = "PVC-HOST-SERVICES"
+
+
+def service_reject_rules(service_cidr: str = SERVICE_CIDR) -> str:
+    """iptables-restore input (filter table, --noflush) of SERVICE_REJECT_CHAIN, hooked first into
+    OUTPUT (the host's own processes, e.g. kube-apiserver dialling a webhook) and FORWARD (pods)."""
+    c = SERVICE_REJECT_CHAIN
+    return "\n".join([
+        "*filter",
+        f":{c} - [0:0]",
+        f"-F {c}",
+        f"-A {c} -d {service_cidr} -p tcp -m conntrack ! --ctstate DNAT -j REJECT --reject-with tcp-reset",
+        f"-A {c} -d {service_cidr} -m conntrack ! --ctstate DNAT -j REJECT --reject-with icmp-port-unreachable",
+        "COMMIT",
+        "",
+    ])
+
+
+def ensure_service_reject() -> None:
+    """Installs SERVICE_REJECT_CHAIN and its two jumps once (idempotent)."""
+    run(["iptables-restore", "--noflush"], input=service_reject_rules(), quiet=True)
+    for hook in ("OUTPUT", "FORWARD"):
+        if subprocess.run(["iptables", "-C", hook, "-j", SERVICE_REJECT_CHAIN], capture_output=True).returncode:
+            run(["iptables", "-I", hook, "1", "-j", SERVICE_REJECT_CHAIN], quiet=True)
 
 
 def our_iptables() -> list[str]:
