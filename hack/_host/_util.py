@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -88,3 +90,22 @@ def unmount_all(mounts: Sequence[str]) -> None:
     for mp in sorted(mounts, key=len, reverse=True):
         if subprocess.run(["umount", mp], capture_output=True).returncode:
             subprocess.run(["umount", "-l", mp], capture_output=True)
+
+
+def debootstrap_tarball(tarball: Path, packages: Sequence[str]) -> Path:
+    """A minimal Debian bookworm root with ``packages``, made by debootstrap and kept as ``tarball``
+    (made once; the apt lists and caches are left out: only weight in an image)."""
+    if tarball.exists():
+        return tarball
+    if not shutil.which("debootstrap"):
+        raise HostError("debootstrap is missing: apt-get install -y debootstrap (hack/install-deps does it)")
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=tarball.parent) as tmp:
+        root = Path(tmp) / "root"
+        run(["debootstrap", "--variant=minbase", "--include=" + ",".join(packages),
+             "bookworm", str(root), "http://deb.debian.org/debian"], quiet=True)
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            shutil.rmtree(root / junk, ignore_errors=True)
+        run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball) + ".tmp", "."], quiet=True)
+        os.replace(str(tarball) + ".tmp", tarball)
+    return tarball

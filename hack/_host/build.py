@@ -316,8 +316,17 @@ def conformance_builds() -> list[GoBuild]:
 
 def build_conformance() -> dict[str, Path]:
     """Builds (or finds cached) e2e.test and ginkgo; returns name -> binary path."""
+    return _build_each(conformance_builds())
+
+
+def cached(build: GoBuild) -> bool:
+    return (cache_dir() / "bin" / f"{build.name}-{build.version}-{build.key()}" / ".complete").exists()
+
+
+def _build_each(todo: list[GoBuild]) -> dict[str, Path]:
+    """Builds (or finds cached) each build, with a timed step for those not cached; name -> binary."""
     paths: dict[str, Path] = {}
-    for b in conformance_builds():
+    for b in todo:
         if cached(b):
             folder = go_build(b)
         else:
@@ -329,22 +338,9 @@ def build_conformance() -> dict[str, Path]:
     return paths
 
 
-def cached(build: GoBuild) -> bool:
-    return (cache_dir() / "bin" / f"{build.name}-{build.version}-{build.key()}" / ".complete").exists()
-
-
 def build_all() -> dict[str, Path]:
     """Builds (or finds cached) every binary; returns name -> binary path."""
-    paths: dict[str, Path] = {}
-    for b in builds():
-        if cached(b):
-            folder = go_build(b)
-        else:
-            with step(f"build {b.name} {b.version}"):
-                folder = go_build(b)
-        for f in folder.iterdir():
-            if f.is_file() and os.access(f, os.X_OK):
-                paths[f.name] = f
+    paths = _build_each(builds())
     # go build names a binary after its package's last element: etcd's is "server".
     if "server" in paths:
         paths["etcd"] = paths.pop("server")

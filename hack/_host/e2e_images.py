@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from . import versions
-from ._util import HostError, run
+from ._util import HostError, debootstrap_tarball, run
 from .build import GoBuild
 
 # Debian packages of the tools root: the tools upstream's agnhost installs from Alpine (bind-tools,
@@ -74,21 +74,7 @@ def kubernetes_source() -> Path:
 def tools_rootfs(cache: Path) -> Path:
     """A Debian bookworm root (debootstrap minbase) with TOOLS_PACKAGES, cached as a tarball."""
     digest = hashlib.sha256(" ".join(TOOLS_PACKAGES).encode()).hexdigest()[:8]
-    tarball = cache / "rootfs" / f"bookworm-tools-{digest}.tar"
-    if tarball.exists():
-        return tarball
-    if not shutil.which("debootstrap"):
-        raise HostError("debootstrap is missing: apt-get install -y debootstrap (hack/install-deps does it)")
-    tarball.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as tmp:
-        root = Path(tmp) / "root"
-        run(["debootstrap", "--variant=minbase", "--include=" + ",".join(TOOLS_PACKAGES),
-             "bookworm", str(root), "http://deb.debian.org/debian"], quiet=True)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            shutil.rmtree(root / junk, ignore_errors=True)
-        run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball) + ".tmp", "."], quiet=True)
-        os.replace(str(tarball) + ".tmp", tarball)
-    return tarball
+    return debootstrap_tarball(cache / "rootfs" / f"bookworm-tools-{digest}.tar", TOOLS_PACKAGES)
 
 
 

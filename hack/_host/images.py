@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import e2e_images, versions
-from ._util import HostError, run, step
+from ._util import HostError, debootstrap_tarball, run, step
 from .build import go_build
 from .layout import Layout
 
@@ -73,22 +73,8 @@ def build_pause(layout: Layout) -> Path:
 
 def python_rootfs(layout: Layout) -> Path:
     """A minimal Debian bookworm root with python3 and pip, made by debootstrap (cached)."""
-    tarball = layout.cache / "rootfs" / "bookworm-python3.tar"
-    if tarball.exists():
-        return tarball
-    if not shutil.which("debootstrap"):
-        raise HostError("debootstrap is missing: apt-get install -y debootstrap (hack/install-deps does it)")
-    tarball.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=layout.cache) as tmp:
-        root = Path(tmp) / "root"
-        run(["debootstrap", "--variant=minbase", "--include=python3,python3-pip,python3-venv,ca-certificates",
-             "bookworm", str(root), "http://deb.debian.org/debian"], quiet=True)
-        # The apt lists and caches are only weight in an image.
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            shutil.rmtree(root / junk, ignore_errors=True)
-        run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball) + ".tmp", "."], quiet=True)
-        os.replace(str(tarball) + ".tmp", tarball)
-    return tarball
+    return debootstrap_tarball(layout.cache / "rootfs" / "bookworm-python3.tar",
+                               ("python3", "python3-pip", "python3-venv", "ca-certificates"))
 
 
 def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
