@@ -722,14 +722,15 @@ def our_netns() -> list[str]:
 
 CHAIN_PREFIXES = ("KUBE-", "CNI-", "PVC-HOST-")
 #: filter chain that refuses traffic to the service range that kube-proxy did not translate (a port a
-#: Service does not have, an address no Service has): on a real network such packets die at the
-#: gateway; this machine's network accepts TCP to any address, so they would be answered by it.
+#: Service does not have, an address no Service has), from the host's own processes (kube-apiserver
+#: dialling an APIService or webhook before kube-proxy has its rules): on a real network such packets
+#: die at the gateway; this machine's network answers TCP to any address. Pods' traffic is not covered:
+#: kube-router's firewall accepts it in FORWARD first (its chain keeps the first place).
 SERVICE_REJECT_CHAIN = "PVC-HOST-SERVICES"
 
 
 def service_reject_rules(service_cidr: str = SERVICE_CIDR) -> str:
-    """iptables-restore input (filter table, --noflush) of SERVICE_REJECT_CHAIN, hooked first into
-    OUTPUT (the host's own processes, e.g. kube-apiserver dialling a webhook) and FORWARD (pods)."""
+    """iptables-restore input (filter table, --noflush) of SERVICE_REJECT_CHAIN (hooked into OUTPUT)."""
     c = SERVICE_REJECT_CHAIN
     return "\n".join([
         "*filter",
@@ -743,11 +744,10 @@ def service_reject_rules(service_cidr: str = SERVICE_CIDR) -> str:
 
 
 def ensure_service_reject() -> None:
-    """Installs SERVICE_REJECT_CHAIN and its two jumps once (idempotent)."""
+    """Installs SERVICE_REJECT_CHAIN and its jump from OUTPUT once (idempotent)."""
     run(["iptables-restore", "--noflush"], input=service_reject_rules(), quiet=True)
-    for hook in ("OUTPUT", "FORWARD"):
-        if subprocess.run(["iptables", "-C", hook, "-j", SERVICE_REJECT_CHAIN], capture_output=True).returncode:
-            run(["iptables", "-I", hook, "1", "-j", SERVICE_REJECT_CHAIN], quiet=True)
+    if subprocess.run(["iptables", "-C", "OUTPUT", "-j", SERVICE_REJECT_CHAIN], capture_output=True).returncode:
+        run(["iptables", "-I", "OUTPUT", "1", "-j", SERVICE_REJECT_CHAIN], quiet=True)
 
 
 def our_iptables() -> list[str]:

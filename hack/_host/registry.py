@@ -212,6 +212,7 @@ def push(layout: Layout, pairs: list[tuple[str, str]], *, force: bool = False) -
     registry still has the tag.  Returns the upstream names pushed.
     """
     pushed = []
+    cached = images.containerd_images(layout)
     locals_ = sorted({local for _upstream, local in pairs})
     # One docker call for all ids (a warm `up` checks every pair).
     ids = dict(zip(locals_, images.docker(layout, "image", "inspect", "--format", "{{.Id}}", *locals_,
@@ -228,6 +229,10 @@ def push(layout: Layout, pairs: list[tuple[str, str]], *, force: bool = False) -
             # The tag only served the push; the image stays under its own name.
             if target != local:
                 images.docker(layout, "rmi", "--no-prune", target)
+            # A node keeps what it pulled under the name: forget it, or pods (IfNotPresent) would run the
+            # image pushed before this one.
+            if upstream in cached:
+                images.ctr(layout, "images", "rm", upstream)
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(image_id)
         pushed.append(upstream)
