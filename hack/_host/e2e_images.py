@@ -112,6 +112,38 @@ def busybox_binary(cache: Path) -> Path:
     return out
 
 
+#: what the busybox image needs besides busybox: name resolution through NSS (files, then DNS)
+NSSWITCH = ("passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\n"
+            "services: files\n")
+
+
+def busybox_root(cache: Path) -> Path:
+    """A tarball of the busybox image's root (cached): busybox_binary, the glibc files it links (from
+    this machine, which built it), /etc/nsswitch.conf, services and protocols. Both the host's and
+    kind's image builders ADD it to an empty image."""
+    binary = busybox_binary(cache)
+    tarball = binary.parent / "busybox-root.tar"
+    if tarball.exists():
+        return tarball
+    libs = [line.split("=>", 1)[1].split()[0] for line in run(["ldd", str(binary)], capture=True).splitlines()
+            if "=>" in line and "/" in line.split("=>", 1)[1]]
+    with tempfile.TemporaryDirectory(prefix="busybox-root-", dir=cache) as tmp:
+        root = Path(tmp)
+        for folder in ("bin", "lib/x86_64-linux-gnu", "lib64", "etc"):
+            (root / folder).mkdir(parents=True)
+        shutil.copy2(binary, root / "bin" / "busybox")
+        for lib in libs:
+            shutil.copy2(Path(lib).resolve(), root / "lib/x86_64-linux-gnu" / Path(lib).name)
+        shutil.copy2(Path("/lib64/ld-linux-x86-64.so.2").resolve(), root / "lib64" / "ld-linux-x86-64.so.2")
+        for name in ("services", "protocols"):
+            shutil.copy2(Path("/etc") / name, root / "etc" / name)
+        (root / "etc" / "nsswitch.conf").write_text(NSSWITCH)
+        run(["tar", "-C", str(root), "--numeric-owner", "--owner=0", "--group=0", "-cf",
+             str(tarball) + ".tmp", "bin", "lib", "lib64", "etc"], quiet=True)
+        os.replace(str(tarball) + ".tmp", tarball)
+    return tarball
+
+
 def readme_table() -> str:
     """The README's table of the upstream names the host serves (Markdown), one row per local image and note."""
     groups: dict[tuple[str, bool, str], list[str]] = {}

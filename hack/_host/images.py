@@ -81,7 +81,7 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
     """Every image the host offers, in build order (an image's base comes before it)."""
     with step("tools root, busybox, agnhost, sample-apiserver (cached)"):
         tools = e2e_images.tools_rootfs(layout.cache)
-        busybox = e2e_images.busybox_binary(layout.cache)
+        busybox = e2e_images.busybox_root(layout.cache)
         agnhost = go_build(e2e_images.agnhost_build())
         sample_apiserver = go_build(e2e_images.sample_apiserver_build())
     pages = e2e_images.kubernetes_source() / "test/images"
@@ -99,8 +99,7 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
               {"component": binaries["kube-controller-manager"]}, build_args={"NAME": "kube-controller-manager"}),
         Image(versions.ETCD_IMAGE, "etcd.Dockerfile", {"etcd": binaries["etcd"]}),
         Image(versions.COREDNS_IMAGE, "coredns.Dockerfile", {"coredns": binaries["coredns"]}),
-        Image(versions.SHELL_IMAGE, "busybox.Dockerfile", {"busybox": busybox},
-              base=(versions.DEBIAN_TOOLS_IMAGE,)),
+        Image(versions.SHELL_IMAGE, "busybox.Dockerfile", {"busybox-root.tar": busybox}),
         Image(versions.HTTP_IMAGE, "httpd.Dockerfile", {}, base=(versions.SHELL_IMAGE,)),
         *(Image(name, "web.Dockerfile", base=(versions.SHELL_IMAGE,), build_args=args)
           for name, args in web_args.items()),

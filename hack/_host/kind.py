@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import build, images, kind_build, kind_rootfs, versions
+from . import build, e2e_images, images, kind_build, kind_rootfs, versions
 from ._util import HostError, cache_dir, log, mounts_under, run, step, unmount_all
 from .cluster import build_runc_wrapper, runc_wrapper, stop_pid
 from .layout import Layout
@@ -257,7 +257,8 @@ def catalogue(lay: Layout, bins: dict[str, Path], kbins: dict[str, Path]) -> lis
         if not dst.exists() or _tree_key(dst) != _tree_key(src):
             shutil.copy2(src, dst)
     return [
-        KImage(versions.SHELL_IMAGE, "busybox.Dockerfile", {"busybox": Path("/bin/busybox")}),
+        KImage(versions.SHELL_IMAGE, "busybox.Dockerfile",
+               {"busybox-root.tar": e2e_images.busybox_root(lay_host().cache)}),
         KImage(versions.HTTP_IMAGE, "httpd.Dockerfile", base=(versions.SHELL_IMAGE,)),
         KImage(versions.PAUSE_IMAGE, "pause.Dockerfile", {"pause": images.build_pause(lay_host())}),
         KImage(versions.APISERVER_IMAGE, "kube-component.Dockerfile", {"component": bins["kube-apiserver"]},

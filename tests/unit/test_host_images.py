@@ -34,7 +34,7 @@ def catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[images.Im
     monkeypatch.setattr(images, "build_pause", lambda layout: fake("pause"))
     monkeypatch.setattr(e2e_images, "tools_rootfs", lambda cache: fake("bookworm-tools.tar"))
     monkeypatch.setattr(e2e_images, "kubernetes_source", lambda: kube)
-    monkeypatch.setattr(e2e_images, "busybox_binary", lambda cache: fake("busybox"))
+    monkeypatch.setattr(e2e_images, "busybox_root", lambda cache: fake("busybox-root.tar"))
     monkeypatch.setattr(images, "go_build", lambda build: tmp_path / f"gobuild-{build.name}")
     bins = {name: fake(f"bin/{name}") for name in ("kube-apiserver", "kube-controller-manager", "etcd", "coredns")}
     layout = Layout(state=tmp_path / "state", run=tmp_path / "run", cache=tmp_path / "cache")
