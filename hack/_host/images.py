@@ -85,11 +85,6 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
         agnhost = go_build(e2e_images.agnhost_build())
         sample_apiserver = go_build(e2e_images.sample_apiserver_build())
     pages = e2e_images.kubernetes_source() / "test/images"
-    web_args = {
-        versions.WEB_HTTPD_IMAGE: {"DOCROOT": "/usr/local/apache2/htdocs",
-                                   "PAGE": "<html><body><h1>It works!</h1></body></html>"},
-        versions.WEB_NGINX_IMAGE: {"DOCROOT": "/usr/share/nginx/html", "PAGE": "Welcome to nginx!"},
-    }
     return [
         Image(versions.DEBIAN_TOOLS_IMAGE, "", rootfs=tools, changes=('CMD ["bash"]', "ENV LANG=C.UTF-8")),
         Image(versions.PAUSE_IMAGE, "pause.Dockerfile", {"pause": build_pause(layout)}),
@@ -101,8 +96,8 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
         Image(versions.COREDNS_IMAGE, "coredns.Dockerfile", {"coredns": binaries["coredns"]}),
         Image(versions.SHELL_IMAGE, "busybox.Dockerfile", {"busybox-root.tar": busybox}),
         Image(versions.HTTP_IMAGE, "httpd.Dockerfile", {}, base=(versions.SHELL_IMAGE,)),
-        *(Image(name, "web.Dockerfile", base=(versions.SHELL_IMAGE,), build_args=args)
-          for name, args in web_args.items()),
+        *(Image(name, "web.Dockerfile", base=(versions.SHELL_IMAGE,), build_args={"DOCROOT": root, "PAGE": page})
+          for name, (root, page) in versions.WEB_PAGES.items()),
         Image(versions.AGNHOST_IMAGE, "agnhost.Dockerfile",
               {"agnhost": agnhost / "agnhost", "coredns": binaries["coredns"],
                "localhost.crt": pages / "agnhost/porter/localhost.crt",
@@ -119,7 +114,7 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
         Image(versions.NONROOT_IMAGE, "nonroot.Dockerfile", base=(versions.DEBIAN_TOOLS_IMAGE,)),
         Image(versions.SAMPLE_APISERVER_IMAGE, "sample-apiserver.Dockerfile",
               {"sample-apiserver": sample_apiserver / "sample-apiserver"}, base=(versions.SHELL_IMAGE,)),
-        Image(versions.PYTHON_IMAGE, "", {}),  # imported from the debootstrap rootfs
+        Image(versions.PYTHON_IMAGE, "", rootfs=python_rootfs(layout), changes=('CMD ["python3"]', "ENV LANG=C.UTF-8")),
     ]
 
 
@@ -163,16 +158,6 @@ def build_images(layout: Layout, binaries: dict[str, Path]) -> list[str]:
         with step(f"image {image.name}"):
             if image.rootfs is not None:
                 docker_import(layout, image.rootfs, image.name, image.changes)
-            elif not image.dockerfile:
-                tarball = python_rootfs(layout)
-                with open(tarball, "rb") as f:
-                    env = dict(os.environ, DOCKER_HOST=f"unix://{layout.docker_socket}")
-                    proc = subprocess.run(
-                        ["/usr/bin/docker", "import", "--change", 'CMD ["python3"]',
-                         "--change", "ENV LANG=C.UTF-8", "-", image.name],
-                        stdin=f, env=env, capture_output=True)
-                    if proc.returncode:
-                        raise HostError(f"docker import failed: {proc.stderr.decode()}")
             else:
                 with tempfile.TemporaryDirectory(prefix="ctx-") as tmp:
                     ctx = Path(tmp)

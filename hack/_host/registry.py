@@ -38,6 +38,9 @@ DEFAULT_REGISTRY = "docker.io"
 
 
 def binary() -> Path:
+    """The registry's binary; a clear message when its package is missing."""
+    if not BINARY.exists():
+        raise HostError(f"{BINARY} is missing: apt-get install -y docker-registry (hack/install-deps does it)")
     return BINARY
 
 
@@ -45,13 +48,6 @@ def version() -> str:
     """What ``docker-registry --version`` says, e.g. ``2.8.2+ds1``."""
     out = subprocess.run([str(BINARY), "--version"], capture_output=True, text=True, check=False).stdout.split()
     return out[-1] if out else "?"
-
-
-def ensure_built() -> Path:
-    """The registry's binary; a clear message when its package is missing."""
-    if not BINARY.exists():
-        raise HostError(f"{BINARY} is missing: apt-get install -y docker-registry (hack/install-deps does it)")
-    return BINARY
 
 
 # ---------------------------------------------------------------- names
@@ -212,7 +208,7 @@ def push(layout: Layout, pairs: list[tuple[str, str]], *, force: bool = False) -
     registry still has the tag.  Returns the upstream names pushed.
     """
     pushed = []
-    cached = images.containerd_images(layout)
+    cached: set[str] | None = None  # the names the host's containerd holds, read once something is pushed
     locals_ = sorted({local for _upstream, local in pairs})
     # One docker call for all ids (a warm `up` checks every pair).
     ids = dict(zip(locals_, images.docker(layout, "image", "inspect", "--format", "{{.Id}}", *locals_,
@@ -231,6 +227,8 @@ def push(layout: Layout, pairs: list[tuple[str, str]], *, force: bool = False) -
                 images.docker(layout, "rmi", "--no-prune", target)
             # A node keeps what it pulled under the name: forget it, or pods (IfNotPresent) would run the
             # image pushed before this one.
+            if cached is None:
+                cached = images.containerd_images(layout)
             if upstream in cached:
                 images.ctr(layout, "images", "rm", upstream)
         stamp.parent.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,18 @@ class Served:
 _BUSYBOX_NOTE = (f"busybox {BUSYBOX} built from upstream's source with its defconfig, dynamically linked with "
                  "bookworm's glibc (`hosts: files dns`), every applet in /bin as upstream's image: sh, wget, "
                  "nslookup, nc, httpd, sysctl ... (the 1.37 binary also behind the 1.35/1.36 tags)")
-_WEB_NOTE = ("busybox httpd on port 80 serving {root} (index.html: {text!r}); keeps the port, the document root and "
-             "the page; lacks the real server's modules, config files and binary")
+# The web stand-ins: image -> (the real server's document root, its default page).
+WEB_PAGES: dict[str, tuple[str, str]] = {
+    WEB_HTTPD_IMAGE: ("/usr/local/apache2/htdocs", "<html><body><h1>It works!</h1></body></html>"),
+    WEB_NGINX_IMAGE: ("/usr/share/nginx/html", "Welcome to nginx!"),
+}
+
+
+def _web_note(image: str) -> str:
+    root, page = WEB_PAGES[image]
+    return (f"busybox httpd on port 80 serving {root} (index.html: {page!r}); keeps the port, the document root and "
+            "the page; lacks the real server's modules, config files and binary")
+
 
 SERVED_IMAGES: tuple[Served, ...] = (
     *(Served(f"docker.io/library/busybox:{tag}", SHELL_IMAGE, False, _BUSYBOX_NOTE)
@@ -91,13 +101,10 @@ SERVED_IMAGES: tuple[Served, ...] = (
            "/coredns is our CoreDNS " + COREDNS + " instead of 1.6.2"),
     Served("registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7", JESSIE_DNSUTILS_IMAGE, False,
            "Debian bookworm (not jessie) with dnsutils (dig, nslookup, host), curl, bash and /coredns"),
-    *(Served(f"registry.k8s.io/e2e-test-images/httpd:{tag}", WEB_HTTPD_IMAGE, False,
-             _WEB_NOTE.format(root="/usr/local/apache2/htdocs", text="<html><body><h1>It works!</h1></body></html>"))
-      for tag in ("2.4.38-4", "2.4.39-4")),
-    Served("docker.io/library/httpd:2.4", WEB_HTTPD_IMAGE, False,
-           _WEB_NOTE.format(root="/usr/local/apache2/htdocs", text="<html><body><h1>It works!</h1></body></html>")),
-    *(Served(name, WEB_NGINX_IMAGE, False,
-             _WEB_NOTE.format(root="/usr/share/nginx/html", text="Welcome to nginx!"))
+    *(Served(name, WEB_HTTPD_IMAGE, False, _web_note(WEB_HTTPD_IMAGE))
+      for name in ("registry.k8s.io/e2e-test-images/httpd:2.4.38-4", "registry.k8s.io/e2e-test-images/httpd:2.4.39-4",
+                   "docker.io/library/httpd:2.4")),
+    *(Served(name, WEB_NGINX_IMAGE, False, _web_note(WEB_NGINX_IMAGE))
       for name in ("registry.k8s.io/e2e-test-images/nginx:1.14-4", "registry.k8s.io/e2e-test-images/nginx:1.15-4",
                    "docker.io/library/nginx:latest", "docker.io/library/nginx:1.25")),
     Served("registry.k8s.io/e2e-test-images/kitten:1.7", KITTEN_IMAGE, False,
@@ -124,6 +131,6 @@ SERVED_IMAGES: tuple[Served, ...] = (
     Served(COREDNS_IMAGE, COREDNS_IMAGE, True, "built from github.com/coredns/coredns"),
 )
 
-# Images hack/host serves from its local registry under upstream names (the containerd of the host
-# mirrors docker.io, registry.k8s.io and k8s.gcr.io to it): upstream name -> the image built here.
+# Images hack/host serves from its local registry under upstream names (the host's containerd mirrors
+# the upstream registries to it: registry.MIRRORED_REGISTRIES): upstream name -> the image built here.
 MIRRORED_IMAGES: dict[str, str] = {s.upstream: s.local for s in SERVED_IMAGES}

@@ -32,6 +32,7 @@ def catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[images.Im
                 "kitten/html/data.json", "nautilus/html/nautilus.jpg", "nautilus/html/data.json"):
         fake(f"kubernetes/test/images/{rel}")
     monkeypatch.setattr(images, "build_pause", lambda layout: fake("pause"))
+    monkeypatch.setattr(images, "python_rootfs", lambda layout: fake("bookworm-python3.tar"))
     monkeypatch.setattr(e2e_images, "tools_rootfs", lambda cache: fake("bookworm-tools.tar"))
     monkeypatch.setattr(e2e_images, "kubernetes_source", lambda: kube)
     monkeypatch.setattr(e2e_images, "busybox_root", lambda cache: fake("busybox-root.tar"))

@@ -125,6 +125,6 @@ def test_the_registry_is_a_host_process_stopped_before_the_runtime() -> None:
 
 
 def test_the_registry_comes_from_debians_package_installed_by_install_deps() -> None:
-    assert registry.binary() == Path("/usr/bin/docker-registry")
+    assert registry.BINARY == Path("/usr/bin/docker-registry")
     deps = (Path(__file__).resolve().parents[2] / "hack" / "install-deps").read_text()
     assert " docker-registry" in deps
