@@ -260,17 +260,21 @@ def go_regex_escape(text: str) -> str:
     return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
 
 
+def _spec_lines(lines: Sequence[str]) -> list[str]:
+    """The spec texts of a sample file's lines (one full spec text per line; ``#`` comments)."""
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
 def sample_focus(lines: Sequence[str]) -> str:
     """The --focus selecting exactly the specs listed (one full spec text per line; ``#`` comments)."""
-    specs = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    specs = _spec_lines(lines)
     if not specs:
         raise ValueError("the sample lists no spec")
     return f"^{go_regex_escape(SUITE)} (?:" + "|".join(go_regex_escape(s) for s in specs) + ")$"
 
 
 def read_sample(path: Path = SAMPLE_FILE) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines()
-            if line.strip() and not line.strip().startswith("#")]
+    return _spec_lines(path.read_text().splitlines())
 
 
 # ---------------------------------------------------------------------------------- running
@@ -387,14 +391,10 @@ def _kubectl() -> str:
 
 
 def _values(files: Sequence[str]) -> dict[str, Any]:
-    import yaml
+    """The --values files merged in order (the plugin's reader: a missing or malformed file is named)."""
+    from pytest_vcluster._config import deep_merge, load_values_file
 
-    from pytest_vcluster._config import deep_merge
-
-    merged: dict[str, Any] = {}
-    for f in files:
-        merged = deep_merge(merged, yaml.safe_load(Path(f).read_text()) or {})
-    return merged
+    return deep_merge(*(load_values_file(Path(f), source="--values") for f in files))
 
 
 def _anchor_node(vc: Any, image: str, timeout: float = 300.0) -> str:

@@ -283,9 +283,6 @@ def builds() -> list[GoBuild]:
 # The ginkgo CLI at the version k8s.io/kubernetes v1.33.13's go.mod requires (its e2e.test is
 # built with that library; the CLI and the library must agree).
 GINKGO = "v2.21.0"
-# The module proxy refuses k8s.io/sample-apiserver v0.33.10-v0.33.13; versions.SAMPLE_APISERVER
-# (v0.33.0) carries the types the e2e suite's aggregator test uses (and the host's sample-apiserver image).
-SAMPLE_APISERVER = versions.SAMPLE_APISERVER
 
 
 def conformance_builds() -> list[GoBuild]:
@@ -302,7 +299,8 @@ def conformance_builds() -> list[GoBuild]:
             ldflags=_kube_ldflags(),
             staging_version=versions.KUBERNETES_STAGING,
             test_package=True,
-            module_versions=(("k8s.io/sample-apiserver", SAMPLE_APISERVER),),
+            # The proxy refuses k8s.io/sample-apiserver v0.33.10-v0.33.13; v0.33.0 has the aggregator spec's types.
+            module_versions=(("k8s.io/sample-apiserver", versions.SAMPLE_APISERVER),),
         ),
         GoBuild(
             name="ginkgo",

@@ -23,8 +23,8 @@ from ._util import HostError, debootstrap_tarball, run
 from .build import GoBuild
 
 # Debian packages of the tools root: the tools upstream's agnhost installs from Alpine (bind-tools,
-# curl, netcat-openbsd, iproute2, iperf, bash), jessie-dnsutils' dnsutils, Alpine's busybox applets
-# the e2e specs run in agnhost (wget, ping, ps), and Debian's dynamic busybox for the busybox image.
+# curl, netcat-openbsd, iproute2, iperf, bash), jessie-dnsutils' dnsutils, and the Alpine base's
+# busybox with the applets the e2e specs run in agnhost (wget, ping, ps).
 TOOLS_PACKAGES = (
     "busybox", "ca-certificates", "curl", "dnsutils", "iperf", "iproute2", "iptables", "iputils-ping",
     "netcat-openbsd", "procps", "wget",
@@ -77,13 +77,12 @@ def tools_rootfs(cache: Path) -> Path:
     return debootstrap_tarball(cache / "rootfs" / f"bookworm-tools-{digest}.tar", TOOLS_PACKAGES)
 
 
-
 def busybox_binary(cache: Path) -> Path:
     """busybox versions.BUSYBOX built from upstream's source with ``make defconfig`` (cached).
 
-    The tarball is checked against versions.BUSYBOX_SOURCE_SHA256. Dynamically linked with the
-    machine's glibc (Debian bookworm, like the tools root the image takes its libraries from): a
-    static glibc cannot load the NSS modules that resolve names.
+    The tarball is checked against versions.BUSYBOX_SOURCE_SHA256. Dynamically linked with this
+    machine's glibc (busybox_root puts those files in the image): a static glibc cannot load the NSS
+    modules that resolve names.
     """
     out = cache / "bin" / f"busybox-{versions.BUSYBOX}-{versions.BUSYBOX_SOURCE_SHA256[:12]}" / "busybox"
     if out.exists():

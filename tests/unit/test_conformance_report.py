@@ -263,7 +263,7 @@ def test_spec_name_and_first_line() -> None:
 # ------------------------------------------------------------------ the e2e.test build (hack/_host/build.py)
 
 sys.path.insert(0, str(REPO / "hack"))
-from _host import build  # noqa: E402
+from _host import build, versions  # noqa: E402
 
 UPSTREAM_GOMOD = """module k8s.io/kubernetes
 
@@ -307,7 +307,7 @@ def test_module_versions_override_the_staging_version() -> None:
     e2e = build.conformance_builds()[0]
     gomod = build.wrapper_gomod(e2e, UPSTREAM_GOMOD)
     assert f"\tk8s.io/api => k8s.io/api {build.versions.KUBERNETES_STAGING}\n" in gomod
-    assert f"\tk8s.io/sample-apiserver => k8s.io/sample-apiserver {build.SAMPLE_APISERVER}\n" in gomod
+    assert f"\tk8s.io/sample-apiserver => k8s.io/sample-apiserver {versions.SAMPLE_APISERVER}\n" in gomod
     assert f"require k8s.io/kubernetes {build.versions.KUBERNETES}\n" in gomod
 
 
