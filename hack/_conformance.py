@@ -466,6 +466,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.procs < 1:
         parser.error("--procs must be at least 1")
+    from pytest_vcluster._errors import ConfigError
+
+    try:  # a bad values file is named now, not after the host's suite has run
+        args.values_merged = _values(args.values)
+    except ConfigError as e:
+        parser.error(str(e))
 
     if args.from_reports is not None:
         return from_reports(args.from_reports, args.markdown)
@@ -583,7 +589,7 @@ def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_ku
         values.update(ref.values())
     from pytest_vcluster._config import deep_merge
 
-    values = deep_merge(values, _values(args.values))
+    values = deep_merge(values, args.values_merged)
     run_id = _naming.new_run_id()
     vc = None
     try:

@@ -315,3 +315,15 @@ def test_ginkgo_cli_is_a_command_build() -> None:
     ginkgo = build.conformance_builds()[1]
     assert ginkgo.module == "github.com/onsi/ginkgo/v2" and ginkgo.version == build.GINKGO
     assert ginkgo.packages == ("github.com/onsi/ginkgo/v2/ginkgo",) and not ginkgo.test_package
+
+
+def test_a_missing_values_file_is_named_before_anything_runs(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(SystemExit) as exc:
+        conf.main(["--values", str(missing), "--report-dir", str(tmp_path / "reports")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hack/conformance: error: --values: file not found: {missing}: pass the path of an existing YAML "
+        "values file")
+    assert not (tmp_path / "reports").exists()
