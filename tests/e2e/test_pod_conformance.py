@@ -9,7 +9,10 @@ the Kubernetes conformance specs check them (issue 11, part 3):
 - `[sig-auth] ServiceAccounts ServiceAccountIssuerDiscovery should support OIDC discovery`: a projected token
   with its own audience and expirationSeconds gets exactly those;
 - `[sig-node] Ephemeral Containers ... will start an ephemeral container in an existing pod`: added through the
-  virtual pods/ephemeralcontainers subresource, it runs, reports its status and answers exec.
+  virtual pods/ephemeralcontainers subresource, it runs, reports its status and answers exec;
+- `[sig-network] DNS should provide /etc/hosts entries for the cluster`: a pod with a hostname and a subdomain
+  finds `<hostname>.<subdomain>.<namespace>.svc.cluster.local` in its /etc/hosts, on its own IP, with no
+  headless Service (the host kubelet would write the host namespace there; an init container rewrites it).
 
 One module-scoped cluster with default values from the plugin's `vcluster_manager` (its syncer image is built
 from this working tree), deleted at the end. Images are the ones the host built (`hack/host images`): nothing is pulled.
@@ -225,3 +228,19 @@ def test_ephemeral_container_starts_in_an_existing_pod(env: Env) -> None:
     assert [c.name for c in hpod.spec.ephemeral_containers or []] == ["debugger"]
     out = env.exec(ns, "ephemeral-containers-target-pod", ["sh", "-c", "echo polo"], container="debugger")
     assert out.strip() == "polo", out
+
+
+# ------------------------------------------------------------------ /etc/hosts of a pod with a subdomain
+
+def test_pod_with_subdomain_finds_its_fqdn_in_etc_hosts(env: Env) -> None:
+    """The spec: pod dns-querier-1 with subdomain dns-test-service (no Service of that name) reads its names
+    from /etc/hosts; the virtual pod shows no trace of the host's init container."""
+    ns = env.namespace("hosts")
+    out = env.output(ns, shell_pod("querier", "cat /etc/hosts", hostname="dns-querier-1",
+                                   subdomain="dns-test-service"))
+    pod = env.vcore.read_namespaced_pod("querier", ns)
+    fqdn = f"dns-querier-1.dns-test-service.{ns}.svc.cluster.local"
+    assert f"{pod.status.pod_ip}\t{fqdn}\tdns-querier-1" in out.splitlines(), out
+    assert out.count(fqdn) == 1, out  # once, on the pod's own line
+    assert env.hns not in out, out  # no FQDN in the host namespace
+    assert not pod.status.init_container_statuses, pod.status.init_container_statuses

@@ -370,6 +370,65 @@ def _translate_dns(spec: dict[str, Any], vns: str, settings: TranslatorSettings,
     spec["dnsConfig"] = {"nameservers": nameservers[:3], "searches": searches[:32], "options": options}
 
 
+# ---------------------------------------------------------------- /etc/hosts
+
+#: Name of the init container that writes the pod's /etc/hosts, and of its emptyDir volume (vcluster's names).
+HOSTS_CONTAINER = "vcluster-rewrite-hosts"
+#: The kubelet's line "IP<TAB>hostname" for the pod's own address becomes "IP<TAB>fqdn<TAB>hostname", as the
+#: kubelet writes it for a pod with a subdomain (GNU sed; $POD_HOSTNAME is a DNS label, so no regex characters).
+_HOSTS_SCRIPT = ('sed -E "s/^([^#[:space:]]+)[[:space:]]+${POD_HOSTNAME}\\$/\\1\\t${POD_FQDN}\\t${POD_HOSTNAME}/" '
+                 '/etc/hosts > /hosts/hosts')
+_NOBODY = 65534
+
+
+def hosts_entry(vpod: Mapping[str, Any], settings: TranslatorSettings) -> tuple[str, str] | None:
+    """(hostname, FQDN) the pod's /etc/hosts must list when the host kubelet cannot write it: a pod with a
+    subdomain gets ``<hostname>.<subdomain>.<namespace>.svc.<domain>`` from its kubelet, which on the host
+    would name the host namespace. None: nothing to rewrite (no subdomain, host network, no image set)."""
+    spec = vpod.get("spec") or {}
+    subdomain = spec.get("subdomain")
+    if not subdomain or spec.get("hostNetwork") or not settings.hosts_rewrite_image:
+        return None
+    meta = vpod["metadata"]
+    hostname = spec.get("hostname") or hostname_for_pod(meta["name"])
+    if not hostname:
+        return None
+    return hostname, f"{hostname}.{subdomain}.{meta['namespace']}.svc.{settings.cluster_domain}"
+
+
+def _hosts_mount(container: dict[str, Any]) -> None:
+    mounts = container.setdefault("volumeMounts", [])
+    if not any(m.get("mountPath") == "/etc/hosts" for m in mounts):  # a container's own /etc/hosts wins
+        mounts.append({"name": HOSTS_CONTAINER, "mountPath": "/etc/hosts", "subPath": "hosts"})
+
+
+def _rewrite_hosts(spec: dict[str, Any], hostname: str, fqdn: str, settings: TranslatorSettings) -> None:
+    """An init container (the syncer's own image: on the node already, has sh and sed) copies the kubelet's
+    /etc/hosts with the FQDN added into an emptyDir, which every container mounts at /etc/hosts. It runs as
+    nobody with nothing allowed (restricted Pod Security) and asks for what the first container asks for, so
+    the pod's resource requests and QoS class stay what they were."""
+    first = (spec.get("containers") or [{}])[0]
+    resources = {k: v for k, v in (first.get("resources") or {}).items() if k in ("requests", "limits")}
+    init = {
+        "name": HOSTS_CONTAINER,
+        "image": settings.hosts_rewrite_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", _HOSTS_SCRIPT],
+        "env": [{"name": "POD_HOSTNAME", "value": hostname}, {"name": "POD_FQDN", "value": fqdn}],
+        "resources": copy.deepcopy(resources),
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": _NOBODY, "runAsGroup": _NOBODY, "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": HOSTS_CONTAINER, "mountPath": "/hosts"}],
+    }
+    for field in CONTAINER_FIELDS:
+        for container in spec.get(field) or []:
+            _hosts_mount(container)
+    spec["initContainers"] = [init] + list(spec.get("initContainers") or [])
+    spec["volumes"] = list(spec.get("volumes") or []) + [{"name": HOSTS_CONTAINER, "emptyDir": {}}]
+
+
 # ---------------------------------------------------------------- the pod
 
 def wants_token(vpod: Mapping[str, Any]) -> bool:
@@ -435,8 +494,12 @@ def translate_pod(vpod: Mapping[str, Any], settings: TranslatorSettings, ctx: Po
         if hostname:
             spec["hostname"] = hostname
     # subdomain names a virtual headless Service; on the host it would build an FQDN in namespace N that no
-    # DNS server answers. Names of pods behind headless Services are served by the virtual DNS.
+    # DNS server answers. Names of pods behind headless Services are served by the virtual DNS; the pod's own
+    # FQDN line in /etc/hosts is written by an init container instead (_rewrite_hosts).
     spec.pop("subdomain", None)
+    entry = hosts_entry(vpod, settings)
+    if entry:
+        _rewrite_hosts(spec, *entry, settings)
     # Priority classes are virtual objects and are not synced; the host admission plugin rejects a pod naming
     # an unknown class, or carrying a priority that does not match its class.
     for field in ("priorityClassName", "priority", "preemptionPolicy"):
@@ -466,9 +529,12 @@ def host_ephemeral_containers(vpod: Mapping[str, Any], settings: TranslatorSetti
     vns = vpod["metadata"]["namespace"]
     base_env = service_env(vpod, ctx)
     out = []
+    rewritten = hosts_entry(vpod, settings) is not None
     for container in (vpod.get("spec") or {}).get("ephemeralContainers") or []:
         container = copy.deepcopy(container)
         _translate_container(container, vns, base_env, settings)
+        if rewritten:
+            _hosts_mount(container)
         out.append(container)
     return out
 
@@ -520,6 +586,16 @@ def pod_status_patch(host_pod: Mapping[str, Any], vpod: Mapping[str, Any]) -> di
     if not status:
         return None
     current = vpod.get("status") or {}
+    if "initContainerStatuses" in status:  # the virtual pod has no hosts init container (_rewrite_hosts)
+        status["initContainerStatuses"] = [s for s in status["initContainerStatuses"]
+                                           if s.get("name") != HOSTS_CONTAINER]
+    # Conditions are merged by type, as the API server's strategic merge would: the host's win for the types
+    # it reports; types only the virtual cluster sets are kept (DisruptionTarget, written by the virtual
+    # API server's eviction or taint manager before the pod is deleted and read by Job pod failure policies).
+    host_types = {c.get("type") for c in status.get("conditions") or []}
+    virtual_only = [c for c in current.get("conditions") or [] if c.get("type") not in host_types]
+    if virtual_only:
+        status["conditions"] = list(status.get("conditions") or []) + virtual_only
     if all(current.get(k) == v for k, v in status.items()):
         return None
     return {"status": status}

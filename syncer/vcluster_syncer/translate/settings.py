@@ -31,6 +31,8 @@ class TranslatorSettings:
     # where virtual nodes send the virtual API server's kubelet calls (logs, exec...): the syncer's kubelet.py
     kubelet_address: str = "127.0.0.1"
     kubelet_port: int = 10250
+    # image of the init container that writes /etc/hosts of pods with a subdomain (the syncer's own; "" = none)
+    hosts_rewrite_image: str = ""
 
     @property
     def owner_service(self) -> str:

@@ -21,9 +21,11 @@ from vcluster_syncer.translate.metadata import (
 )
 from vcluster_syncer.translate.names import translate_label_key
 from vcluster_syncer.translate.pods import (
+    HOSTS_CONTAINER,
     binding,
     ephemeral_containers_patch,
     host_ephemeral_containers,
+    hosts_entry,
     pod_spec_patch,
     pod_status_patch,
     rewrite_field_path,
@@ -565,6 +567,68 @@ def test_hostname_is_virtual_name() -> None:
     assert host({"containers": [c()], "hostname": "custom"})["spec"]["hostname"] == "custom"
 
 
+# ------------------------------------------------------------ /etc/hosts of pods with a subdomain
+
+IMAGED = replace(SETTINGS, hosts_rewrite_image="syncer:1")
+FQDN = "web.headless.team.svc.cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("spec", "settings", "expected"),
+    [
+        ({"containers": [c()], "subdomain": "headless"}, IMAGED, ("web", FQDN)),
+        ({"containers": [c()], "subdomain": "headless", "hostname": "h"}, IMAGED,
+         ("h", "h.headless.team.svc.cluster.local")),
+        ({"containers": [c()], "subdomain": "headless"}, replace(IMAGED, cluster_domain="example.test"),
+         ("web", "web.headless.team.svc.example.test")),
+        ({"containers": [c()]}, IMAGED, None),  # no subdomain: the kubelet's line is right
+        ({"containers": [c()], "subdomain": "headless", "hostNetwork": True}, IMAGED, None),  # the node's file
+        ({"containers": [c()], "subdomain": "headless"}, SETTINGS, None),  # no image configured
+    ],
+)
+def test_hosts_entry(spec: dict[str, Any], settings: Any, expected: tuple[str, str] | None) -> None:
+    assert hosts_entry(pod(spec=spec), settings) == expected
+
+
+def test_subdomain_pod_gets_the_hosts_init_container() -> None:
+    resources = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
+    spec = {"subdomain": "headless",
+            "containers": [c(resources=resources),
+                           c(name="own", volumeMounts=[{"name": "v", "mountPath": "/etc/hosts"}])],
+            "initContainers": [c(name="setup")],
+            "volumes": [{"name": "v", "emptyDir": {}}]}
+    out = translate_pod(pod(spec=spec), IMAGED, CTX)["spec"]
+    init = out["initContainers"][0]
+    assert [i["name"] for i in out["initContainers"]] == [HOSTS_CONTAINER, "setup"]
+    assert init["image"] == "syncer:1" and init["imagePullPolicy"] == "IfNotPresent"
+    assert init["command"][:2] == ["sh", "-c"] and "/etc/hosts > /hosts/hosts" in init["command"][2]
+    assert init["env"] == [{"name": "POD_HOSTNAME", "value": "web"}, {"name": "POD_FQDN", "value": FQDN}]
+    assert init["resources"] == resources  # Guaranteed stays Guaranteed; the pod asks for no more
+    assert init["securityContext"]["runAsNonRoot"] is True
+    assert init["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert init["volumeMounts"] == [{"name": HOSTS_CONTAINER, "mountPath": "/hosts"}]
+    mount = {"name": HOSTS_CONTAINER, "mountPath": "/etc/hosts", "subPath": "hosts"}
+    assert mount in out["containers"][0]["volumeMounts"]
+    assert out["containers"][1]["volumeMounts"] == [{"name": "v", "mountPath": "/etc/hosts"}]  # its own wins
+    assert mount in out["initContainers"][1]["volumeMounts"]
+    assert {"name": HOSTS_CONTAINER, "emptyDir": {}} in out["volumes"]
+    assert "subdomain" not in out
+
+
+def test_pod_without_subdomain_has_no_hosts_init_container() -> None:
+    out = translate_pod(pod(spec={"containers": [c()]}), IMAGED, CTX)["spec"]
+    assert "initContainers" not in out
+    assert all(v["name"] != HOSTS_CONTAINER for v in out.get("volumes") or [])
+
+
+def test_ephemeral_containers_of_a_rewritten_pod_mount_the_hosts_file() -> None:
+    vpod = pod(spec={"containers": [c()], "subdomain": "headless",
+                     "ephemeralContainers": [{"name": "debug", "image": "busybox"}]})
+    mount = {"name": HOSTS_CONTAINER, "mountPath": "/etc/hosts", "subPath": "hosts"}
+    assert host_ephemeral_containers(vpod, IMAGED, CTX)[0]["volumeMounts"] == [mount]
+    assert "volumeMounts" not in host_ephemeral_containers(vpod, SETTINGS, CTX)[0]
+
+
 def test_translation_is_pure() -> None:
     vpod = pod(spec={"containers": [c(env=[{"name": "A", "value": "1"}])], "volumes": [token_volume()]})
     before = repr(vpod)
@@ -643,6 +707,41 @@ def test_status_flows_back() -> None:
                                 "conditions": [{"type": "Ready", "status": "True"}]}}
     vpod["status"].update(patch["status"])
     assert pod_status_patch(hpod, vpod) is None
+
+
+def test_hosts_init_container_status_stays_on_the_host() -> None:
+    statuses = [{"name": HOSTS_CONTAINER, "ready": True}, {"name": "setup", "ready": True}]
+    patch = pod_status_patch({"status": {"phase": "Running", "initContainerStatuses": statuses}},
+                             pod(status={"phase": "Pending"}))
+    assert patch == {"status": {"phase": "Running", "initContainerStatuses": [{"name": "setup", "ready": True}]}}
+
+
+def cond(kind: str, status: str = "True", **kw: str) -> dict[str, str]:
+    return {"type": kind, "status": status, **kw}
+
+
+@pytest.mark.parametrize(
+    ("host_conditions", "virtual_conditions", "expected"),
+    [
+        # the host's types win
+        ([cond("Ready")], [cond("Ready", "False")], [cond("Ready")]),
+        # a type only the virtual cluster sets is kept (eviction: DisruptionTarget), after the host's
+        ([cond("Ready", "False")], [cond("DisruptionTarget", reason="EvictionByEvictionAPI"), cond("Ready")],
+         [cond("Ready", "False"), cond("DisruptionTarget", reason="EvictionByEvictionAPI")]),
+        # the host reports the type too: its value
+        ([cond("DisruptionTarget", reason="DeletionByTaintManager")], [cond("DisruptionTarget", reason="x")],
+         [cond("DisruptionTarget", reason="DeletionByTaintManager")]),
+        # no host conditions yet: the virtual ones stay
+        ([], [cond("PodScheduled")], [cond("PodScheduled")]),
+    ],
+)
+def test_conditions_merge_by_type(host_conditions: list[dict[str, str]], virtual_conditions: list[dict[str, str]],
+                                  expected: list[dict[str, str]]) -> None:
+    vpod = pod(status={"phase": "Running", "conditions": virtual_conditions})
+    patch = pod_status_patch({"status": {"phase": "Failed", "conditions": host_conditions}}, vpod)
+    assert patch is not None and patch["status"]["conditions"] == expected
+    vpod["status"].update(patch["status"])
+    assert pod_status_patch({"status": {"phase": "Failed", "conditions": host_conditions}}, vpod) is None
 
 
 @pytest.mark.parametrize(
