@@ -52,7 +52,7 @@ class Nodes(Part):
             self.host_nodes_readable = True
             return node
         except Forbidden:
-            log.info("host nodes are not readable; fake nodes get a nominal capacity")
+            log.info("host nodes are not readable; fake nodes get a nominal capacity and their pods' hostIPs")
             self.host_nodes_readable = False
             return None
 
@@ -64,8 +64,12 @@ class Nodes(Part):
             hnode = ctx.informer(HOST, NODES).store.get(name)
             desired = nodes.mirrored_node(hnode, ctx.settings) if hnode else None
         else:
-            used = any(((p.get("spec") or {}).get("nodeName")) == name for p in ctx.hstore(PODS).list())
-            desired = nodes.fake_node(name, self.read_host_node(ctx, name), ctx.now(), ctx.settings) if used else None
+            host_pods = ctx.hstore(PODS).list()
+            used = any(((p.get("spec") or {}).get("nodeName")) == name for p in host_pods)
+            # InternalIPs from the pods' hostIPs when the node is not readable; host pod events (hostIP set)
+            # enqueue the node (Pods._on_host_pod), so it gets them as soon as a pod reports one
+            desired = nodes.fake_node(name, self.read_host_node(ctx, name), ctx.now(), ctx.settings,
+                                      nodes.pod_host_ips(host_pods, name)) if used else None
 
         if desired is None:
             if vnode is None:

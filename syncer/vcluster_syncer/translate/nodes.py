@@ -3,7 +3,8 @@
 SYNC_NODES_MODE=synced (default): a *fake* virtual Node for each host node that runs synced pods. The
 syncer usually may not read host nodes (its Role is limited to N); when it can, the node's capacity and
 allocatable are copied, otherwise a nominal capacity is used. The Node exists so that a virtual pod can be
-bound (pods/binding) to the node its host copy runs on, and is deleted when no synced pod runs there.
+bound (pods/binding) to the node its host copy runs on, and is deleted when no synced pod runs there. Its
+InternalIP is the host node's (read from the node, or from its pods' status.hostIPs).
 
 SYNC_NODES_MODE=all: every host node is mirrored with its real labels, taints, capacity and conditions.
 """
@@ -11,7 +12,7 @@ SYNC_NODES_MODE=all: every host node is mirrored with its real labels, taints, c
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .metadata import ANN_HOST_OBJECT, FAKE_NODE_LABEL, MANAGED_BY
@@ -36,21 +37,56 @@ def _ownership(settings: TranslatorSettings) -> dict[str, str]:
     return {ANN_HOST_OBJECT: "true", MANAGED_BY: settings.vcluster_name}
 
 
-def kubelet_status(settings: TranslatorSettings, addresses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def pod_host_ips(host_pods: Iterable[Mapping[str, Any]], node: str) -> list[str]:
+    """Host node ``node``'s InternalIPs as its kubelet reports them in a synced host pod's ``status.hostIPs``
+    (or ``hostIP``): the kubelet sets them to its node's InternalIPs (first IPv4 and IPv6). Read from the
+    first such pod by namespace/name, so the answer does not depend on list order; [] while no pod running
+    there has reported one."""
+    def key(pod: Mapping[str, Any]) -> tuple[str, str]:
+        m = pod.get("metadata") or {}
+        return (m.get("namespace") or "", m.get("name") or "")
+
+    for pod in sorted((p for p in host_pods if ((p.get("spec") or {}).get("nodeName")) == node), key=key):
+        status = pod.get("status") or {}
+        ips = [h["ip"] for h in status.get("hostIPs") or [] if h.get("ip")]
+        if not ips and status.get("hostIP"):
+            ips = [status["hostIP"]]
+        if ips:
+            return ips
+    return []
+
+
+def kubelet_status(
+    settings: TranslatorSettings, addresses: Iterable[Mapping[str, Any]] = (), internal_ips: Iterable[str] = ()
+) -> dict[str, Any]:
     """Node status fields that send the virtual API server's kubelet calls (pods/log, exec, attach,
-    portforward) to the syncer's kubelet server (kubelet.py): InternalIP + kubelet port. The chart runs the
-    API server with ``--kubelet-preferred-address-types=InternalIP``; other address types of a mirrored
-    node are kept for display, its own InternalIPs are replaced."""
-    kept = [dict(a) for a in addresses or [] if a.get("type") != "InternalIP"]
-    return {
-        "addresses": [{"type": "InternalIP", "address": settings.kubelet_address}] + kept,
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": settings.kubelet_port}},
-    }
+    portforward) to the syncer's kubelet server (kubelet.py): a Hostname address whose value is the fake
+    kubelet's address (vcluster uses ``<node>.nodes.vcluster.com`` Hostname addresses the same way) and
+    the kubelet port. The chart runs the API server with ``--kubelet-preferred-address-types=Hostname``.
+
+    The InternalIPs stay the host node's real ones (``addresses`` of a readable host node, or
+    ``internal_ips`` read from its pods' hostIPs): a pod's ``hostIP``/``hostPort`` names them, as on the host.
+    A mirrored node's own Hostname address is replaced; its other addresses (ExternalIP...) are kept for
+    display. Duplicates are dropped (the API server rejects them)."""
+    out: list[dict[str, Any]] = []
+    candidates = [dict(a) for a in addresses if a.get("type") != "Hostname"]
+    candidates += [{"type": "InternalIP", "address": ip} for ip in internal_ips]
+    candidates.append({"type": "Hostname", "address": settings.kubelet_address})
+    for address in candidates:
+        if address not in out:
+            out.append(address)
+    return {"addresses": out, "daemonEndpoints": {"kubeletEndpoint": {"Port": settings.kubelet_port}}}
 
 
-def fake_node(name: str, host_node: Mapping[str, Any] | None, now: str, settings: TranslatorSettings) -> dict[str, Any]:
-    """A virtual Node standing in for host node ``name`` (``host_node`` when the syncer may read it)."""
+def fake_node(
+    name: str, host_node: Mapping[str, Any] | None, now: str, settings: TranslatorSettings,
+    host_ips: Iterable[str] = (),
+) -> dict[str, Any]:
+    """A virtual Node standing in for host node ``name`` (``host_node`` when the syncer may read it).
+    Its InternalIPs are the host node's, or else ``host_ips`` (``pod_host_ips``: what its pods report); a
+    node whose IP is not known yet has none until it is."""
     host_status = (host_node or {}).get("status") or {}
+    internal = [a for a in host_status.get("addresses") or [] if a.get("type") == "InternalIP" and a.get("address")]
     host_labels = ((host_node or {}).get("metadata") or {}).get("labels") or {}
     capacity = dict(host_status.get("capacity") or NOMINAL_CAPACITY)
     allocatable = dict(host_status.get("allocatable") or capacity)
@@ -77,7 +113,7 @@ def fake_node(name: str, host_node: Mapping[str, Any] | None, now: str, settings
             "conditions": [ready_condition(now)],
             "nodeInfo": node_info,
             "phase": "Running",
-            **kubelet_status(settings),
+            **kubelet_status(settings, internal, () if internal else host_ips),
         },
     }
 
@@ -91,9 +127,9 @@ def mirrored_node(host_node: Mapping[str, Any], settings: TranslatorSettings) ->
     annotations.update(_ownership(settings))
     status = copy.deepcopy(host_node.get("status") or {})
     # the host's kubelet endpoint and images are not served by the virtual cluster; its kubelet calls go
-    # to the syncer
+    # to the syncer (Hostname address); its InternalIPs are kept
     status.pop("images", None)
-    status.update(kubelet_status(settings, status.get("addresses")))
+    status.update(kubelet_status(settings, status.get("addresses") or ()))
     out_spec: dict[str, Any] = {}
     for key in ("taints", "unschedulable", "podCIDR", "podCIDRs"):
         if spec.get(key):

@@ -143,11 +143,11 @@ def test_is_upgrade() -> None:
 
 def test_fake_node_points_at_the_kubelet_server() -> None:
     node = fake_node("host-node", None, "2024-01-01T00:00:00Z", SETTINGS)
-    assert node["status"]["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}]
+    assert node["status"]["addresses"] == [{"type": "Hostname", "address": "127.0.0.1"}]
     assert node["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
     other = TranslatorSettings(vcluster_name="vc", host_namespace="n", kubelet_address="10.1.2.3", kubelet_port=11250)
     node = fake_node("host-node", None, "2024-01-01T00:00:00Z", other)
-    assert node["status"]["addresses"] == [{"type": "InternalIP", "address": "10.1.2.3"}]
+    assert node["status"]["addresses"] == [{"type": "Hostname", "address": "10.1.2.3"}]
     assert node["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 11250}}
 
 

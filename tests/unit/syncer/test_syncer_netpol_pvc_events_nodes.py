@@ -201,11 +201,12 @@ def test_mirrored_node_all_mode() -> None:
     assert node["metadata"]["labels"] == {"zone": "a"}
     assert node["metadata"]["annotations"][MANAGED_BY] == "vc"
     assert node["spec"] == {"taints": [{"key": "k", "effect": "NoSchedule"}]}
-    # kubelet calls (logs, exec...) go to the syncer's fake kubelet, not to the host's kubelet
+    # kubelet calls (logs, exec...) go to the syncer's fake kubelet (Hostname), not to the host's kubelet; the
+    # InternalIP stays the host node's
     assert node["status"] == {
         "capacity": {"cpu": "4"},
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": "n1"}],
+        "addresses": [{"type": "InternalIP", "address": "10.0.0.5"}, {"type": "Hostname", "address": "127.0.0.1"}],
     }
 
 
