@@ -1,9 +1,11 @@
 """The fake kubelet: ``kubectl logs/exec/attach/port-forward`` for pods bound to fake nodes.
 
 The virtual API server serves pods/log, pods/exec, pods/attach and pods/portforward by calling the
-kubelet of the pod's node at ``https://<node InternalIP>:<daemonEndpoints.kubeletEndpoint.Port>``. Fake
-nodes (translate/nodes.py) advertise ``127.0.0.1:10250``: this server, in the syncer container of the
-same pod. Each kubelet call is translated to the host pod's API subresource and relayed byte for byte:
+kubelet of the pod's node at ``https://<node address>:<daemonEndpoints.kubeletEndpoint.Port>``, the address
+of the type ``--kubelet-preferred-address-types`` names (the chart: Hostname). Virtual nodes
+(translate/nodes.py) advertise the Hostname address ``127.0.0.1`` and port 10250: this server, in the syncer
+container of the same pod (their InternalIPs are the host nodes' real ones). Each kubelet call is
+translated to the host pod's API subresource and relayed byte for byte:
 
     GET  /containerLogs/{ns}/{pod}/{container}?follow=..  -> GET  {P}/log?container=..&follow=..
     *    /exec/{ns}/{pod}/{container}?command=..&input=1   -> *    {P}/exec?container=..&command=..&stdin=true
