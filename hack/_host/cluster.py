@@ -725,9 +725,16 @@ CHAIN_PREFIXES = ("KUBE-", "CNI-", "PVC-HOST-")
 #: filter chain that refuses traffic to the service range that kube-proxy did not translate (a port a
 #: Service does not have, an address no Service has), from the host's own processes (kube-apiserver
 #: dialling an APIService or webhook before kube-proxy has its rules): on a real network such packets
-#: die at the gateway; this machine's network answers TCP to any address. Pods' traffic is not covered:
-#: kube-router's firewall accepts it in FORWARD first (its chain keeps the first place).
+#: die at the gateway; this machine's network answers TCP to any address. Pods' traffic is not covered
+#: here (kube-router's firewall accepts it in FORWARD first, and its chain keeps the first place): see
+#: POD_SERVICE_RULE_PRIORITY.
 SERVICE_REJECT_CHAIN = "PVC-HOST-SERVICES"
+#: priority of the policy-routing rule that routes pods' untranslated service-range traffic nowhere
+#: (``prohibit``: the pod gets ICMP "administratively prohibited" at once, a connect fails with "no route
+#: to host"). Routing comes after kube-proxy's DNAT, so a translated packet is addressed to a pod by then
+#: and never matches; the Services conformance spec "same port and different protocols" checks that a
+#: removed port stops answering.
+POD_SERVICE_RULE_PRIORITY = 1096
 
 
 def service_reject_rules(service_cidr: str = SERVICE_CIDR) -> str:
@@ -744,11 +751,30 @@ def service_reject_rules(service_cidr: str = SERVICE_CIDR) -> str:
     ])
 
 
+def pod_service_rule(bridge: str = BRIDGE, service_cidr: str = SERVICE_CIDR) -> list[str]:
+    """``ip rule add`` arguments of the rule for pods' untranslated service traffic (from the pods' bridge)."""
+    return ["priority", str(POD_SERVICE_RULE_PRIORITY), "iif", bridge, "to", service_cidr, "prohibit"]
+
+
+def our_ip_rules() -> list[str]:
+    """``ip rule`` lines of the host's (by priority)."""
+    out = run(["ip", "-4", "rule", "show"], capture=True, check=False)
+    return [f"ip rule {line.strip()}" for line in out.splitlines()
+            if line.split(":", 1)[0].strip() == str(POD_SERVICE_RULE_PRIORITY)]
+
+
+def _clean_ip_rules() -> None:
+    for _ in our_ip_rules():
+        subprocess.run(["ip", "-4", "rule", "del", "priority", str(POD_SERVICE_RULE_PRIORITY)], capture_output=True)
+
+
 def ensure_service_reject() -> None:
-    """Installs SERVICE_REJECT_CHAIN and its jump from OUTPUT once (idempotent)."""
+    """Installs SERVICE_REJECT_CHAIN and its jump from OUTPUT, and the pods' rule, once (idempotent)."""
     run(["iptables-restore", "--noflush"], input=service_reject_rules(), quiet=True)
     if subprocess.run(["iptables", "-C", "OUTPUT", "-j", SERVICE_REJECT_CHAIN], capture_output=True).returncode:
         run(["iptables", "-I", "OUTPUT", "1", "-j", SERVICE_REJECT_CHAIN], quiet=True)
+    if not our_ip_rules():
+        run(["ip", "-4", "rule", "add", *pod_service_rule()], quiet=True)
 
 
 def our_iptables() -> list[str]:
@@ -820,12 +846,13 @@ def down(layout: Layout, *, quiet: bool = False) -> None:
                 stop_pid(pid)
         for pid in _shims(layout):
             stop_pid(pid, timeout=5)
-    with step("remove mounts, network namespaces, network devices, iptables rules"):
+    with step("remove mounts, network namespaces, network devices, iptables and ip rules"):
         unmount_all(our_mounts(layout))
         for ns in our_netns():
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
         subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
         _clean_iptables()
+        _clean_ip_rules()
         _clean_ipsets()
         _remove_cgroups()
         restore_sysctls(layout)
@@ -847,6 +874,7 @@ def leaks(layout: Layout) -> list[str]:
     if Path(f"/sys/class/net/{BRIDGE}").exists():
         out.append(f"network device {BRIDGE}")
     out += our_iptables()
+    out += our_ip_rules()
     out += [f"ipset {n}" for n in our_ipsets()]
     out += [f"directory {d}" for d in (layout.state, layout.run) if d.exists()]
     return out

@@ -24,3 +24,12 @@ def test_untranslated_service_traffic_is_refused_tcp_with_a_reset() -> None:
 
 def test_the_chain_is_removed_by_down() -> None:
     assert cluster.SERVICE_REJECT_CHAIN.startswith(cluster.CHAIN_PREFIXES)
+
+
+def test_pods_untranslated_service_traffic_is_routed_nowhere() -> None:
+    rule = cluster.pod_service_rule("pvc-host0", "10.96.0.0/12")
+    assert rule == ["priority", str(cluster.POD_SERVICE_RULE_PRIORITY), "iif", "pvc-host0", "to", "10.96.0.0/12",
+                    "prohibit"]
+    # below the kernel's "lookup local" (0) and above "lookup main" (32766), so the main table's routes to the
+    # pod network never see such a packet
+    assert 0 < cluster.POD_SERVICE_RULE_PRIORITY < 32766
