@@ -35,15 +35,20 @@ class Services(VirtualToHost):
         # host's range): then the virtual Service keeps its IP and is never deleted and re-created under
         # its users' feet (e.g. `helm install --wait` reading it back). When the host has that IP taken,
         # let it choose, and after_sync moves the virtual Service to the host's IP.
-        wanted_ip = services.host_ip_request(vobj, desired)
-        if wanted_ip is None:
-            return ctx.host.create(self.kind, desired)
-        try:
-            return ctx.host.create(self.kind, wanted_ip)
-        except Invalid as exc:
-            log.info("services %s: host cannot give ClusterIP %s (%s); the host chooses",
-                     meta(desired)["name"], wanted_ip["spec"].get("clusterIP"), exc)
-            return ctx.host.create(self.kind, desired)
+        # The same for the nodePorts of a NodePort/LoadBalancer Service (the ranges are the same too).
+        # Most wanted first: the IP and the ports, the IP, the ports, nothing.
+        attempts: list[Obj] = []
+        for body in (services.host_ip_request(vobj, desired), desired):
+            if body is not None:
+                attempts += [b for b in (services.host_node_port_request(vobj, body), body) if b is not None]
+        for body in attempts[:-1]:
+            try:
+                return ctx.host.create(self.kind, body)
+            except Invalid as exc:
+                log.info("services %s: host cannot give ClusterIP %s / nodePorts %s (%s); asking for less",
+                         meta(desired)["name"], body["spec"].get("clusterIP") or "(any)",
+                         [p.get("nodePort") for p in body["spec"].get("ports") or []], exc)
+        return ctx.host.create(self.kind, attempts[-1])
 
     def sync(self, ctx: Context, key: str, vobj: Obj | None, hobj: Obj | None) -> None:
         # default/kubernetes (never copied): in-cluster clients that resolve kubernetes.default.svc through

@@ -4,7 +4,9 @@ Direction of each field:
   * virtual -> host: type, ports (without nodePort), selector (translated), session affinity, traffic
     policies, IP families, publishNotReadyAddresses, load balancer settings.
   * host -> virtual: spec.clusterIP(s) (the host allocates the IP that really routes; the virtual
-    Service is re-created with it), nodePorts (the host allocates them too), status.loadBalancer.
+    Service is re-created with it), nodePorts (the host allocates them too), status.loadBalancer. The host
+    copy is first created asking for the virtual Service's ClusterIP and nodePorts (host_ip_request,
+    host_node_port_request), so that usually nothing has to move.
 """
 
 from __future__ import annotations
@@ -122,6 +124,25 @@ def host_ip_request(vsvc: Mapping[str, Any], desired: Mapping[str, Any]) -> dict
     if vspec.get("clusterIPs"):
         body["spec"]["clusterIPs"] = list(vspec["clusterIPs"])
     return body
+
+
+def host_node_port_request(vsvc: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``body`` also asking the host for the nodePorts the virtual API server allocated (NodePort and
+    LoadBalancer Services), or None when there are none. A client reads the nodePort from the create
+    response (the conformance spec "functioning NodePort service" dials it at once): it must be the one
+    that works on the host, not one the syncer replaces moments later."""
+    vspec = vsvc.get("spec") or {}
+    if vspec.get("type") not in ("NodePort", "LoadBalancer"):
+        return None
+    wanted = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in vspec.get("ports") or []}
+    out = copy.deepcopy(dict(body))
+    asked = False
+    for port in (out.get("spec") or {}).get("ports") or []:
+        node_port = wanted.get((port.get("port"), port.get("protocol", "TCP")))
+        if node_port:
+            port["nodePort"] = node_port
+            asked = True
+    return out if asked else None
 
 
 def needs_recreate_host(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:

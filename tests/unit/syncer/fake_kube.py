@@ -77,6 +77,10 @@ class FakeKube:
         return {ip for (plural, _, _), o in self.objects.items() if plural == "services"
                 for ip in (o.get("spec") or {}).get("clusterIPs") or [] if ip != "None"}
 
+    def _allocated_node_ports(self) -> set[int]:
+        return {p["nodePort"] for (plural, _, _), o in self.objects.items() if plural == "services"
+                for p in (o.get("spec") or {}).get("ports") or [] if p.get("nodePort")}
+
     def _matches(self, obj: dict[str, Any], label_selector: str | None) -> bool:
         if not label_selector:
             return True
@@ -168,8 +172,14 @@ class FakeKube:
         spec["clusterIP"] = ip
         spec["clusterIPs"] = [ip]
         if spec.get("type") in ("NodePort", "LoadBalancer"):
+            taken = self._allocated_node_ports()
             for port in spec.get("ports") or []:
-                port.setdefault("nodePort", next(self._node_port))
+                if port.get("nodePort") in taken:
+                    raise Invalid(422, "Invalid", f"spec.ports.nodePort: Invalid value: {port['nodePort']}: "
+                                                  "provided port is already allocated")
+            for port in spec.get("ports") or []:
+                while not port.get("nodePort") or port["nodePort"] in taken:
+                    port["nodePort"] = next(self._node_port)
 
     def patch(self, kind: Kind, name: str, patch: dict[str, Any], namespace: str | None = None,
               subresource: str | None = None) -> dict[str, Any]:

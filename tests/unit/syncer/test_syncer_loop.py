@@ -316,6 +316,29 @@ def test_service_recreate_falls_back_when_ip_taken(world: World) -> None:
         assert vsvc["spec"]["clusterIP"] == w.host.get(SERVICES, f"{name}-x-{ns}-x-vc", N)["spec"]["clusterIP"]
 
 
+def test_node_port_service_keeps_its_virtual_node_port(world: World) -> None:
+    w = world
+    w.virtual.create(SERVICES, {"metadata": {"name": "np", "namespace": "team"},
+                                "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31234}]}})
+    w.sync()
+    assert w.host.get(SERVICES, "np-x-team-x-vc", N)["spec"]["ports"][0]["nodePort"] == 31234
+    assert w.virtual.get(SERVICES, "np", "team")["spec"]["ports"][0]["nodePort"] == 31234
+
+
+def test_node_port_service_moves_to_the_hosts_port_when_its_own_is_taken(world: World) -> None:
+    w = world
+    w.host.create(SERVICES, {"metadata": {"name": "taken", "namespace": N},
+                             "spec": {"type": "NodePort", "ports": [{"port": 1, "nodePort": 31234}]}})
+    w.virtual.create(SERVICES, {"metadata": {"name": "np", "namespace": "team"},
+                                "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31234}]}})
+    vip = w.virtual.get(SERVICES, "np", "team")["spec"]["clusterIP"]
+    w.sync()
+    hsvc = w.host.get(SERVICES, "np-x-team-x-vc", N)
+    assert hsvc["spec"]["ports"][0]["nodePort"] != 31234
+    assert hsvc["spec"]["clusterIP"] == vip  # the IP was still granted
+    assert w.virtual.get(SERVICES, "np", "team")["spec"]["ports"][0]["nodePort"] == hsvc["spec"]["ports"][0]["nodePort"]
+
+
 def test_default_kubernetes_service_points_at_vcluster_service(world: World) -> None:
     w = world
     w.virtual.create(SERVICES, {"metadata": {"name": "kubernetes", "namespace": "default"},

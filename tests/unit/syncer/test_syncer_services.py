@@ -9,6 +9,7 @@ from vcluster_syncer.translate.names import translate_label_key
 from vcluster_syncer.translate.services import (
     endpoints_patch,
     host_ip_request,
+    host_node_port_request,
     recreated_virtual_service,
     service_spec_patch,
     should_sync_endpoints,
@@ -173,3 +174,27 @@ def test_host_ip_request_asks_for_the_virtual_ip(vspec: dict[str, Any], wanted: 
         assert body is not None and body["spec"]["clusterIP"] == wanted
         assert body["spec"].get("clusterIPs") == vspec.get("clusterIPs")
         assert "clusterIP" not in desired["spec"]  # the plain translation is left untouched
+
+
+@pytest.mark.parametrize(
+    ("vspec", "wanted"),
+    [
+        ({"type": "NodePort", "clusterIP": "10.96.0.20",
+          "ports": [{"port": 80, "nodePort": 30080}, {"port": 80, "protocol": "UDP", "nodePort": 30081}]},
+         [30080, 30081]),
+        ({"type": "LoadBalancer", "clusterIP": "10.96.0.20", "ports": [{"port": 443, "nodePort": 31443}]}, [31443]),
+        ({"type": "ClusterIP", "clusterIP": "10.96.0.20", "ports": [{"port": 80}]}, None),  # no nodePorts
+        ({"type": "NodePort", "ports": [{"port": 80}]}, None),  # not allocated yet
+    ],
+)
+def test_host_node_port_request_asks_for_the_virtual_node_ports(vspec: dict[str, Any],
+                                                                 wanted: list[int] | None) -> None:
+    vsvc = svc(vspec)
+    desired = translate_service(vsvc, SETTINGS)
+    assert all("nodePort" not in p for p in desired["spec"]["ports"])  # the plain translation lets the host choose
+    body = host_node_port_request(vsvc, desired)
+    if wanted is None:
+        assert body is None
+    else:
+        assert body is not None and [p["nodePort"] for p in body["spec"]["ports"]] == wanted
+        assert all("nodePort" not in p for p in desired["spec"]["ports"])  # untouched
