@@ -410,8 +410,13 @@ def test_node_name_is_dropped_unless_a_known_host_node(a: Env, b: Env) -> None:
     # A (no host node list): an unknown name is dropped, the host scheduler places the pod
     ns = a.namespace("pin")
     a.vcore.create_namespaced_pod(ns, sleeper("unknown", node_name="no-such-node"))
-    hpod = a.host_pod(ns, "unknown")
-    assert hpod.spec.node_name != "no-such-node"
+    placed = wait("the host scheduler to place the host pod", lambda: a.host_pod(ns, "unknown").spec.node_name,
+                  timeout=120, diagnose=a.diagnose(ns))
+    assert placed == node
+    # ... and a fake node (the host node of that name, where A's pods run) is kept
+    wait(f"fake node {node} in A", lambda: a.vcore.read_node(node), timeout=120)
+    a.vcore.create_namespaced_pod(ns, sleeper("fake", node_name=node))
+    assert a.host_pod(ns, "fake").spec.node_name == node
     # B (host nodes synced): a host node the syncer sees is kept
     ns = b.namespace("pin")
     wait(f"virtual node {node} in B", lambda: b.vcore.read_node(node), timeout=120)

@@ -316,10 +316,12 @@ def _translate_affinity(affinity: dict[str, Any], vns: str, settings: Translator
 
 def _translate_scheduling(spec: dict[str, Any], vns: str, settings: TranslatorSettings, ctx: PodContext) -> None:
     node_name = spec.get("nodeName")
-    if node_name and node_name not in ctx.host_node_names:
-        # The host scheduler places the host pod. A virtual nodeName names a fake node (a virtual stand-in
-        # for a host node that may have gone) or something the host does not know: pinning the host pod to
-        # it could leave it Pending forever. Only a host node the syncer can see is kept.
+    if node_name and node_name not in ctx.host_node_names | ctx.fake_node_names:
+        # A nodeName the host does not know: pinning the host pod to it would leave it Pending forever; the
+        # host scheduler places it instead. A host node the syncer sees, or a fake node (it stands for the
+        # host node of the same name while synced pods run there), is kept: the pod goes straight to that
+        # node's kubelet, which admits it or fails it (a taken hostPort: the StatefulSet spec "Should
+        # recreate evicted statefulset" waits for exactly that).
         spec.pop("nodeName")
     selector = spec.get("nodeSelector")
     if selector:

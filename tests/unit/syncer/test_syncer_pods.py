@@ -494,7 +494,8 @@ def test_dns_merges_user_config() -> None:
 @pytest.mark.parametrize(
     ("node_name", "host_nodes", "kept"),
     [
-        ("node1", frozenset(), False),  # fake node / unknown: the host scheduler decides
+        ("other", frozenset(), False),  # unknown: the host scheduler decides
+        ("node1", frozenset(), True),  # a fake node: the host node of that name, in use by synced pods
         ("node1", frozenset({"node1"}), True),  # a host node the syncer can see
     ],
 )
