@@ -156,10 +156,23 @@ def apply(virtual: Kube, settings: CoreDNSSettings) -> list[str]:
     return done
 
 
+#: The API server's readiness check that its Service IP repair has run once. A Service created while that first
+#: run lists Services and IPAddresses can make it fail for good ("ipaddresses ... already exists", not retried
+#: in v1.33): /healthz stays 500 and kube-controller-manager never starts. So kube-dns waits for it.
+SERVICE_IP_REPAIR_CHECK = "poststarthook/start-service-ip-repair-controllers"
+
+
 def apply_until_done(virtual: Kube, settings: CoreDNSSettings, stopping: threading.Event,
                      interval: float = 0.1) -> bool:
-    """``apply`` until it succeeds (False if ``stopping`` was set first). On the critical path of readiness:
-    tried every ``interval`` seconds while the API server starts."""
+    """``apply`` until it succeeds (False if ``stopping`` was set first), once the API server's Service IP
+    repair has run. On the critical path of readiness: tried every ``interval`` seconds while the API server
+    starts."""
+    attempt = 0
+    while not stopping.is_set() and not virtual.ready(SERVICE_IP_REPAIR_CHECK):
+        attempt += 1
+        (log.info if attempt % 50 == 1 else log.debug)("coredns: waiting for the API server's %s",
+                                                        SERVICE_IP_REPAIR_CHECK)
+        stopping.wait(interval)
     attempt = 0
     while not stopping.is_set():
         try:

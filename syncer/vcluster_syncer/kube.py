@@ -131,6 +131,8 @@ class Kube(Protocol):
     def post_subresource(self, kind: Kind, name: str, namespace: str | None, subresource: str,
                          body: dict[str, Any]) -> dict[str, Any]: ...
 
+    def ready(self, check: str = "") -> bool: ...
+
 
 def _namespace_of(kind: Kind, obj: dict[str, Any]) -> str | None:
     return (obj.get("metadata") or {}).get("namespace") if kind.namespaced else None
@@ -304,6 +306,16 @@ class ApiKube:
             return self._request("get", kind.path(namespace, name))
         except NotFound:
             return None
+
+    def ready(self, check: str = "") -> bool:
+        """Does ``GET /readyz[/<check>]`` answer 200 (open to everyone; the body is plain text)?"""
+        try:
+            resp = self._request("get", "/readyz" + (f"/{check}" if check else ""), stream=True)
+        except ApiError:
+            return False
+        resp.read()
+        resp.release_conn()
+        return True
 
     def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
         return self._request("post", kind.path(_namespace_of(kind, obj)), body=obj)

@@ -161,6 +161,27 @@ def test_apply_until_done_retries() -> None:
     assert not coredns.apply_until_done(FakeKube(), ON, stopped)
 
 
+def test_apply_waits_for_the_service_ip_repair() -> None:
+    """kube-dns is created only once the API server's first Service IP repair has run (a Service created during
+    it can break the API server's health for good in v1.33)."""
+    class Starting(FakeKube):
+        polls = 0
+
+        def ready(self, check: str = "") -> bool:
+            self.polls += 1
+            if self.polls == 3:
+                self.unready.discard(coredns.SERVICE_IP_REPAIR_CHECK)
+            if self.unready:
+                assert self.get(SERVICES, "kube-dns", "kube-system") is None, "created before the repair ran"
+            return super().ready(check)
+
+    virtual = Starting("virtual")
+    virtual.unready.add(coredns.SERVICE_IP_REPAIR_CHECK)
+    assert coredns.apply_until_done(virtual, ON, threading.Event(), interval=0)
+    assert virtual.polls == 3
+    assert virtual.get(SERVICES, "kube-dns", "kube-system") is not None
+
+
 def test_own_ip_is_a_local_address() -> None:
     assert coredns.own_ip("127.0.0.1") == "127.0.0.1"
 
