@@ -50,7 +50,7 @@ class Config:
     kubelet_key_file: str = ""
     coredns: CoreDNSSettings = field(default_factory=CoreDNSSettings)  # DNS in the virtual cluster (coredns.py)
     sync_events: bool = True  # host events about synced objects -> virtual events (parts/events.py)
-    hosts_rewrite_image: str = ""  # the syncer's image, for the /etc/hosts init container (translate/pods.py)
+    syncer_image: str = ""  # the syncer's own image, for helper init containers of host pods (translate/pods.py)
 
     def settings(self, service_uid: str) -> TranslatorSettings:
         return TranslatorSettings(
@@ -68,7 +68,7 @@ class Config:
             sync_events=self.sync_events,
             kubelet_address=self.kubelet_address,
             kubelet_port=self.kubelet_port,
-            hosts_rewrite_image=self.hosts_rewrite_image,
+            syncer_image=self.syncer_image,
         )
 
 
@@ -153,6 +153,6 @@ def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:
         kubelet_port=_port(env, contract.ENV_KUBELET_PORT, contract.KUBELET_PORT),
         kubelet_cert_file=_optional_file(env, contract.ENV_KUBELET_CERT_FILE, check_files),
         kubelet_key_file=_optional_file(env, contract.ENV_KUBELET_KEY_FILE, check_files),
-        hosts_rewrite_image=env.get(contract.ENV_HOSTS_REWRITE_IMAGE, "").strip(),
+        syncer_image=env.get(contract.ENV_SYNCER_IMAGE, "").strip(),
         coredns=_coredns(env, env.get(contract.ENV_CLUSTER_DOMAIN, "").strip() or "cluster.local"),
     )

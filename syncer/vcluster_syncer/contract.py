@@ -175,8 +175,9 @@ ENV_SYNC_EVENTS = "SYNC_EVENTS"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_CLUSTER_DOMAIN = "CLUSTER_DOMAIN"
 ENV_COREDNS_ENABLED = "COREDNS_ENABLED"
-#: the syncer's own image (from syncer.image): the init container writing /etc/hosts of pods with a subdomain
-ENV_HOSTS_REWRITE_IMAGE = "HOSTS_REWRITE_IMAGE"
+#: the syncer's own image (from syncer.image): it runs the helper init containers of host pods (/etc/hosts of
+#: pods with a subdomain; a pod whose RuntimeClass the host lacks)
+ENV_SYNCER_IMAGE = "SYNCER_IMAGE"
 #: Read by the syncer with a default; the chart leaves them unset (its probes use HEALTH_PORT).
 ENV_HEALTH_PORT = "HEALTH_PORT"
 ENV_KUBELET_ADDRESS = "KUBELET_ADDRESS"
@@ -194,7 +195,7 @@ CHART_VALUE_ENV: dict[str, str] = {
     "syncer.logLevel": ENV_LOG_LEVEL,
     "clusterDomain": ENV_CLUSTER_DOMAIN,
     "coredns.enabled": ENV_COREDNS_ENABLED,
-    "syncer.image": ENV_HOSTS_REWRITE_IMAGE,
+    "syncer.image": ENV_SYNCER_IMAGE,
 }
 CHART_FIXED_ENV = frozenset({
     ENV_VCLUSTER_NAME, ENV_HOST_NAMESPACE, ENV_VIRTUAL_SERVER, ENV_VIRTUAL_TOKEN_FILE, ENV_VIRTUAL_CA_FILE,

@@ -280,7 +280,7 @@ SWITCHES: list[tuple[str, str, str, Any]] = [
     ("syncer.logLevel", "debug", "log_level", "DEBUG"),
     ("clusterDomain", "example.test", "cluster_domain", "example.test"),
     ("coredns.enabled", "false", "coredns.enabled", False),
-    ("syncer.image.tag", "9.9.9", "hosts_rewrite_image", "ghcr.io/pytest-vcluster/syncer:9.9.9"),
+    ("syncer.image.tag", "9.9.9", "syncer_image", "ghcr.io/pytest-vcluster/syncer:9.9.9"),
 ]
 
 

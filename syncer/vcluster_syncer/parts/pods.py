@@ -160,7 +160,19 @@ class Pods(VirtualToHost):
     def create_host(self, ctx: Context, vobj: Obj, desired: Obj) -> Obj:
         self._sync_references(ctx, vobj)  # what the pod mounts must exist on the host first
         self.ensure_token(ctx, vobj)
-        return super().create_host(ctx, vobj, desired)
+        try:
+            return super().create_host(ctx, vobj, desired)
+        except ApiError as exc:
+            # A RuntimeClass made in the virtual cluster, which the host does not have: the pod is scheduled
+            # and held, as a node without the runtime handler would (pods.blocked_for_runtime_class).
+            name = pods.refused_runtime_class(exc.message, desired) if exc.status == 403 else None
+            blocked = pods.blocked_for_runtime_class(desired, ctx.settings) if name else None
+            if blocked is None:
+                raise
+        message = f'RuntimeClass "{name}" does not exist in the host cluster; the pod cannot run there'
+        log.info("pods %s/%s: %s", meta(vobj)["namespace"], meta(vobj)["name"], message)
+        ctx.events.warning(vobj, "FailedCreatePodSandBox", message)
+        return ctx.host.create(PODS, blocked)
 
     def _sync_references(self, ctx: Context, vobj: Obj) -> None:
         ns = meta(vobj)["namespace"]

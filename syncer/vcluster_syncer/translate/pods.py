@@ -389,7 +389,7 @@ def hosts_entry(vpod: Mapping[str, Any], settings: TranslatorSettings) -> tuple[
     would name the host namespace. None: nothing to rewrite (no subdomain, host network, no image set)."""
     spec = vpod.get("spec") or {}
     subdomain = spec.get("subdomain")
-    if not subdomain or spec.get("hostNetwork") or not settings.hosts_rewrite_image:
+    if not subdomain or spec.get("hostNetwork") or not settings.syncer_image:
         return None
     meta = vpod["metadata"]
     hostname = spec.get("hostname") or hostname_for_pod(meta["name"])
@@ -404,31 +404,78 @@ def _hosts_mount(container: dict[str, Any]) -> None:
         mounts.append({"name": HOSTS_CONTAINER, "mountPath": "/etc/hosts", "subPath": "hosts"})
 
 
-def _rewrite_hosts(spec: dict[str, Any], hostname: str, fqdn: str, settings: TranslatorSettings) -> None:
-    """An init container (the syncer's own image: on the node already, has sh and sed) copies the kubelet's
-    /etc/hosts with the FQDN added into an emptyDir, which every container mounts at /etc/hosts. It runs as
-    nobody with nothing allowed (restricted Pod Security) and asks for what the first container asks for, so
-    the pod's resource requests and QoS class stay what they were."""
+_RESTRICTED = {  # Pod Security "restricted", whatever the pod's own settings
+    "runAsNonRoot": True, "runAsUser": _NOBODY, "runAsGroup": _NOBODY, "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _helper_container(name: str, script: str, env: dict[str, str], spec: Mapping[str, Any],
+                      settings: TranslatorSettings) -> dict[str, Any]:
+    """An init container of the syncer's own image (on the node already; it has sh and sed). It runs as nobody
+    with nothing allowed (restricted Pod Security) and asks for what the pod's first container asks for, so the
+    pod's resource requests and QoS class stay what they were."""
     first = (spec.get("containers") or [{}])[0]
     resources = {k: v for k, v in (first.get("resources") or {}).items() if k in ("requests", "limits")}
-    init = {
-        "name": HOSTS_CONTAINER,
-        "image": settings.hosts_rewrite_image,
+    return {
+        "name": name,
+        "image": settings.syncer_image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", _HOSTS_SCRIPT],
-        "env": [{"name": "POD_HOSTNAME", "value": hostname}, {"name": "POD_FQDN", "value": fqdn}],
+        "command": ["sh", "-c", script],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
         "resources": copy.deepcopy(resources),
-        "securityContext": {
-            "runAsNonRoot": True, "runAsUser": _NOBODY, "runAsGroup": _NOBODY, "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "volumeMounts": [{"name": HOSTS_CONTAINER, "mountPath": "/hosts"}],
+        "securityContext": copy.deepcopy(_RESTRICTED),
     }
+
+
+def _rewrite_hosts(spec: dict[str, Any], hostname: str, fqdn: str, settings: TranslatorSettings) -> None:
+    """An init container copies the kubelet's /etc/hosts with the FQDN added into an emptyDir, which every
+    container mounts at /etc/hosts."""
+    init = _helper_container(HOSTS_CONTAINER, _HOSTS_SCRIPT, {"POD_HOSTNAME": hostname, "POD_FQDN": fqdn}, spec,
+                             settings)
+    init["volumeMounts"] = [{"name": HOSTS_CONTAINER, "mountPath": "/hosts"}]
     for field in CONTAINER_FIELDS:
         for container in spec.get(field) or []:
             _hosts_mount(container)
     spec["initContainers"] = [init] + list(spec.get("initContainers") or [])
     spec["volumes"] = list(spec.get("volumes") or []) + [{"name": HOSTS_CONTAINER, "emptyDir": {}}]
+
+
+# ---------------------------------------------------------------- a RuntimeClass the host lacks
+
+#: Init container holding a host pod whose RuntimeClass the host does not have (blocked_for_runtime_class).
+RUNTIME_CLASS_CONTAINER = "vcluster-unknown-runtime-class"
+#: Init containers the syncer adds; the virtual pod never shows them.
+HELPER_CONTAINERS = frozenset({HOSTS_CONTAINER, RUNTIME_CLASS_CONTAINER})
+#: It says why and waits until the pod is deleted (sh as PID 1 would ignore SIGTERM without the trap).
+_HOLD_SCRIPT = 'trap "exit 0" TERM; echo "$MESSAGE" >&2; sleep infinity & wait'
+_RUNTIME_CLASS_REFUSED = re.compile(r'RuntimeClass "([^"]+)" not found')
+
+
+def refused_runtime_class(message: str, desired: Mapping[str, Any]) -> str | None:
+    """The host pod's RuntimeClass if the host's RuntimeClass admission refused the pod for not having it
+    (its message: 'pod rejected: RuntimeClass "x" not found'), else None."""
+    name = (desired.get("spec") or {}).get("runtimeClassName")
+    match = _RUNTIME_CLASS_REFUSED.search(message or "")
+    return name if name and match and match.group(1) == name else None
+
+
+def blocked_for_runtime_class(desired: Mapping[str, Any], settings: TranslatorSettings) -> dict[str, Any] | None:
+    """The host pod for a virtual pod whose RuntimeClass (a virtual object) the host does not have, or None
+    without the syncer's image. On a real cluster such a pod is scheduled, and then its node cannot create
+    the sandbox (no such runtime handler): it stays Pending. The host pod is scheduled too, without the
+    RuntimeClass, and an init container that only waits keeps its containers from ever running under the
+    host's default runtime instead of the one asked for."""
+    if not settings.syncer_image:
+        return None
+    out = copy.deepcopy(dict(desired))
+    spec = out["spec"]
+    name = spec.pop("runtimeClassName")
+    message = (f"RuntimeClass {name!r} does not exist in the host cluster: the pod's containers cannot run "
+               "(create it on the host with the same name and handler)")
+    init = _helper_container(RUNTIME_CLASS_CONTAINER, _HOLD_SCRIPT, {"MESSAGE": message}, spec, settings)
+    spec["initContainers"] = [init] + list(spec.get("initContainers") or [])
+    return out
 
 
 # ---------------------------------------------------------------- the pod
@@ -588,9 +635,9 @@ def pod_status_patch(host_pod: Mapping[str, Any], vpod: Mapping[str, Any]) -> di
     if not status:
         return None
     current = vpod.get("status") or {}
-    if "initContainerStatuses" in status:  # the virtual pod has no hosts init container (_rewrite_hosts)
+    if "initContainerStatuses" in status:  # the virtual pod has none of the syncer's helpers
         status["initContainerStatuses"] = [s for s in status["initContainerStatuses"]
-                                           if s.get("name") != HOSTS_CONTAINER]
+                                           if s.get("name") not in HELPER_CONTAINERS]
     # Conditions are merged by type, as the API server's strategic merge would: the host's win for the types
     # it reports; types only the virtual cluster sets are kept (DisruptionTarget, written by the virtual
     # API server's eviction or taint manager before the pod is deleted and read by Job pod failure policies).

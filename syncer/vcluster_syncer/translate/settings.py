@@ -31,8 +31,8 @@ class TranslatorSettings:
     # where virtual nodes send the virtual API server's kubelet calls (logs, exec...): the syncer's kubelet.py
     kubelet_address: str = "127.0.0.1"
     kubelet_port: int = 10250
-    # image of the init container that writes /etc/hosts of pods with a subdomain (the syncer's own; "" = none)
-    hosts_rewrite_image: str = ""
+    # the syncer's own image, which runs the helper init containers of host pods (pods.py; "" = none)
+    syncer_image: str = ""
 
     @property
     def owner_service(self) -> str:

@@ -58,6 +58,9 @@ class FakeKube:
         self.forbidden: set[str] = set()  # plurals this client may not read
         # (verb, plural) -> error to raise instead of writing, e.g. ("create", "pods"): a quota, a webhook
         self.reject: dict[tuple[str, str], ApiError] = {}
+        # RuntimeClasses this API server has (its RuntimeClass admission refuses pods naming another)
+        self.runtime_classes: set[str] = set()
+        self.unready: set[str] = set()  # /readyz checks that fail
 
     # ------------------------------------------------------------ helpers
 
@@ -133,6 +136,9 @@ class FakeKube:
             obj = self.objects.get(self._key(kind, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
 
+    def ready(self, check: str = "") -> bool:
+        return not (self.unready and (not check or check in self.unready))
+
     def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
         with self._cond:
             obj = copy.deepcopy(obj)
@@ -143,6 +149,10 @@ class FakeKube:
                 raise self.reject[("create", kind.plural)]
             if key in self.objects:
                 raise AlreadyExists(409, "AlreadyExists", f"{kind.plural} {meta['name']} already exists")
+            runtime_class = (obj.get("spec") or {}).get("runtimeClassName") if kind.plural == "pods" else None
+            if runtime_class and runtime_class not in self.runtime_classes:
+                raise Forbidden(403, "Forbidden", f'pods "{meta["name"]}" is forbidden: pod rejected: '
+                                                  f'RuntimeClass "{runtime_class}" not found')
             obj.setdefault("apiVersion", kind.api_version)
             obj.setdefault("kind", kind.kind)
             meta["uid"] = f"{self.name}-uid-{next(self._uid)}"

@@ -26,6 +26,7 @@ from vcluster_syncer.kube import (
 from vcluster_syncer.parts import default_parts
 from vcluster_syncer.syncer import Syncer
 from vcluster_syncer.translate.metadata import ANN_NAME, FAKE_NODE_LABEL, MANAGED_BY
+from vcluster_syncer.translate.pods import RUNTIME_CLASS_CONTAINER
 
 N = "host-ns"
 
@@ -550,3 +551,40 @@ def test_orphaned_token_secret_removed_on_start(world: World) -> None:
     w.host.delete(PODS, "web-x-team-x-vc", N)
     w.restart()
     assert w.host.get(SECRETS, "web-sa-token-x-team-x-vc", N) is None
+
+
+# ------------------------------------------------------------------ RuntimeClasses
+
+def test_pod_of_a_runtime_class_the_host_lacks_is_scheduled_and_held() -> None:
+    w = World(syncer_image="syncer:1")
+    w.sync()
+    w.virtual.runtime_classes.add("gvisor")  # made in the virtual cluster only
+    w.virtual.create(PODS, vpod(runtimeClassName="gvisor"))
+    w.sync()
+    hpod = w.host.get(PODS, "web-x-team-x-vc", N)
+    assert hpod is not None and "runtimeClassName" not in hpod["spec"]
+    hold = hpod["spec"]["initContainers"][0]
+    assert hold["name"] == RUNTIME_CLASS_CONTAINER and hold["image"] == "syncer:1"
+    assert "'gvisor' does not exist in the host cluster" in hold["env"][0]["value"]
+    events = [e for e in w.virtual.list(EVENTS, "team")[0] if e["involvedObject"]["name"] == "web"]
+    assert [e["reason"] for e in events] == ["FailedCreatePodSandBox"]
+    assert events[0]["type"] == "Warning" and '"gvisor" does not exist in the host cluster' in events[0]["message"]
+
+    # a RuntimeClass the host has too: the host pod names it and runs under it
+    w.host.runtime_classes.add("kata")
+    w.virtual.runtime_classes.add("kata")
+    w.virtual.create(PODS, vpod("boxed", runtimeClassName="kata"))
+    w.sync()
+    boxed = w.host.get(PODS, "boxed-x-team-x-vc", N)
+    assert boxed["spec"]["runtimeClassName"] == "kata" and "initContainers" not in boxed["spec"]
+
+
+def test_pod_of_a_runtime_class_the_host_lacks_without_a_syncer_image_is_an_error() -> None:
+    w = World()  # no SYNCER_IMAGE: nothing can hold the pod; the host's refusal is reported
+    w.sync()
+    w.virtual.runtime_classes.add("gvisor")
+    w.virtual.create(PODS, vpod(runtimeClassName="gvisor"))
+    w.sync()
+    assert w.host.get(PODS, "web-x-team-x-vc", N) is None
+    messages = [e["message"] for e in w.virtual.list(EVENTS, "team")[0] if e["involvedObject"]["name"] == "web"]
+    assert any('RuntimeClass "gvisor" not found' in m for m in messages), messages

@@ -22,12 +22,15 @@ from vcluster_syncer.translate.metadata import (
 from vcluster_syncer.translate.names import translate_label_key
 from vcluster_syncer.translate.pods import (
     HOSTS_CONTAINER,
+    RUNTIME_CLASS_CONTAINER,
     binding,
+    blocked_for_runtime_class,
     ephemeral_containers_patch,
     host_ephemeral_containers,
     hosts_entry,
     pod_spec_patch,
     pod_status_patch,
+    refused_runtime_class,
     rewrite_field_path,
     service_env,
     service_link_env,
@@ -570,7 +573,7 @@ def test_hostname_is_virtual_name() -> None:
 
 # ------------------------------------------------------------ /etc/hosts of pods with a subdomain
 
-IMAGED = replace(SETTINGS, hosts_rewrite_image="syncer:1")
+IMAGED = replace(SETTINGS, syncer_image="syncer:1")
 FQDN = "web.headless.team.svc.cluster.local"
 
 
@@ -710,8 +713,40 @@ def test_status_flows_back() -> None:
     assert pod_status_patch(hpod, vpod) is None
 
 
+@pytest.mark.parametrize(
+    ("message", "runtime_class", "refused"),
+    [
+        ('pods "p" is forbidden: pod rejected: RuntimeClass "gvisor" not found', "gvisor", "gvisor"),
+        ('pods "p" is forbidden: pod rejected: RuntimeClass "other" not found', "gvisor", None),  # not ours
+        ("pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead", "gvisor", None),
+        ('pods "p" is forbidden: exceeded quota', "gvisor", None),
+        ('pod rejected: RuntimeClass "gvisor" not found', None, None),  # the pod names none
+    ],
+)
+def test_refused_runtime_class(message: str, runtime_class: str | None, refused: str | None) -> None:
+    spec = {"containers": [c()], **({"runtimeClassName": runtime_class} if runtime_class else {})}
+    assert refused_runtime_class(message, {"spec": spec}) == refused
+
+
+def test_pod_of_a_runtime_class_the_host_lacks_is_held_by_an_init_container() -> None:
+    resources = {"requests": {"cpu": "10m"}}
+    desired = host({"containers": [c(resources=resources)], "runtimeClassName": "gvisor",
+                    "initContainers": [c(name="setup")]})
+    assert blocked_for_runtime_class(desired, SETTINGS) is None  # no syncer image: nothing can hold it
+    held = blocked_for_runtime_class(desired, IMAGED)
+    assert held is not None and "runtimeClassName" not in held["spec"]
+    assert desired["spec"]["runtimeClassName"] == "gvisor"  # untouched
+    hold = held["spec"]["initContainers"][0]
+    assert [i["name"] for i in held["spec"]["initContainers"]] == [RUNTIME_CLASS_CONTAINER, "setup"]
+    assert hold["image"] == "syncer:1" and hold["resources"] == resources
+    assert hold["securityContext"]["runAsNonRoot"] is True
+    assert "sleep infinity" in hold["command"][2] and "trap" in hold["command"][2]  # waits; ends on SIGTERM
+    assert held["spec"]["containers"] == desired["spec"]["containers"]
+
+
 def test_hosts_init_container_status_stays_on_the_host() -> None:
-    statuses = [{"name": HOSTS_CONTAINER, "ready": True}, {"name": "setup", "ready": True}]
+    statuses = [{"name": HOSTS_CONTAINER, "ready": True}, {"name": RUNTIME_CLASS_CONTAINER, "ready": False},
+                {"name": "setup", "ready": True}]
     patch = pod_status_patch({"status": {"phase": "Running", "initContainerStatuses": statuses}},
                              pod(status={"phase": "Pending"}))
     assert patch == {"status": {"phase": "Running", "initContainerStatuses": [{"name": "setup", "ready": True}]}}
