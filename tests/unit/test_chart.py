@@ -565,6 +565,7 @@ EXPECTED_ENV = {
     "LOG_LEVEL",
     "CLUSTER_DOMAIN",
     "COREDNS_ENABLED",
+    "SYNCER_IMAGE",
 }
 
 
@@ -578,6 +579,7 @@ def test_syncer_env_default(default: Objects) -> None:
     assert env["VCLUSTER_NAME"] == RELEASE
     assert env["HOST_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["VIRTUAL_SERVER"] == "https://127.0.0.1:6443"
+    assert env["SYNCER_IMAGE"] == containers(default)["syncer"]["image"]  # the helper init containers' image
     assert env["SERVICE_NAME"] == RELEASE
     assert env["WORKLOAD_SERVICE_ACCOUNT"] == f"vc-workload-{RELEASE}"
     assert env["CLUSTER_DOMAIN"] == "cluster.local"
