@@ -378,13 +378,17 @@ def test_deleted_host_pod_of_deployment_is_replaced(env: Env) -> None:
          lambda: all(p.metadata.uid != victim.metadata.uid
                      for p in env.vcore.list_namespaced_pod(NS, label_selector="app=web").items),
          timeout=180, diagnose=env.diagnose)
-    wait("Deployment web available with 2 replicas again", env.deployment_available, timeout=240, every=2,
-         diagnose=env.diagnose)
-    pods = env.vcore.list_namespaced_pod(NS, label_selector="app=web").items
-    assert len(pods) == 2, [p.metadata.name for p in pods]
+
+    # The Deployment's status can still count the old pod for a moment: wait for the pods themselves.
+    def replaced() -> list[client.V1Pod] | None:
+        pods = env.vcore.list_namespaced_pod(NS, label_selector="app=web").items
+        fresh = [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+        return pods if len(pods) == len(fresh) == 2 and env.deployment_available() else None
+
+    pods = wait("Deployment web available with 2 Running pods again", replaced, timeout=240, every=2,
+                diagnose=env.diagnose)
     host_uids = set()
     for p in pods:
-        assert p.status.phase == "Running"
         h = env.hcore.read_namespaced_pod(env.vc.host_name("Pod", p.metadata.name, NS), env.hns)
         assert h.status.phase == "Running"
         host_uids.add(h.metadata.uid)
