@@ -145,9 +145,17 @@ def host_node_port_request(vsvc: Mapping[str, Any], body: Mapping[str, Any]) -> 
     return out if asked else None
 
 
+def _external_name(svc: Mapping[str, Any]) -> bool:
+    return (svc.get("spec") or {}).get("type") == "ExternalName"
+
+
 def needs_recreate_host(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
-    """Headless-ness (clusterIP None) and IP families cannot change in place."""
-    return is_headless(desired) != is_headless(actual)
+    """Headless-ness (clusterIP None) and IP families cannot change in place. A change to or from
+    ExternalName is made by re-creating too: an ExternalName Service that becomes ClusterIP/NodePort would
+    get new addresses from the host in place, while the client holds the ones of its update response (the
+    conformance specs "change the type from ExternalName to ClusterIP/NodePort" dial those at once); the new
+    host copy asks for them (host_ip_request, host_node_port_request)."""
+    return is_headless(desired) != is_headless(actual) or _external_name(desired) != _external_name(actual)
 
 
 def virtual_needs_new_ip(vsvc: Mapping[str, Any], hsvc: Mapping[str, Any]) -> bool:

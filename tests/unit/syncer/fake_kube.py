@@ -211,7 +211,8 @@ class FakeKube:
                 updated = merge_patch(current, patch)
                 if kind.plural == "services":
                     old_ip = (current.get("spec") or {}).get("clusterIP")
-                    if (updated.get("spec") or {}).get("clusterIP") != old_ip:
+                    # an ExternalName Service has no IP yet: becoming ClusterIP/NodePort gives it one
+                    if (updated.get("spec") or {}).get("clusterIP") != old_ip and old_ip:
                         raise Invalid(422, "Invalid", "spec.clusterIP: field is immutable")
                 for field in ("uid", "name", "namespace", "creationTimestamp"):
                     if field in current["metadata"]:

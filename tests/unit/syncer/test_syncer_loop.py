@@ -340,6 +340,24 @@ def test_node_port_service_moves_to_the_hosts_port_when_its_own_is_taken(world: 
     assert w.virtual.get(SERVICES, "np", "team")["spec"]["ports"][0]["nodePort"] == hsvc["spec"]["ports"][0]["nodePort"]
 
 
+def test_external_name_service_becoming_cluster_ip_keeps_its_virtual_ip(world: World) -> None:
+    w = world
+    w.virtual.create(SERVICES, {"metadata": {"name": "ext", "namespace": "team"},
+                                "spec": {"type": "ExternalName", "externalName": "a.example"}})
+    w.sync()
+    assert w.host.get(SERVICES, "ext-x-team-x-vc", N)["spec"]["type"] == "ExternalName"
+    uid = w.virtual.get(SERVICES, "ext", "team")["metadata"]["uid"]
+    # the update the virtual API server answers with a new ClusterIP, which the client dials at once
+    w.virtual.patch(SERVICES, "ext", {"spec": {"type": "ClusterIP", "externalName": None, "clusterIP": "10.96.1.77",
+                                               "clusterIPs": ["10.96.1.77"], "ports": [{"port": 80}]}}, "team")
+    w.clock.t += 2
+    w.sync()
+    hsvc = w.host.get(SERVICES, "ext-x-team-x-vc", N)
+    assert hsvc["spec"]["type"] == "ClusterIP" and hsvc["spec"]["clusterIP"] == "10.96.1.77"
+    vsvc = w.virtual.get(SERVICES, "ext", "team")
+    assert vsvc["metadata"]["uid"] == uid and vsvc["spec"]["clusterIP"] == "10.96.1.77"  # never moved
+
+
 def test_default_kubernetes_service_points_at_vcluster_service(world: World) -> None:
     w = world
     w.virtual.create(SERVICES, {"metadata": {"name": "kubernetes", "namespace": "default"},

@@ -10,6 +10,7 @@ from vcluster_syncer.translate.services import (
     endpoints_patch,
     host_ip_request,
     host_node_port_request,
+    needs_recreate_host,
     recreated_virtual_service,
     service_spec_patch,
     should_sync_endpoints,
@@ -198,3 +199,19 @@ def test_host_node_port_request_asks_for_the_virtual_node_ports(vspec: dict[str,
     else:
         assert body is not None and [p["nodePort"] for p in body["spec"]["ports"]] == wanted
         assert all("nodePort" not in p for p in desired["spec"]["ports"])  # untouched
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "recreate"),
+    [
+        ({"type": "ExternalName", "externalName": "a.example"}, {"type": "ClusterIP", "clusterIP": "10.96.0.9"}, True),
+        ({"type": "ClusterIP", "clusterIP": "10.96.0.9"}, {"type": "ExternalName", "externalName": "a.example"}, True),
+        ({"type": "ExternalName", "externalName": "a.example"}, {"type": "ExternalName", "externalName": "b"}, False),
+        ({"type": "ClusterIP", "clusterIP": "10.96.0.9"}, {"type": "NodePort", "clusterIP": "10.96.0.9"}, False),
+        ({"type": "ClusterIP", "clusterIP": "10.96.0.9"}, {"type": "ClusterIP", "clusterIP": "None"}, True),
+    ],
+)
+def test_needs_recreate_host(old: dict[str, Any], new: dict[str, Any], recreate: bool) -> None:
+    actual = translate_service(svc({**old, "ports": [{"port": 80}]}), SETTINGS)
+    desired = translate_service(svc({**new, "ports": [{"port": 80}]}), SETTINGS)
+    assert needs_recreate_host(desired, actual) is recreate
