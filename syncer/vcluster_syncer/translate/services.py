@@ -134,15 +134,8 @@ def host_node_port_request(vsvc: Mapping[str, Any], body: Mapping[str, Any]) -> 
     vspec = vsvc.get("spec") or {}
     if vspec.get("type") not in ("NodePort", "LoadBalancer"):
         return None
-    wanted = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in vspec.get("ports") or []}
     out = copy.deepcopy(dict(body))
-    asked = False
-    for port in (out.get("spec") or {}).get("ports") or []:
-        node_port = wanted.get((port.get("port"), port.get("protocol", "TCP")))
-        if node_port:
-            port["nodePort"] = node_port
-            asked = True
-    return out if asked else None
+    return out if _copy_node_ports(out.setdefault("spec", {}), vspec) else None
 
 
 def _external_name(svc: Mapping[str, Any]) -> bool:
@@ -186,6 +179,8 @@ def recreated_virtual_service(vsvc: Mapping[str, Any], hsvc: Mapping[str, Any] |
 
 
 def _copy_node_ports(vspec: dict[str, Any], hspec: Mapping[str, Any]) -> bool:
+    """Sets the nodePorts of ``vspec``'s ports to those of ``hspec``'s same port and protocol (either way:
+    host -> virtual, or virtual -> a host body); True if any changed."""
     by_key = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in hspec.get("ports") or []}
     changed = False
     for port in vspec.get("ports") or []:
