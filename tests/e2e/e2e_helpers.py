@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +44,25 @@ def wait(what: str, check: Callable[[], Any], timeout: float = 180, every: float
         except Exception as e:  # noqa: BLE001 - diagnostics must not hide the timeout
             seen = f"\n(no diagnostics: {e})"
     pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last}{seen}")
+
+
+def kubectl(vc: Any, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """``kubectl`` (from PATH) against the virtual cluster ``vc``; output captured as text."""
+    return subprocess.run(["kubectl", "--kubeconfig", str(vc.kubeconfig_path), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def http_get(url: str, timeout: float = 60) -> str:
+    """GET with retries until it answers (a forward or a hostPort takes a moment to listen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return resp.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def suffix() -> str:

@@ -12,10 +12,7 @@ node's Hostname address 127.0.0.1, for fake nodes and for mirrored ones (``sync.
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,7 @@ from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import wait  # noqa: E402
+from e2e_helpers import http_get, kubectl, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +30,6 @@ KUBELET = "127.0.0.1"  # the fake kubelet's address (KUBELET_ADDRESS)
 
 def addresses(node: client.V1Node, kind: str) -> list[str]:
     return [a.address for a in node.status.addresses or [] if a.type == kind]
-
-
-def kubectl(vc: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", "--kubeconfig", str(vc.kubeconfig_path), *args],
-                          capture_output=True, text=True, timeout=90)
 
 
 def web_pod(name: str, *, ports: list[client.V1ContainerPort] | None = None,
@@ -67,16 +59,6 @@ def ready_pod(core: client.CoreV1Api, name: str, ns: str = "default") -> client.
                 diagnose=lambda: str(core.read_namespaced_pod(name, ns).status))
 
 
-def http_get(url: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return resp.read().decode().strip()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_fake_node_has_host_internal_ip_and_host_ports_on_it_do_not_collide(vcluster: Any,
@@ -118,7 +100,7 @@ def test_fake_node_has_host_internal_ip_and_host_ports_on_it_do_not_collide(vclu
         pod = ready_pod(vcore, name)
         assert pod.spec.node_name == vpod.spec.node_name
     # the host node is this machine: its InternalIP:port is the second pod
-    assert http_get(f"http://{node_ip}:{port}/") == "on-node-ip"
+    assert http_get(f"http://{node_ip}:{port}/").strip() == "on-node-ip"
 
 
 @pytest.mark.vcluster(set={"sync.fromHost.nodes.mode": "all"})

@@ -12,10 +12,10 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import pytest
+from e2e_helpers import http_get, kubectl
 from kubernetes import client
 from kubernetes.stream import portforward, stream
 
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.e2e
 IMAGE = "pytest-vcluster.local/httpd:1.35"
 GREETING = "hello from pytest-vcluster httpd"
 MARKER = "pod-streams-log-marker"
-
-
-def kubectl(vc: Any, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", "--kubeconfig", str(vc.kubeconfig_path), *args],
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def start_web_pod(core: client.CoreV1Api, name: str = "web", namespace: str = "default",
@@ -66,19 +61,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def http_get(url: str, timeout: float = 60) -> str:
-    """GET with retries until it answers (a forward takes a moment to listen)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return resp.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_kubectl_logs_exec_port_forward(vcluster: Any) -> None:
