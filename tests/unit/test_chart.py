@@ -524,6 +524,8 @@ def test_coredns_values(helm: str) -> None:
     assert c["image"] == "registry.k8s.io/coredns/coredns:v9"
     assert c["imagePullPolicy"] == "Never"
     assert c["resources"]["requests"] == {"cpu": "7m", "memory": "14Mi"}
+    tuned = containers(render(helm, "coredns.env[0].name=GOGC", "coredns.env[0].value=off"))["coredns"]
+    assert tuned["env"] == [{"name": "GOGC", "value": "off"}]
     off = render(helm, "coredns.enabled=false")
     assert "coredns" not in containers(off)
     assert ("ConfigMap", f"{RELEASE}-coredns") not in off
@@ -625,7 +627,7 @@ def test_probes(default: Objects) -> None:
 
 def test_go_components_collect_garbage_early_and_env_can_be_replaced(helm: str, default: Objects) -> None:
     cs = containers(default)
-    for name, gogc in (("etcd", "25"), ("kube-apiserver", "30"), ("kube-controller-manager", "25")):
+    for name, gogc in (("etcd", "25"), ("kube-apiserver", "30"), ("kube-controller-manager", "25"), ("coredns", "25")):
         assert {"name": "GOGC", "value": gogc} in cs[name]["env"], name
         # a memory limit near the idle heap made each of them collect without end (hack/bench --only memory)
         assert "GOMEMLIMIT" not in {e["name"] for e in cs[name]["env"]}, name
@@ -954,6 +956,13 @@ def test_syncer_env_and_arguments_reach_the_syncer(helm: str) -> None:
     assert entry.parse_args(syncer["args"]).log_level == "warning"
 
 
+def test_syncer_env_is_appended_to_the_charts_own(helm: str, default: Objects) -> None:
+    own = containers(default)["syncer"]["env"]
+    objs = render(helm, "syncer.env[0].name=HTTPS_PROXY", "syncer.env[0].value=http://proxy:3128")
+    env = containers(objs)["syncer"]["env"]
+    assert env == [*own, {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
+
+
 def test_release_name_too_long(helm: str) -> None:
     proc = helm_template(helm, release="r" * 53)
     assert proc.returncode != 0
@@ -1000,6 +1009,7 @@ def test_required_value_keys() -> None:
         "syncer.resources",
         "syncer.logLevel",
         "syncer.extraArgs",
+        "syncer.env",
         "sync.toHost.configMaps.all",
         "sync.toHost.secrets.all",
         "sync.toHost.networkPolicies.enabled",
@@ -1008,6 +1018,7 @@ def test_required_value_keys() -> None:
         "sync.fromHost.events.enabled",
         "coredns.enabled",
         "coredns.image",
+        "coredns.env",
         "podSecurity",
         "podAnnotations",
         "podLabels",
