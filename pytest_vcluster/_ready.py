@@ -152,6 +152,23 @@ def pod_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+def cluster_ready(pod: Any) -> bool:
+    """Pod ``R-0`` Ready, or its syncer has set :data:`contract.CONDITION_CLUSTER_READY` and the pod has
+    not turned unready since: the cluster was ready (first sync, ``default/default``, DNS) up to a
+    readiness-probe period before the kubelet says so. The syncer's mark stays once set; a Ready=False
+    newer than it (a pod that was Ready and broke) is not ready."""
+    if pod_ready(pod):
+        return True
+    conditions = {c.type: c for c in (pod.status.conditions if pod is not None and pod.status else None) or []}
+    mark = conditions.get(contract.CONDITION_CLUSTER_READY)
+    if mark is None or mark.status != "True":
+        return False
+    unready = conditions.get("Ready")
+    since = getattr(unready, "last_transition_time", None)
+    marked = getattr(mark, "last_transition_time", None)
+    return since is None or marked is None or since <= marked
+
+
 def pod_state(pod: Any) -> str:
     """One line: phase, unready containers and their waiting/terminated reasons."""
     if pod is None:
@@ -469,7 +486,7 @@ def wait_host_side(
                 return False
             raise
         pod = seen["pod"]
-        if pod_ready(pod):
+        if cluster_ready(pod):
             return True
         now = deadline.clock()
         seen["pulls"] = pull_errors_seen(pod, now, seen["pulls"])

@@ -258,7 +258,8 @@ class VCluster:
     ) -> VCluster:
         """Connect to a virtual cluster that is already running: release ``name`` in host namespace
         ``name`` (a cluster made by :meth:`create`, e.g. one claimed from the warm pool). Fails at once
-        with :class:`~pytest_vcluster.VClusterError` when its pod is not Ready or its kubeconfig Secret is
+        with :class:`~pytest_vcluster.VClusterError` when its pod is neither Ready nor marked ready by its syncer
+        (``contract.CONDITION_CLUSTER_READY``) or its kubeconfig Secret is
         missing; otherwise waits (bounded by ``timeout``) for the API and ServiceAccount ``default/default``.
         The handle owns the cluster: :meth:`delete` deletes its host namespace.
         """
@@ -277,10 +278,11 @@ class VCluster:
                 f"or Secret {secret_name} in host namespace {name}"
                 + (" (no such cluster: create it with VCluster.create)" if exc.status == 404 else "")
             ) from None
-        if not _ready.pod_ready(pod):
+        if not _ready.cluster_ready(pod):
+            phase = getattr(pod.status, "phase", None)
             raise VClusterError(
                 f"cannot attach to virtual cluster {name}: pod {pod_name} in host namespace {name} is not Ready "
-                f"(phase {getattr(pod.status, 'phase', None)})"
+                f"(nor marked {contract.CONDITION_CLUSTER_READY} by its syncer since it last was; phase {phase})"
             )
         owned_dir, workdir_path = _workdir(name, workdir)
         forward: PortForward | None = None

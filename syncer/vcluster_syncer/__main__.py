@@ -13,7 +13,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from . import coredns, health, kube, kubelet
+from . import contract, coredns, health, kube, kubelet, readiness
 from .config import LOG_LEVELS, ConfigError, load_config, log_level
 from .context import VIRTUAL
 from .errors import Retry
@@ -109,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     starter.start()
     while not stopping.is_set() and not syncer.default_service_account.is_set():
         syncer.check_default_service_account()
-        stopping.wait(0.25)  # on the critical path of the cluster's readiness: a GET every 0.25 s, until found
+        stopping.wait(0.1)  # on the critical path of the cluster's readiness: a GET every 0.1 s, until found
+    while not stopping.is_set() and not syncer.ready():
+        stopping.wait(0.05)  # no API call: the first sync and the DNS check run in their own threads
+    if not stopping.is_set():
+        readiness.mark_ready(host, config.host_namespace, contract.control_plane_pod(config.vcluster_name), stopping,
+                             now=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     while not stopping.wait(5.0):
         pass
     syncer.stop()

@@ -118,6 +118,11 @@ ANNOTATION_OBJECT_KIND = f"{SYNCER_DOMAIN}/object-kind"
 #: this label, whose value is N.
 CLUSTER_SCOPED_LABEL = "vcluster.pytest-vcluster.io/host-namespace"
 
+#: Condition the syncer sets (status True) on its own pod R-0 once the virtual cluster is first ready:
+#: first sync done, default/default exists, DNS answers (vcluster_syncer/readiness.py). The plugin's
+#: VCluster.create returns on it, without waiting up to a probe period for the kubelet's Ready.
+CONDITION_CLUSTER_READY = "vcluster.pytest-vcluster.io/VirtualClusterReady"
+
 #: The plugin's domain: labels and annotations of the host namespaces it creates (pytest_vcluster/_labels.py).
 PLUGIN_DOMAIN = "pytest-vcluster.io"
 

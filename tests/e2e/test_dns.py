@@ -113,16 +113,21 @@ def env(host: Host, mod_host_api: client.ApiClient) -> Iterator[Env]:
 
 
 def test_coredns_objects_and_ready_before_cluster_ready(env: Env) -> None:
-    """When the cluster is Ready, CoreDNS (container coredns of pod R-0) is Ready already and kube-dns
-    routes to it: a selector-less Service whose Endpoints name R-0's pod IP and the DNS port."""
+    """When the cluster is ready, CoreDNS (container coredns of pod R-0) answers (a gate of the syncer's
+    readiness, which VCluster.create waits for; the kubelet reports the container Ready at its next probe)
+    and kube-dns routes to it: a selector-less Service whose Endpoints name R-0's pod IP and the DNS port."""
     ns = "kube-system"
     svc = env.core.read_namespaced_service("kube-dns", ns)
     assert not svc.spec.selector, f"kube-dns must not select pods: {svc.spec.selector}"
     hsvc = env.hcore.read_namespaced_service(env.vc.host_name("Service", "kube-dns", ns), env.vc.host_namespace)
     assert svc.spec.cluster_ip == hsvc.spec.cluster_ip
-    pod = env.hcore.read_namespaced_pod(contract.control_plane_pod(env.vc.release), env.vc.host_namespace)
-    ready = {c.name: c.ready for c in pod.status.container_statuses}
-    assert ready.get("coredns") is True, ready
+    def control_plane_pod() -> client.V1Pod:
+        return env.hcore.read_namespaced_pod(contract.control_plane_pod(env.vc.release), env.vc.host_namespace)
+
+    wait("the kubelet to report container coredns Ready (probed every second)",
+         lambda: {c.name: c.ready for c in control_plane_pod().status.container_statuses}.get("coredns") is True,
+         timeout=10)
+    pod = control_plane_pod()
 
     def addresses(eps: client.V1Endpoints) -> set[tuple[str, int]]:
         return {(a.ip, p.port) for s in eps.subsets or [] for a in s.addresses or [] for p in s.ports or []}

@@ -32,6 +32,7 @@ import yaml
 from kubernetes import client, config
 
 from pytest_vcluster import Host, ImageError, VCluster
+from pytest_vcluster._contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
@@ -616,6 +617,18 @@ def test_two_clusters_with_identical_names_do_not_interfere(twins: tuple[Env, En
     assert running(b.vcore, "team-a", "web")
     assert b.host_pod("web", "team-a").status.phase == "Running"
     assert b.vcore.read_namespaced_config_map("settings", "team-a").data == {"owner": b.release}
+
+
+def test_the_syncer_marks_its_pod_when_the_cluster_is_ready_and_the_kubelet_keeps_the_mark(shared: Env) -> None:
+    """VCluster.create returns on the syncer's condition (contract.CONDITION_CLUSTER_READY on pod R-0), set
+    once the cluster is ready; the kubelet's later status updates (Ready) keep it."""
+    def conditions() -> dict[str, str]:
+        p = shared.hcore.read_namespaced_pod(f"{shared.release}-0", shared.hns)
+        return {c.type: c.status for c in p.status.conditions or []}
+
+    assert conditions().get(contract.CONDITION_CLUSTER_READY) == "True", conditions()
+    wait("host pod R-0 Ready", lambda: conditions().get("Ready") == "True", timeout=60, diagnose=shared.diagnose)
+    assert conditions().get(contract.CONDITION_CLUSTER_READY) == "True", conditions()
 
 
 def syncer_restarts(env: Env) -> int:

@@ -11,6 +11,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from pytest_vcluster import _ready
+from pytest_vcluster._contract import contract
 from pytest_vcluster._ready import ConditionTimeout, Deadline, is_transient, wait_for
 
 if TYPE_CHECKING:
@@ -127,6 +128,46 @@ def test_pod_ready_and_state() -> None:
     assert "phase Pending" in state
     assert "container syncer waiting: ImagePullBackOff" in state
     assert _ready.pod_state(None) == "pod not created yet"
+
+
+T0 = datetime.datetime(2026, 12, 2, 10, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def marked_pod(status: str = "True", marked_at: int = 5, unready_since: int | None = 1) -> Any:
+    """pod() (Ready=False since T0 + unready_since) with the syncer's condition set at T0 + marked_at."""
+    p = pod()
+    ready = p.status.conditions[1]
+    ready.last_transition_time = None if unready_since is None else T0 + datetime.timedelta(seconds=unready_since)
+    p.status.conditions.append(NS(type=contract.CONDITION_CLUSTER_READY, status=status,
+                                  last_transition_time=T0 + datetime.timedelta(seconds=marked_at)))
+    return p
+
+
+@pytest.mark.parametrize(
+    ("the_pod", "ready"),
+    [
+        (marked_pod(), True),  # marked after the pod's initial Ready=False: ready before the kubelet says so
+        (marked_pod(marked_at=1), True),  # the same second
+        (marked_pod(unready_since=None), True),
+        (marked_pod(unready_since=9), False),  # Ready, then broke after the mark: the mark stays, not ready
+        (marked_pod(status="False"), False),
+        (pod(ready=True), True),
+        (pod(), False),
+        (None, False),
+    ],
+)
+def test_cluster_ready_on_the_syncers_condition_before_the_kubelets_ready(the_pod: Any, ready: bool) -> None:
+    assert _ready.cluster_ready(the_pod) is ready
+
+
+def test_wait_host_side_returns_on_the_syncers_condition() -> None:
+    marked = marked_pod()
+
+    class Core(FakeCore):
+        def read_namespaced_secret(self, name: str, namespace: str, **kw: Any) -> Any:
+            return NS(data={"config": ""})
+
+    assert _ready.wait_host_side(Core(marked), "ns", "r", Deadline(1)).data == {"config": ""}
 
 
 class FakeCore:

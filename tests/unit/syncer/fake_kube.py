@@ -201,6 +201,9 @@ class FakeKube:
             if key not in self.objects:
                 raise NotFound(404, "NotFound", f"{kind.plural} {name} not found")
             current = self.objects[key]
+            expected = (patch.get("metadata") or {}).get("resourceVersion")
+            if expected is not None and expected != current["metadata"].get("resourceVersion"):
+                raise Conflict(409, "Conflict", f"the object has been modified; resourceVersion {expected} is stale")
             if subresource == "status":
                 updated = copy.deepcopy(current)
                 updated["status"] = merge_patch(current.get("status"), patch.get("status") or {})
