@@ -147,9 +147,12 @@ def wait_for(
 # --------------------------------------------------------------------------- checks on the host
 
 
+def _conditions(pod: Any) -> list[Any]:
+    return (pod.status.conditions if pod is not None and pod.status else None) or []
+
+
 def pod_ready(pod: Any) -> bool:
-    conditions = (pod.status.conditions if pod is not None and pod.status else None) or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+    return any(c.type == "Ready" and c.status == "True" for c in _conditions(pod))
 
 
 def cluster_ready(pod: Any) -> bool:
@@ -159,7 +162,7 @@ def cluster_ready(pod: Any) -> bool:
     newer than it (a pod that was Ready and broke) is not ready."""
     if pod_ready(pod):
         return True
-    conditions = {c.type: c for c in (pod.status.conditions if pod is not None and pod.status else None) or []}
+    conditions = {c.type: c for c in _conditions(pod)}
     mark = conditions.get(contract.CONDITION_CLUSTER_READY)
     if mark is None or mark.status != "True":
         return False

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         stopping.wait(0.05)  # no API call: the first sync and the DNS check run in their own threads
     if not stopping.is_set():
         readiness.mark_ready(host, config.host_namespace, contract.control_plane_pod(config.vcluster_name), stopping,
-                             now=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                             now=syncer.context.now)
     while not stopping.wait(5.0):
         pass
     syncer.stop()
