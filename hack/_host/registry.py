@@ -226,11 +226,14 @@ def push(layout: Layout, pairs: list[tuple[str, str]], *, force: bool = False) -
             if target != local:
                 images.docker(layout, "rmi", "--no-prune", target)
             # A node keeps what it pulled under the name: forget it, or pods (IfNotPresent) would run the
-            # image pushed before this one.
-            if cached is None:
-                cached = images.containerd_images(layout)
-            if upstream in cached:
-                images.ctr(layout, "images", "rm", upstream)
+            # image pushed before this one. An image built under its upstream name (the control plane's,
+            # CoreDNS) was imported under that name just now: that copy is this image, and the host's own
+            # pods run it with imagePullPolicy Never, so it stays.
+            if upstream != local:
+                if cached is None:
+                    cached = images.containerd_images(layout)
+                if upstream in cached:
+                    images.ctr(layout, "images", "rm", upstream)
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(image_id)
         pushed.append(upstream)

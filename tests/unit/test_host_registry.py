@@ -128,3 +128,35 @@ def test_the_registry_comes_from_debians_package_installed_by_install_deps() -> 
     assert registry.BINARY == Path("/usr/bin/docker-registry")
     deps = (Path(__file__).resolve().parents[2] / "hack" / "install-deps").read_text()
     assert " docker-registry" in deps
+
+
+def test_push_forgets_containerds_copy_of_an_alias_but_keeps_an_image_built_under_its_upstream_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a fresh machine the host imports CoreDNS under ``registry.k8s.io/coredns/coredns`` and its pod runs it
+    with imagePullPolicy Never: pushing that image under the same name must not remove it from containerd
+    (it did, and a cold ``hack/host up`` waited for CoreDNS for ever). An alias pushed from another image
+    (``busybox:1.36`` from our busybox) replaces whatever containerd pulled under the alias."""
+    from _host import images
+
+    coredns = "registry.k8s.io/coredns/coredns:v1.12.0"
+    busybox, alias = "pytest-vcluster.local/busybox:1.35", "docker.io/library/busybox:1.36"
+    removed: list[str] = []
+
+    def docker(layout: Layout, *args: str, capture: bool = False, **kwargs: object) -> str:
+        return "sha256:1 sha256:2" if args[:2] == ("image", "inspect") else ""
+
+    def ctr(layout: Layout, *args: str, **kwargs: object) -> str:
+        if args[:2] == ("images", "rm"):
+            removed.extend(args[2:])
+        return ""
+
+    monkeypatch.setattr(images, "docker", docker)
+    monkeypatch.setattr(images, "ctr", ctr)
+    monkeypatch.setattr(images, "containerd_images", lambda layout: {coredns, busybox, alias})
+    layout = Layout(state=tmp_path / "state", run=tmp_path / "run", cache=tmp_path / "cache")
+
+    pushed = registry.push(layout, [(coredns, coredns), (alias, busybox)])
+
+    assert pushed == [coredns, alias]
+    assert removed == [alias]
