@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
-    from ._errors import ContainerStartError, ImageError, NotReadyError, VClusterError
+    from ._errors import (
+        ApplyError,
+        CommandError,
+        ContainerStartError,
+        ExecError,
+        ImageError,
+        ManifestError,
+        NotReadyError,
+        UnknownKindError,
+        VClusterError,
+    )
     from ._hostprovider import Host
     from ._manager import VClusterManager
     from ._snapshot import Snapshot, SnapshotError
@@ -33,6 +43,11 @@ __all__ = [
     "WaitTimeout",
     "__version__",
     "wait_until",
+    "ApplyError",
+    "CommandError",
+    "ExecError",
+    "ManifestError",
+    "UnknownKindError",
 ]
 
 
@@ -61,4 +76,8 @@ def __getattr__(name: str) -> Any:
         from . import _wait
 
         return getattr(_wait, name)
+    if name in ("ApplyError", "CommandError", "ExecError", "ManifestError", "UnknownKindError"):
+        from . import _errors
+
+        return getattr(_errors, name)
     raise AttributeError(name)

@@ -38,3 +38,45 @@ def yaml_problem(exc: BaseException) -> str:
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return f"{problem}{where}"
+
+
+class ManifestError(VClusterError):
+    """A manifest given to ``VCluster.apply`` cannot be read or parsed, or an object of it lacks ``apiVersion``,
+    ``kind`` or ``metadata.name``."""
+
+
+class UnknownKindError(VClusterError):
+    """The virtual cluster serves no such resource type (a kind, plural or short name unknown to its discovery)."""
+
+
+class ApplyError(VClusterError):
+    """The virtual API server refused an object of ``VCluster.apply``; the message names the object and the reason."""
+
+
+class CommandError(VClusterError):
+    """A ``kubectl`` or ``helm`` command run by ``VCluster.kubectl`` / ``VCluster.helm`` failed.
+
+    Attributes: ``command`` (the argument list), ``returncode`` (None when it timed out), ``stdout``, ``stderr``.
+    """
+
+    def __init__(self, message: str, *, command: list[str], returncode: int | None, stdout: str = "",
+                 stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class ExecError(VClusterError):
+    """A command run in a pod by ``VCluster.exec`` exited non-zero (or could not start).
+
+    Attributes: ``returncode`` (None when it did not run or did not finish), ``stdout``, ``stderr``.
+    """
+
+    def __init__(self, message: str, *, returncode: int | None, stdout: str = "", stderr: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+

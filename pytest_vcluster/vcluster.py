@@ -27,6 +27,7 @@ from ._errors import NotReadyError, VClusterError
 from ._hostprovider import Host
 from ._portforward import PortForward, kubernetes_stream_opener
 from ._snapshot import Snapshot
+from ._verbs import ClusterVerbs
 from ._wait import wait_until
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _object_kind_name_namespace(obj: Any) -> tuple[str | None, str | None]:
     return getattr(meta, "name", None), getattr(meta, "namespace", None)
 
 
-class VCluster:
+class VCluster(ClusterVerbs):
     """A running virtual cluster.
 
     Attributes:
