@@ -431,6 +431,16 @@ def _exec_status(error_channel: str) -> tuple[int | None, str]:
 _LOCK = threading.Lock()
 
 
+def _lock_of(handle: object) -> threading.Lock:
+    """A lock of ``handle`` (made on first use: the mixin has no ``__init__`` of its own)."""
+    with _LOCK:
+        lock: threading.Lock | None = getattr(handle, "_verbs_lock", None)
+        if lock is None:
+            lock = threading.Lock()
+            handle._verbs_lock = lock  # type: ignore[attr-defined]
+        return lock
+
+
 class ClusterVerbs:
     """The verbs of :class:`~pytest_vcluster.VCluster` (mixed in): :meth:`apply`, :meth:`wait_for`,
     :meth:`kubectl`, :meth:`helm`, :meth:`helm_install`, :meth:`logs`, :meth:`exec`, :meth:`port_forward`
@@ -456,7 +466,7 @@ class ClusterVerbs:
 
         Its discovery cache is a file of this cluster: the client's default, one file per server URL in the
         temp dir, would hand a later cluster on the same local port this one's API resources."""
-        with _LOCK:
+        with _lock_of(self):
             if self._verbs_dynamic is not None:
                 return self._verbs_dynamic
             from kubernetes import dynamic
@@ -769,7 +779,8 @@ class ClusterVerbs:
         """Run ``command`` in ``pod`` (a list as is; a string through ``sh -c``) and return its stdout.
 
         A non-zero exit, a command that cannot start, or one still running after ``timeout`` seconds raises
-        :class:`~pytest_vcluster.ExecError` with ``returncode``, ``stdout`` and ``stderr``."""
+        :class:`~pytest_vcluster.ExecError` with ``returncode``, ``stdout`` and ``stderr``; a missing pod, the
+        client's ``ApiException``."""
         from kubernetes import client
         from kubernetes.stream import stream
         from kubernetes.stream.ws_client import ERROR_CHANNEL
