@@ -446,9 +446,13 @@ class Option:
 
 #: Every option of the plugin, in the order they are parsed and listed in ``pytest --help``.
 OPTIONS: tuple[Option, ...] = (
-    Option("host", "host", "host cluster: auto (a kubeconfig if given, else kind), kubeconfig, or kind. Default: auto.",
+    Option("host", "host",
+           "host cluster: auto (the host kubeconfig if given, else kind; $KUBECONFIG and ~/.kube/config are never "
+           "used implicitly), kubeconfig, or kind. Default: auto.",
            metavar="{auto,kubeconfig,kind}", parse=_host),
-    Option("host-kubeconfig", "host_kubeconfig", "kubeconfig of the host cluster (auto falls back to KUBECONFIG).",
+    Option("host-kubeconfig", "host_kubeconfig",
+           'kubeconfig of the host cluster; $KUBECONFIG is not used implicitly: pass '
+           '--vcluster-host-kubeconfig="$KUBECONFIG" to use it.',
            metavar="PATH", parse=_host_kubeconfig),
     Option("host-context", "host_context", "context of the host kubeconfig to use (default: its current context).",
            metavar="NAME", parse=_text),

@@ -324,14 +324,48 @@ class Host:
 # --------------------------------------------------------------------------- providers
 
 
-def find_kubeconfig(settings: Settings, env: Mapping[str, str]) -> Path | None:
-    """``--vcluster-host-kubeconfig`` / ``VCLUSTER_HOST_KUBECONFIG`` (already in settings), else ``KUBECONFIG``."""
-    if settings.host_kubeconfig is not None:
-        return settings.host_kubeconfig
-    for entry in env.get("KUBECONFIG", "").split(os.pathsep):
-        if entry and Path(entry).expanduser().is_file():
-            return Path(entry).expanduser().resolve()
-    return None
+#: where to get kind, and Docker (the container runtime kind's nodes run in)
+KIND_INSTALL = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+DOCKER_INSTALL = "https://docs.docker.com/engine/install/"
+#: the container runtimes kind finds on PATH by itself (``KIND_EXPERIMENTAL_PROVIDER`` names one instead)
+KIND_RUNTIMES = ("docker", "podman", "nerdctl")
+
+
+def kind_missing(env: Mapping[str, str]) -> list[str]:
+    """What keeps a kind host from running here: ``kind`` when it is not on PATH, and ``docker`` (or the runtime
+    ``KIND_EXPERIMENTAL_PROVIDER`` names) when none of kind's container runtimes is; empty when kind can run."""
+    missing = [] if shutil.which("kind") else ["kind"]
+    named = env.get("KIND_EXPERIMENTAL_PROVIDER", "").strip()
+    if not any(shutil.which(runtime) for runtime in ((named,) if named else KIND_RUNTIMES)):
+        missing.append(named or "docker")
+    return missing
+
+
+def kubeconfig_env_hint(env: Mapping[str, str]) -> str:
+    """The sentence saying that ``$KUBECONFIG``, when set, is not used implicitly, and how to use it ("" when unset)."""
+    named = env.get("KUBECONFIG", "").strip(os.pathsep).strip()
+    if not named:
+        return ""
+    use = ('pass --vcluster-host-kubeconfig="$KUBECONFIG" to use it' if os.pathsep not in named
+           else "pass --vcluster-host-kubeconfig=FILE with one of its files to use it")
+    return f" $KUBECONFIG ({named}) is not used implicitly: {use}."
+
+
+def no_host_message(missing: list[str], env: Mapping[str, str]) -> str:
+    """The one message of ``--vcluster-host=auto`` with no host kubeconfig given and kind unable to run."""
+    named = env.get("KIND_EXPERIMENTAL_PROVIDER", "").strip()
+    reasons = {
+        "kind": f"`kind` is not on PATH (install it: {KIND_INSTALL})",
+        "docker": f"`docker` is not on PATH (kind's nodes are Docker containers; install Docker: {DOCKER_INSTALL})",
+    }
+    said = [reasons.get(item) or f"`{item}` is not on PATH (KIND_EXPERIMENTAL_PROVIDER={named} names it as kind's "
+            "container runtime)" for item in missing]
+    return (
+        "no host cluster: --vcluster-host=auto uses --vcluster-host-kubeconfig (or VCLUSTER_HOST_KUBECONFIG, ini "
+        "vcluster_host_kubeconfig) when given, else a kind cluster, but no kubeconfig was given and kind cannot run "
+        f"here: {'; '.join(said)}. Install what is missing, or pass --vcluster-host-kubeconfig=PATH to use an "
+        "existing cluster." + kubeconfig_env_hint(env)
+    )
 
 
 def require_kind() -> str:
@@ -353,20 +387,18 @@ def require_helm() -> str:
 
 
 def choose_provider(settings: Settings, env: Mapping[str, str]) -> str:
-    """``kubeconfig`` or ``kind`` for ``--vcluster-host`` (``auto``: a kubeconfig if one is given, else kind)."""
+    """``kubeconfig`` or ``kind`` for ``--vcluster-host``. ``auto``: the host kubeconfig given by
+    ``--vcluster-host-kubeconfig`` / ``VCLUSTER_HOST_KUBECONFIG`` / ini (already in settings), else kind;
+    ``$KUBECONFIG`` and ``~/.kube/config`` are never used implicitly. A :class:`HostError` (before anything
+    is created anywhere) when ``auto`` has neither."""
     if settings.host != "auto":
         return settings.host
-    if find_kubeconfig(settings, env) is not None:
+    if settings.host_kubeconfig is not None:
         return "kubeconfig"
-    if shutil.which("kind") is not None:
-        return "kind"
-    named = env.get("KUBECONFIG", "")
-    raise HostError(
-        (f"no host cluster: KUBECONFIG={named!r} names no existing file, and kind is not installed: "
-         if named.strip(os.pathsep) else "no host cluster: ")
-        + "pass --vcluster-host-kubeconfig=PATH (or set VCLUSTER_HOST_KUBECONFIG or KUBECONFIG), "
-        "or install kind to let pytest-vcluster create one"
-    )
+    missing = kind_missing(env)
+    if missing:
+        raise HostError(no_host_message(missing, env))
+    return "kind"
 
 
 def _run(command: list[str], *, what: str, timeout: float) -> str:
@@ -516,11 +548,11 @@ def open_host(
     provider = choose_provider(settings, env)
     if provider == "kind":
         return ensure_kind(settings, state_dir, run_id=run_id, run_pid=run_pid, progress=progress)
-    path = find_kubeconfig(settings, env)
+    path = settings.host_kubeconfig
     if path is None:
         raise HostError(
             "--vcluster-host=kubeconfig needs a kubeconfig: pass --vcluster-host-kubeconfig=PATH "
-            "or set VCLUSTER_HOST_KUBECONFIG or KUBECONFIG"
+            "or set VCLUSTER_HOST_KUBECONFIG." + kubeconfig_env_hint(env)
         )
     host = Host(path, settings.host_context, provider="kubeconfig", image_loader=settings.image_loader)
     host.check_reachable()

@@ -3,30 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from . import _kubeconfig
 from ._config import Settings, chart_candidates, chart_version
-from ._hostprovider import find_kubeconfig
+from ._hostprovider import kind_missing
 from ._manager import Summary
 
 
+def kubeconfig_host(path: Path, context: str | None) -> str:
+    """``kubeconfig PATH (context NAME, server URL)``, read from the file (no cluster contacted): the context
+    named by ``--vcluster-host-context``, else the file's current-context; ``?`` for what cannot be read."""
+    server = "?"
+    try:
+        raw = _kubeconfig.load(path.read_text())
+        context = context or str(raw.get("current-context") or "") or None
+        server = _kubeconfig.server_of(raw, context) or "?"
+    except (OSError, ValueError):
+        pass
+    return f"kubeconfig {path} (context {context or '?'}, server {server})"
+
+
+def host_part(settings: Settings, env: Mapping[str, str]) -> str:
+    """The host this run uses, as far as it is known without contacting a cluster."""
+    if settings.host == "kind":
+        return f"kind cluster {settings.kind_cluster}"
+    if settings.host_kubeconfig is not None:
+        return kubeconfig_host(settings.host_kubeconfig, settings.host_context)
+    if settings.host == "kubeconfig":
+        return "no host kubeconfig given (pass --vcluster-host-kubeconfig=PATH)"
+    missing = kind_missing(env)
+    if missing:
+        return f"no host: no host kubeconfig given, and kind cannot run ({', '.join(missing)} not on PATH)"
+    return f"kind cluster {settings.kind_cluster}"
+
+
 def header_line(settings: Settings, env: Mapping[str, str]) -> str:
-    """One line, without contacting any cluster: host mode and server, chart and its version."""
-    parts = [f"vcluster: host={settings.host}"]
-    if settings.host in ("auto", "kubeconfig"):
-        path = find_kubeconfig(settings, env)
-        if path is not None:
-            server = "?"
-            try:
-                server = _kubeconfig.server_of(_kubeconfig.load(path.read_text()), settings.host_context)
-            except (OSError, ValueError):
-                pass
-            parts.append(f"server {server} (kubeconfig {path})")
-        elif settings.host == "auto":
-            parts.append(f"kind cluster {settings.kind_cluster}")
-    else:
-        parts.append(f"kind cluster {settings.kind_cluster}")
+    """One line, without contacting any cluster: host mode and the host (kind cluster, or kubeconfig with its
+    context and server), chart and its version."""
+    parts = [f"vcluster: host={settings.host}", host_part(settings, env)]
     chart = settings.chart
     if chart is None:
         chart = next((c for c in chart_candidates() if (c / "Chart.yaml").is_file()), None)

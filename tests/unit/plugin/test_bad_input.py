@@ -215,16 +215,22 @@ def test_kubeconfig_host_without_kubeconfig(pytester: pytest.Pytester, monkeypat
     result = _run(pytester, monkeypatch, Case("", args=("--vcluster-host=kubeconfig",)))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["--vcluster-host=kubeconfig needs a kubeconfig: pass --vcluster-host-kubeconfig=PATH "
-                                 "or set VCLUSTER_HOST_KUBECONFIG or KUBECONFIG"])
+                                 "or set VCLUSTER_HOST_KUBECONFIG."])
 
 
 def test_kubeconfig_env_naming_no_file(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``$KUBECONFIG`` is never the host implicitly: the message says how to use it (test_plugin_host_choice.py)."""
     monkeypatch.setenv("PATH", str(pytester.mkdir("nobin")))
     result = _run(pytester, monkeypatch, Case("", env={"KUBECONFIG": "/nowhere/config"}))
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["no host cluster: KUBECONFIG='/nowhere/config' names no existing file, and kind is "
-                                 "not installed: pass --vcluster-host-kubeconfig=PATH (or set VCLUSTER_HOST_KUBECONFIG "
-                                 "or KUBECONFIG), or install kind to let pytest-vcluster create one"])
+    result.stdout.fnmatch_lines([
+        "no host cluster: --vcluster-host=auto uses --vcluster-host-kubeconfig (or VCLUSTER_HOST_KUBECONFIG, ini "
+        "vcluster_host_kubeconfig) when given, else a kind cluster, but no kubeconfig was given and kind cannot run "
+        "here: `kind` is not on PATH (install it: https://kind.sigs.k8s.io/docs/user/quick-start/#installation); "
+        "`docker` is not on PATH (kind's nodes are Docker containers; install Docker: "
+        "https://docs.docker.com/engine/install/). Install what is missing, or pass --vcluster-host-kubeconfig=PATH "
+        "to use an existing cluster. $KUBECONFIG (/nowhere/config) is not used implicitly: pass "
+        '--vcluster-host-kubeconfig="$KUBECONFIG" to use it.'])
 
 
 # ----------------------------------------------------------------------------- hosts that answer wrongly, missing tools

@@ -47,23 +47,17 @@ def kubeconfig(tmp_path: Path, server: str = "https://127.0.0.1:1", context: str
     return path
 
 
-def test_find_kubeconfig_prefers_settings_then_first_existing_kubeconfig_entry(tmp_path: Path) -> None:
-    kc = kubeconfig(tmp_path)
-    assert _hostprovider.find_kubeconfig(Settings(host_kubeconfig=kc), {}) == kc
-    env = {"KUBECONFIG": os.pathsep.join([str(tmp_path / "missing"), str(kc)])}
-    assert _hostprovider.find_kubeconfig(Settings(), env) == kc.resolve()
-    assert _hostprovider.find_kubeconfig(Settings(), {}) is None
-
-
 def test_choose_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto``: the host kubeconfig given, else kind; ``$KUBECONFIG`` is never used implicitly
+    (more in test_plugin_host_choice.py)."""
     kc = kubeconfig(tmp_path)
     assert _hostprovider.choose_provider(Settings(host="kind"), {}) == "kind"
-    assert _hostprovider.choose_provider(Settings(), {"KUBECONFIG": str(kc)}) == "kubeconfig"
-    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/usr/bin/kind" if name == "kind" else None)
-    assert _hostprovider.choose_provider(Settings(), {}) == "kind"
+    assert _hostprovider.choose_provider(Settings(host_kubeconfig=kc), {}) == "kubeconfig"
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert _hostprovider.choose_provider(Settings(), {"KUBECONFIG": str(kc)}) == "kind"
     monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: None)
-    with pytest.raises(HostError, match="no host cluster: pass --vcluster-host-kubeconfig"):
-        _hostprovider.choose_provider(Settings(), {})
+    with pytest.raises(HostError, match="no host cluster: --vcluster-host=auto uses --vcluster-host-kubeconfig"):
+        _hostprovider.choose_provider(Settings(), {"KUBECONFIG": str(kc)})
 
 
 def test_kind_missing_binary_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-ALLOWED = "values, set, values_files, timeout, chart, connect, fork"
+ALLOWED = "values, set, values_files, timeout, chart, connect, recycle, fork"
 OPTIONS = [
     "--vcluster-host=*",
     "--vcluster-host-kubeconfig=PATH",
@@ -44,7 +44,7 @@ def test_help_works_even_with_bad_env(pytester: pytest.Pytester, monkeypatch: py
 def test_marker_is_registered_with_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.vcluster(values=None, set=None, values_files=None, timeout=None, "
-                                 "chart=None, connect=None, fork=None): *"])
+                                 "chart=None, connect=None, recycle=None, fork=None): *"])
 
 
 def test_bad_host(pytester: pytest.Pytester) -> None:
@@ -163,9 +163,13 @@ def test_no_host_fails_setup_with_one_message(pytester: pytest.Pytester, monkeyp
     pytester.makepyfile("def test_a(vcluster): pass\ndef test_b(vcluster_host): pass\ndef test_c(): pass")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=2)
-    result.stdout.fnmatch_lines(["no host cluster: pass --vcluster-host-kubeconfig=PATH (or set "
-                                 "VCLUSTER_HOST_KUBECONFIG or KUBECONFIG), or install kind to let pytest-vcluster "
-                                 "create one"])
+    result.stdout.fnmatch_lines([
+        "no host cluster: --vcluster-host=auto uses --vcluster-host-kubeconfig (or VCLUSTER_HOST_KUBECONFIG, ini "
+        "vcluster_host_kubeconfig) when given, else a kind cluster, but no kubeconfig was given and kind cannot run "
+        "here: `kind` is not on PATH (install it: https://kind.sigs.k8s.io/docs/user/quick-start/#installation); "
+        "`docker` is not on PATH (kind's nodes are Docker containers; install Docker: "
+        "https://docs.docker.com/engine/install/). Install what is missing, or pass --vcluster-host-kubeconfig=PATH "
+        "to use an existing cluster."])
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
