@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ImageError,
         ManifestError,
         NotReadyError,
+        ResetError,
         UnknownKindError,
         VClusterError,
     )
@@ -35,6 +36,7 @@ __all__ = [
     "Host",
     "ImageError",
     "NotReadyError",
+    "ResetError",
     "Snapshot",
     "SnapshotError",
     "VCluster",
@@ -64,7 +66,7 @@ def __getattr__(name: str) -> Any:
         from ._manager import VClusterManager
 
         return VClusterManager
-    if name in ("VClusterError", "NotReadyError", "ContainerStartError", "ImageError"):
+    if name in ("VClusterError", "NotReadyError", "ContainerStartError", "ImageError", "ResetError"):
         from . import _errors
 
         return getattr(_errors, name)

@@ -27,6 +27,7 @@ CONNECT_CHOICES = ("auto", "port-forward", "service")
 DEFAULT_TIMEOUT = 180.0
 DEFAULT_STALE_AFTER = 2 * 3600.0
 DEFAULT_KIND_CLUSTER = "pytest-vcluster"
+DEFAULT_RECYCLE_MAX = 50
 
 @dataclass(frozen=True)
 class Settings:
@@ -55,6 +56,10 @@ class Settings:
     pool: int = 0
     #: leave the pool's unclaimed clusters for the next run
     pool_keep: bool = False
+    #: reset a function-scoped cluster after its test and hand it to the next test with the same options
+    recycle: bool = True
+    #: resets after which a recycled cluster is deleted instead (a guard against slow growth)
+    recycle_max: int = DEFAULT_RECYCLE_MAX
     #: the merged content of ``values_files`` then ``set_values``
     values: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -405,6 +410,16 @@ def _pool_size(raw: _Raw, so_far: Mapping[str, Any]) -> int:
     return int(text)
 
 
+def _recycle_max(raw: _Raw, so_far: Mapping[str, Any]) -> int:
+    text = str(raw.value).strip()
+    if not re.fullmatch(r"[1-9]\d{0,5}", text):
+        raise ConfigError(
+            f"{raw.source}={raw.value!r} is not valid: give how many times a cluster may be reset before it is "
+            f"deleted, a whole number from 1 (e.g. {DEFAULT_RECYCLE_MAX})"
+        )
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of the plugin: flag ``--vcluster-x-y``, ini key ``vcluster_x_y``, env ``VCLUSTER_X_Y``.
@@ -486,6 +501,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("pool-keep", "pool_keep",
            "leave the pool's unclaimed clusters for the next run (a second `pytest -k one_test` starts at once); "
            "kept clusters unclaimed for --vcluster-stale-after are removed.", flag_only=True, parse=_bool),
+    Option("recycle", "recycle",
+           "reset the cluster of a test (vcluster, vcluster_factory) when the test ends, in about a second and off "
+           "the test's clock, and hand it to the next test with the same options, of any xdist worker or concurrent "
+           "run (yes/no). @pytest.mark.vcluster(recycle=False) opts one test out. Default: yes.",
+           metavar="{yes,no}", parse=_bool),
+    Option("recycle-max", "recycle_max",
+           f"delete a recycled cluster after N resets instead of resetting it again. Default: {DEFAULT_RECYCLE_MAX}.",
+           metavar="N", parse=_recycle_max),
     Option("stale-after", "stale_after",
            "age after which namespaces of runs from other machines are removed as leftovers (e.g. 2h, 90m). "
            "Default: 2h.", metavar="DURATION", parse=_duration),
@@ -593,6 +616,8 @@ CLUSTER_KEYWORDS: tuple[ClusterKeyword, ...] = (
     ClusterKeyword("timeout", "readiness timeout in seconds"),
     ClusterKeyword("chart", "chart path"),
     ClusterKeyword("connect", f"connect mode ({', '.join(CONNECT_CHOICES)})"),
+    ClusterKeyword("recycle", "False: a never-used cluster, deleted after the test instead of reset and reused "
+                              "(for a test that breaks its control plane)"),
     ClusterKeyword("fork", "start from a Snapshot (e.g. of vcluster_manager.template()), or, in the marker, the name "
                            "of the fixture returning one (e.g. 'vcluster_template')"),
 )
@@ -622,6 +647,8 @@ class ClusterOptions:
     connect: str | None = None
     #: a ``Snapshot`` to start from, or (marker) the name of the fixture returning one
     fork: Any = None
+    #: ``False``: a never-used cluster, not recycled after the test (``None``: the session's ``--vcluster-recycle``)
+    recycle: bool | None = None
 
 
 def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions:
@@ -661,6 +688,11 @@ def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions
     connect = options.get("connect")
     if connect is not None:
         kwargs["connect"] = _choice(connect, CONNECT_CHOICES, source=f"{where} connect")
+    recycle = options.get("recycle")
+    if recycle is not None:
+        if not isinstance(recycle, bool):
+            raise ConfigError(f"{where}: recycle={recycle!r} is not valid: use recycle=False (or True)")
+        kwargs["recycle"] = recycle
     fork = options.get("fork")
     if fork is not None:
         from ._snapshot import Snapshot

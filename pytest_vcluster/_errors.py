@@ -80,3 +80,6 @@ class ExecError(VClusterError):
         self.stdout = stdout
         self.stderr = stderr
 
+
+class ResetError(VClusterError):
+    """A used cluster could not be brought back to its first-ready state (it is then deleted, never reused)."""

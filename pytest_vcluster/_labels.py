@@ -23,6 +23,8 @@ ANNOTATION_HEARTBEAT = f"{PREFIX}/heartbeat"
 LABEL_POOL = f"{PREFIX}/pool"
 LABEL_POOL_STATE = f"{PREFIX}/pool-state"
 LABEL_POOL_KEPT = f"{PREFIX}/pool-kept"
+#: Recycling: how many times the cluster was reset (absent on a never-used cluster).
+LABEL_RESETS = f"{PREFIX}/resets"
 
 #: Selects every namespace made by this plugin.
 SELECTOR = LABEL_RUN

@@ -26,6 +26,10 @@ HEARTBEAT_SECONDS = 300.0
 LEAK_WAIT_SECONDS = 120.0
 #: how long a test waits for a warming pool cluster before it makes a cold one
 POOL_WAIT_SECONDS = 60.0
+#: how long a reset may take before the cluster is deleted instead
+RESET_TIMEOUT_SECONDS = 60.0
+#: the fixtures whose clusters are recycled (one test each)
+RECYCLED_FIXTURES = ("vcluster", "vcluster_factory")
 
 
 @dataclass
@@ -124,6 +128,10 @@ class VClusterManager:
         self._pool_key: str | None = None
         self._filler: _pool.Filler | None = None
         self._pool_starter: threading.Thread | None = None
+        #: clusters to recycle after their test: name -> pool key; resets under way: name -> thread
+        self._recyclable: dict[str, str] = {}
+        self._resetting: dict[str, threading.Thread] = {}
+        self._keys: dict[str, str] = {}
 
     # ------------------------------------------------------------------ host
 
@@ -230,11 +238,17 @@ class VClusterManager:
                 "vcluster_factory look up: pass the Snapshot itself"
             )
         host = self.host
-        eligible = self._pool_eligible(options)
-        vc = self._from_pool(options) if eligible else None
+        recycle = self._recycles(options, fixture)
+        unused = options.recycle is False
+        eligible = self._pool_eligible(options) or recycle
+        key = self.cluster_key(options) if eligible else None
+        vc = self._from_pool(options, key, unused=unused) if key is not None else None
         pooled = vc is not None
         if vc is None:
-            vc = self._create_cold(host, options, owner=owner, where=fixture)
+            vc = self._create_cold(host, options, owner=owner, where=fixture, baseline=recycle)
+        if recycle and key is not None:
+            with self._lock:
+                self._recyclable[vc.name] = key
         record = ClusterRecord(
             name=vc.name,
             namespace=vc.host_namespace,
@@ -252,6 +266,7 @@ class VClusterManager:
             if eligible:
                 if pooled:
                     self.summary.pool.claimed += 1
+                    self.summary.pool.reused += 1 if vc.resets else 0
                     self.summary.pool.acquire_seconds.append(record.setup_seconds)
                 else:
                     self.summary.pool.cold += 1
@@ -260,7 +275,7 @@ class VClusterManager:
 
     def _create_cold(
         self, host: Host, options: ClusterOptions, *, owner: str, where: str,
-        labels: Mapping[str, str] | None = None, name: str | None = None,
+        labels: Mapping[str, str] | None = None, name: str | None = None, baseline: bool = False,
     ) -> VCluster:
         helm = self._get_helm()
         values = deep_merge(self._syncer_layer, self.settings.values, options_values(options, where=where))
@@ -279,6 +294,7 @@ class VClusterManager:
                 helm=helm,
                 keep_on_error=self.settings.keep_on_failure,
                 fork=options.fork,
+                baseline=baseline,
             )
         except VClusterError:
             with self._lock:
@@ -352,40 +368,62 @@ class VClusterManager:
             options.values or options.set or options.values_files or options.chart or options.fork
         )
 
+    def _recycles(self, options: ClusterOptions, fixture: str) -> bool:
+        """A cluster of one test (``vcluster``, ``vcluster_factory``) is recycled unless ``--vcluster-recycle=no``
+        or ``recycle=False``; forks are not (their controllers start the template's pods again after each reset)."""
+        return (self.settings.recycle and options.recycle is not False and fixture in RECYCLED_FIXTURES
+                and options.fork is None)
+
     def pool_key(self) -> str:
         """The key of this session's pool: chart files, session values with the syncer image, version."""
-        from . import __version__
-
         with self._lock:
             if self._pool_key is None:
-                self.host  # noqa: B018 - the syncer image decides the values
-                values = deep_merge(self._syncer_layer, self.settings.values)
-                self._pool_key = _pool.pool_key(self.settings.chart_path(), values, __version__)
+                self._pool_key = self.cluster_key(ClusterOptions())
                 self.summary.pool.key = self._pool_key
                 self.summary.pool.size = self.settings.pool
             return self._pool_key
 
-    def _from_pool(self, options: ClusterOptions) -> VCluster | None:
-        """Claim a free pool cluster and connect to it. Waits for a warming one (at most
-        :data:`POOL_WAIT_SECONDS`) when none is free; ``None``: make a cold one."""
-        key = self.pool_key()
+    def cluster_key(self, options: ClusterOptions) -> str:
+        """What makes clusters interchangeable: the chart files, all chart values (with the syncer image) and
+        the plugin's version. Clusters of one key are claimed from, and recycled into, one pool."""
+        import json
+
+        from . import __version__
+
+        self.host  # noqa: B018 - the syncer image decides the values
+        values = deep_merge(self._syncer_layer, self.settings.values, options_values(options, where="vcluster"))
+        chart = options.chart or self.settings.chart_path()
+        memo = f"{chart}\0{json.dumps(values, sort_keys=True, default=str)}"
+        with self._lock:
+            if memo not in self._keys:
+                self._keys[memo] = _pool.pool_key(chart, values, __version__)
+            return self._keys[memo]
+
+    def _from_pool(self, options: ClusterOptions, key: str, *, unused: bool = False) -> VCluster | None:
+        """Claim a free cluster of pool ``key`` (``unused``: one no test has used) and connect to it. Waits for
+        a warming one or one being reset (at most :data:`POOL_WAIT_SECONDS`) when none is free; ``None``: make
+        a cold one."""
         host = self.host
         core = host.core_v1()
         started = time.monotonic()
         timeout = options.timeout or self.settings.timeout
+        starting = self._pool_starting() if key == self._pool_key else 0
         while True:
             try:
-                name = _pool.claim(core, key, _labels.namespace_labels(self.run_id, self.worker))
-                if name is None:
-                    free, warming = _pool.counts(core, key)
-                    coming = warming + self._pool_starting()
+                claimed = _pool.claim_namespace(core, key, _labels.namespace_labels(self.run_id, self.worker),
+                                                unused=unused)
+                if claimed is None:
+                    free, coming = _pool.counts(core, key, unused=unused)
+                    coming += starting
                     if free == 0 and (coming == 0 or time.monotonic() - started > POOL_WAIT_SECONDS):
                         return None
                     time.sleep(_pool.CLAIM_POLL)
+                    starting = self._pool_starting() if key == self._pool_key else 0
                     continue
             except Exception as exc:  # noqa: BLE001 - the pool is an optimisation: fall back to a cold cluster
                 log.warning("pytest-vcluster: pool claim failed, making a cold cluster: %s", exc)
                 return None
+            name = str(claimed.metadata.name)
             try:
                 vc = VCluster.attach(host, name, connect=options.connect or self.settings.connect,
                                      workdir=self._workdir(), timeout=timeout)
@@ -402,8 +440,10 @@ class VClusterManager:
             if filler is not None:  # this process fills the pool: refill now, not at its next look
                 filler.wake()
             vc.setup_seconds = time.monotonic() - started
-            vc.values = deep_merge(self._syncer_layer, self.settings.values)
-            vc.chart_version = chart_version(self.settings.chart_path())
+            vc.values = deep_merge(self._syncer_layer, self.settings.values,
+                                   options_values(options, where="vcluster"))
+            vc.chart_version = chart_version(options.chart or self.settings.chart_path())
+            vc.resets = _pool.resets_of(claimed)
             return vc
 
     def _pool_starting(self) -> int:
@@ -429,7 +469,7 @@ class VClusterManager:
 
             def make(labels: Mapping[str, str]) -> VCluster:
                 return self._create_cold(self.host, ClusterOptions(), owner="pool", where="--vcluster-pool",
-                                         labels=labels, name=names.next())
+                                         labels=labels, name=names.next(), baseline=self.settings.recycle)
 
             filler = _pool.Filler(
                 core_v1=lambda: self.host.core_v1(),
@@ -465,13 +505,24 @@ class VClusterManager:
             self._deleted.extend(deleted)
 
     def release(self, vc: VCluster, *, failed: bool = False) -> ClusterRecord | None:
-        """Tear a cluster down: delete its host namespace without waiting, or keep it when ``failed``
-        and ``--vcluster-keep-on-failure`` is set."""
+        """Tear a cluster down: recycle it (reset it in the background, then hand it to the next test), delete
+        its host namespace without waiting, or keep it when ``failed`` and ``--vcluster-keep-on-failure`` is set."""
         with self._lock:
             self._live.pop(vc.name, None)
             record = self._records.get(vc.name)
+            key = self._recyclable.pop(vc.name, None)
         started = time.monotonic()
-        if failed and self.settings.keep_on_failure:
+        kept = failed and self.settings.keep_on_failure
+        if key is not None and not kept:
+            if vc.resets >= self.settings.recycle_max:
+                with self._lock:
+                    self.summary.pool.discarded.append(
+                        f"{vc.name}: retired after {vc.resets} resets (--vcluster-recycle-max)")
+            elif self._recycle(vc, key):
+                if record is not None:
+                    record.teardown_seconds = round(time.monotonic() - started, 3)
+                return record
+        if kept:
             kept_config = vc.write_standalone_kubeconfig(vc.kubeconfig_path.with_suffix(".kept.kubeconfig"))
             vc.disconnect()
             if record is not None:
@@ -488,6 +539,91 @@ class VClusterManager:
         if record is not None:
             record.teardown_seconds = round(time.monotonic() - started, 3)
         return record
+
+    # ------------------------------------------------------------------ recycling
+
+    def _recycle(self, vc: VCluster, key: str) -> bool:
+        """Mark the cluster as being reset (nobody claims it meanwhile) and reset it in the background; False
+        when it cannot even be marked (then it is deleted as usual)."""
+        labels: dict[str, str | None] = {
+            **_labels.namespace_labels(self.run_id, "pool", pid=self.run_pid),
+            **_pool.pool_labels(key, _pool.RESETTING),
+        }
+        try:
+            _pool.set_state(self.host.core_v1(), vc.host_namespace, labels)
+        except Exception as exc:  # noqa: BLE001
+            with self._lock:
+                self.summary.pool.discarded.append(f"{vc.name}: cannot mark it for recycling: {exc}")
+            return False
+        thread = threading.Thread(target=self._reset_one, args=(vc,), name=f"pytest-vcluster-reset-{vc.name}",
+                                  daemon=True)
+        with self._lock:
+            self._resetting[vc.name] = thread
+        thread.start()
+        return True
+
+    def _reset_one(self, vc: VCluster) -> None:
+        """Reset ``vc`` and mark it free for the next test; delete it when the reset fails or is unclean."""
+        try:
+            report = vc.reset(timeout=RESET_TIMEOUT_SECONDS)
+            vc.disconnect()
+            _pool.set_state(self.host.core_v1(), vc.host_namespace, {
+                _pool.LABEL_POOL_STATE: _pool.FREE,
+                _pool.LABEL_RESETS: str(vc.resets),
+                _labels.LABEL_CREATED: str(int(time.time())),
+            })
+            with self._lock:
+                self.summary.pool.recycled += 1
+                self.summary.pool.reset_seconds.append(report.seconds)
+        except Exception as exc:  # noqa: BLE001 - never hand on a cluster whose reset did not end clean
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("pytest-vcluster: deleting virtual cluster %s instead of recycling it: %s", vc.name, reason)
+            with contextlib.suppress(Exception):
+                vc.delete(wait=False)
+            with self._lock:
+                self.summary.pool.discarded.append(f"{vc.name}: {reason}")
+                self._deleted.append(vc.host_namespace)
+        finally:
+            with self._lock:
+                self._resetting.pop(vc.name, None)
+
+    def _wait_resets(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = list(self._resetting.values())
+            if not threads:
+                return
+            for thread in threads:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                return
+
+    def _sweep_recycled(self) -> None:
+        """The process that ends the run: delete the run's free and resetting clusters (or, with
+        ``--vcluster-pool-keep``, keep the free ones for the next run)."""
+        host = self._host
+        if host is None or self.run_pid != os.getpid():
+            return
+        core = host.core_v1()
+        selector = f"{_labels.LABEL_RUN}={_labels.label_value(self.run_id)},{_pool.LABEL_POOL}"
+        try:
+            items = core.list_namespace(label_selector=selector, _request_timeout=15).items
+        except Exception as exc:  # noqa: BLE001
+            self.summary.errors.append(f"recycling: cannot list this run's clusters: {exc}")
+            return
+        for ns in items:
+            state = (ns.metadata.labels or {}).get(_pool.LABEL_POOL_STATE)
+            if ns.metadata.deletion_timestamp is not None or state not in (_pool.FREE, _pool.RESETTING):
+                continue
+            if state == _pool.FREE and self.settings.pool_keep:
+                with contextlib.suppress(Exception):
+                    _pool.set_state(core, ns.metadata.name, {_pool.LABEL_POOL_KEPT: "true",
+                                                             _labels.LABEL_CREATED: str(int(time.time()))})
+                    self.summary.pool.kept += 1
+            elif _cleanup.delete_if_unchanged(core, ns):
+                with self._lock:
+                    self._deleted.append(ns.metadata.name)
 
     def cluster(self, **options: Any) -> contextlib.AbstractContextManager[VCluster]:
         """``with manager.cluster(values=..., set=..., timeout=..., fork=snapshot) as vc:`` -- deleted on
@@ -530,7 +666,10 @@ class VClusterManager:
         and return the leaked ones (also recorded in :attr:`summary`)."""
         with self._lock:
             self._heartbeat_stop.set()
+            self._recyclable.clear()  # clusters still alive now are deleted, not recycled
+        self._wait_resets(RESET_TIMEOUT_SECONDS)
         self._stop_pool()
+        self._sweep_recycled()
         for vc in self.live_clusters():
             self.release(vc, failed=False)
         host = self._host

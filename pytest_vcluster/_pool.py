@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 LABEL_POOL = _labels.LABEL_POOL
 LABEL_POOL_STATE = _labels.LABEL_POOL_STATE
 LABEL_POOL_KEPT = _labels.LABEL_POOL_KEPT
-WARMING, FREE, CLAIMED = "warming", "free", "claimed"
+WARMING, FREE, CLAIMED, RESETTING = "warming", "free", "claimed", "resetting"
+#: how many times a cluster was reset (absent: never used)
+LABEL_RESETS = _labels.LABEL_RESETS
 #: how often the filler looks at the pool (a claim in this process wakes it at once)
 FILL_INTERVAL = 1.0
 #: how often a claimer that found only warming clusters looks again
@@ -80,33 +82,53 @@ def _listed(core_v1: Any, key: str, state: str) -> list[Any]:
     return _live(core_v1, f"{LABEL_POOL}={key},{LABEL_POOL_STATE}={state}")
 
 
-def counts(core_v1: Any, key: str) -> tuple[int, int]:
-    """``(free, warming)`` clusters of pool ``key`` on the host (all runs)."""
-    states = [(ns.metadata.labels or {}).get(LABEL_POOL_STATE) for ns in _live(core_v1, f"{LABEL_POOL}={key}")]
-    return states.count(FREE), states.count(WARMING)
+def counts(core_v1: Any, key: str, *, unused: bool = False) -> tuple[int, int]:
+    """``(free, coming)`` clusters of pool ``key`` on the host (all runs): free ones, and those warming or
+    being reset (free soon). ``unused``: only clusters no test has used (free and never reset, or warming)."""
+    free = coming = 0
+    for ns in _live(core_v1, f"{LABEL_POOL}={key}"):
+        state = (ns.metadata.labels or {}).get(LABEL_POOL_STATE)
+        if state == FREE and not (unused and resets_of(ns)):
+            free += 1
+        elif state == WARMING or (state == RESETTING and not unused):
+            coming += 1
+    return free, coming
 
 
-def claim(core_v1: Any, key: str, owner_labels: Mapping[str, str]) -> str | None:
+def resets_of(ns: Any) -> int:
+    """How often the cluster of namespace ``ns`` was reset (0: never used by a test)."""
+    return _labels.parse_int(ns.metadata.labels, LABEL_RESETS) or 0
+
+
+def claim(core_v1: Any, key: str, owner_labels: Mapping[str, str], *, unused: bool = False) -> str | None:
     """Claim the oldest free cluster of pool ``key``: its namespace (= release) name, or ``None``.
+    ``unused``: only a cluster no test has used (never reset).
 
     Atomic: the namespace is replaced with the ``resourceVersion`` it was listed with, so of two
     claimers of one cluster exactly one succeeds; the loser tries the next free cluster.
     """
+    claimed = claim_namespace(core_v1, key, owner_labels, unused=unused)
+    return None if claimed is None else str(claimed.metadata.name)
+
+
+def claim_namespace(core_v1: Any, key: str, owner_labels: Mapping[str, str], *, unused: bool = False) -> Any:
+    """:func:`claim`, returning the claimed namespace object (its labels count its resets)."""
     from kubernetes.client.exceptions import ApiException
 
     for ns in _listed(core_v1, key, FREE):
+        if unused and resets_of(ns):
+            continue
         labels = dict(ns.metadata.labels or {})
         labels.update(owner_labels)
         labels[LABEL_POOL_STATE] = CLAIMED
         labels.pop(LABEL_POOL_KEPT, None)
         ns.metadata.labels = labels
         try:
-            core_v1.replace_namespace(ns.metadata.name, ns, _request_timeout=15)
+            return core_v1.replace_namespace(ns.metadata.name, ns, _request_timeout=15)
         except ApiException as exc:
             if exc.status in (404, 409):  # someone else claimed or deleted it first
                 continue
             raise
-        return str(ns.metadata.name)
     return None
 
 
@@ -128,14 +150,22 @@ class PoolStats:
     cold: int = 0
     acquire_seconds: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: recycling: clusters reset and handed on, their reset times, claims of recycled clusters
+    recycled: int = 0
+    reset_seconds: list[float] = field(default_factory=list)
+    reused: int = 0
+    #: clusters deleted instead of recycled, and why (a failed or unclean reset, retired after --vcluster-recycle-max)
+    discarded: list[str] = field(default_factory=list)
 
     def merge(self, data: Mapping[str, Any]) -> None:
         self.size = self.size or int(data.get("size", 0))
         self.key = self.key or str(data.get("key", ""))
-        for name in ("made", "failed", "deleted_unclaimed", "kept", "claimed", "cold"):
+        for name in ("made", "failed", "deleted_unclaimed", "kept", "claimed", "cold", "recycled", "reused"):
             setattr(self, name, getattr(self, name) + int(data.get(name, 0)))
         self.acquire_seconds.extend(data.get("acquire_seconds", []))
         self.errors.extend(data.get("errors", []))
+        self.reset_seconds.extend(data.get("reset_seconds", []))
+        self.discarded.extend(data.get("discarded", []))
 
 
 class Filler:

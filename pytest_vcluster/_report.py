@@ -80,6 +80,9 @@ def write_summary(terminalreporter: Any, summary: Summary, settings: Settings) -
     if settings.pool:
         for line in pool_line(summary, settings).splitlines():
             tr.write_line(line)
+    if settings.recycle:
+        for line in recycle_line(summary).splitlines():
+            tr.write_line(line)
     kept = [r for r in summary.records if r.kept]
     for r in kept:
         tr.write_line(f"kept cluster {r.name} (test {r.owner}) in host namespace {r.namespace}:", yellow=True)
@@ -118,6 +121,22 @@ def pool_line(summary: Summary, settings: Settings) -> str:
         parts.append(f"{pool.deleted_unclaimed} unclaimed deleted")
     lines = [", ".join(parts)]
     lines.extend(f"  {error}" for error in pool.errors)
+    return "\n".join(lines)
+
+
+def recycle_line(summary: Summary) -> str:
+    """One line on recycling: clusters reset and handed on, reset times, tests that got a used cluster, and a
+    line per cluster deleted instead, with the reason."""
+    import statistics
+
+    pool = summary.pool
+    parts = [f"recycling: {pool.recycled} cluster(s) reset and handed on"]
+    if pool.reset_seconds:
+        parts.append(f"reset p50 {statistics.median(pool.reset_seconds):.2f}s, max {max(pool.reset_seconds):.2f}s")
+    parts.append(f"{pool.reused} test(s) got a recycled cluster")
+    parts.append(f"{len(pool.discarded)} deleted instead")
+    lines = [", ".join(parts)]
+    lines.extend(f"  deleted {line}" for line in pool.discarded)
     return "\n".join(lines)
 
 

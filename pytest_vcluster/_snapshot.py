@@ -141,17 +141,32 @@ class Etcd:
     def __init__(self, port: int, timeout: float = 30.0) -> None:
         self.port = port
         self.timeout = timeout
+        #: one kept-alive connection: each new one is a new port-forward stream (tens of milliseconds)
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _request(self, path: str, body: Mapping[str, Any]) -> tuple[int, bytes]:
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            self._conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+            response = self._conn.getresponse()
+            return response.status, response.read()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         try:
-            conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            data = response.read()
-        finally:
-            conn.close()
-        if response.status != 200:
-            raise SnapshotError(f"etcd {path}: HTTP {response.status}: {data[:300]!r}")
+            status, data = self._request(path, body)
+        except (http.client.HTTPException, ConnectionError):  # a kept-alive stream was closed: once more
+            status, data = self._request(path, body)
+        if status != 200:
+            raise SnapshotError(f"etcd {path}: HTTP {status}: {data[:300]!r}")
         result = json.loads(data)
         if isinstance(result, dict) and result.get("error"):
             raise SnapshotError(f"etcd {path}: {result.get('error')}")
@@ -195,9 +210,11 @@ def etcd_of(host: Any, namespace: str, release: str) -> Iterator[Etcd]:
     pod = contract.control_plane_pod(release)
     opener = kubernetes_stream_opener(host.new_configuration(), namespace, pod, contract.ETCD_PORT)
     forward = PortForward(opener, name=f"{release}-etcd")
+    etcd = Etcd(forward.port)
     try:
-        yield Etcd(forward.port)
+        yield etcd
     finally:
+        etcd.close()
         forward.close()
 
 

@@ -143,11 +143,13 @@ def vcluster(request: pytest.FixtureRequest, vcluster_manager: VClusterManager) 
     Yields a ready ``VCluster``: ``api_client`` (``kubernetes.client.ApiClient``, admin of the virtual
     cluster), ``kubeconfig_path`` (for kubectl/helm subprocesses), ``name``, ``host_namespace`` and
     ``host_name(kind, name, namespace)``. Options come from ``@pytest.mark.vcluster(values=..., set=...,
-    timeout=..., fork="vcluster_template")`` and the ``--vcluster-*`` options; with ``--vcluster-pool`` a
-    test with the session's options gets a ready cluster from the warm pool (still its own, deleted after
-    it). Cleanup: the host namespace is deleted in the background after the test (kept, with connection
-    instructions, when the test failed and ``--vcluster-keep-on-failure`` is given). Under pytest-xdist
-    every worker creates its own clusters.
+    timeout=..., recycle=False, fork="vcluster_template")`` and the ``--vcluster-*`` options; with
+    ``--vcluster-pool`` a test with the session's options gets a ready cluster from the warm pool. It is the
+    test's own while the test runs. Cleanup: with recycling (``--vcluster-recycle``, on by default) the
+    cluster is reset to its first-ready state in the background after the test and handed to the next test
+    with the same options (of any xdist worker); a failed reset deletes it. Otherwise
+    (``recycle=False``, forks) the host namespace is deleted in the background. A failed test's cluster is
+    kept, with connection instructions, when ``--vcluster-keep-on-failure`` is given.
     """
     where = f"{request.node.nodeid}: @pytest.mark.vcluster"
     options = _resolve_fork(request, marker_options(request.node), where=where)
@@ -178,10 +180,11 @@ def vcluster_factory(
 ) -> Iterator[Callable[..., VCluster]]:
     """Function-scoped factory for several virtual clusters in one test.
     Yields a callable: ``vcluster_factory(values=..., set=..., values_files=..., timeout=..., chart=...,
-    connect=..., fork=snapshot)`` returns a new ready ``VCluster`` each call (``fork``: a ``Snapshot``, or
-    the name of a fixture returning one). Cleanup: every cluster it made is deleted
-    after the test (in the background; kept when the test failed and ``--vcluster-keep-on-failure`` is
-    given). Under pytest-xdist each worker makes its own clusters.
+    connect=..., recycle=False, fork=snapshot)`` returns a new ready ``VCluster`` each call (``fork``: a
+    ``Snapshot``, or the name of a fixture returning one). Cleanup: after the test every cluster it made is
+    recycled (reset in the background and handed to the next test with the same options) or, with
+    ``recycle=False`` and for forks, deleted in the background; kept when the test failed and
+    ``--vcluster-keep-on-failure`` is given. Under pytest-xdist each worker gets its own clusters.
     """
     made: list[VCluster] = []
 

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 QUOTA = "e2e-no-more-pods"
 
 
+@pytest.mark.vcluster(recycle=False)  # it adds a ResourceQuota to the host namespace: a reset would refuse it
 def test_host_quota_rejection_is_a_sync_error_event_on_the_virtual_pod(vcluster, host_api: client.ApiClient) -> None:
     vcore = client.CoreV1Api(vcluster.api_client)
     hcore = client.CoreV1Api(host_api)

@@ -215,7 +215,7 @@ def test_cluster_options_unknown_keyword_names_allowed() -> None:
         cluster_options({"valuez": {}}, where="@pytest.mark.vcluster")
     assert str(info.value) == (
         "@pytest.mark.vcluster: unknown keyword valuez; allowed keywords: "
-        "values, set, values_files, timeout, chart, connect, fork"
+        "values, set, values_files, timeout, chart, connect, recycle, fork"
     )
 
 

@@ -188,6 +188,8 @@ def test_helm_failure_deletes_namespace(tmp_path: Path, chart: Path) -> None:
 
 
 def make_manager(tmp_path: Path, chart: Path, **settings: Any) -> tuple[VClusterManager, FakeCore, FakeHelm]:
+    """A manager on the fake host; recycling off unless asked for (the fake host has no etcd to reset)."""
+    settings.setdefault("recycle", False)
     core, helm = FakeCore(), FakeHelm()
     manager = VClusterManager(Settings(chart=chart, **settings), run_id="abcdef", worker="gw0",
                               shared_dir=lambda: tmp_path / "shared", workdir=lambda: tmp_path / "work", env={})

@@ -1,0 +1,276 @@
+"""The pure rules of recycling (pytest_vcluster._recycle): what a reset writes back and deletes, which host
+objects a fresh cluster has, discovery, the stored baseline. The reset itself runs on the real host
+(tests/e2e/test_recycle.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from test_plugin_pool import KEY, FakeCore
+
+from pytest_vcluster import _labels, _pool
+from pytest_vcluster._config import Settings
+from pytest_vcluster._manager import Summary, VClusterManager
+from pytest_vcluster._recycle import (
+    Baseline,
+    ResetError,
+    ResetReport,
+    discovery_of,
+    foreign,
+    host_leftovers,
+    reset_plan,
+    service_account_uid,
+    touched_resources,
+    with_uid,
+)
+from pytest_vcluster._report import recycle_line
+
+UID_A = b"0b6f3c1e-2f7a-4c55-9d1e-1a2b3c4d5e6f"
+UID_B = b"11111111-2222-4333-8444-555555555555"
+UID_NEW = b"99999999-8888-4777-8666-555555555555"
+#: a stored ServiceAccount as kube-apiserver writes it: "k8s\0", a runtime.Unknown, ObjectMeta with uid (field 5)
+SA_PROTO = (b"k8s\x00\n\x14\n\x02v1\x12\x0eServiceAccount\x12M\nK\n\x07default\x12\x00\x1a\x07default\"\x00*$"
+            + UID_A + b"2\x00")
+SA_JSON = b'{"kind":"ServiceAccount","metadata":{"name":"robot","namespace":"team","uid":"' + UID_B + b'"}}'
+
+
+def test_service_account_uid_in_protobuf_and_json() -> None:
+    assert service_account_uid(SA_PROTO) == UID_A
+    assert service_account_uid(SA_JSON) == UID_B
+    assert service_account_uid(b"k8s\x00no uid here") is None
+
+
+def test_with_uid_keeps_the_length_and_replaces_only_the_uid() -> None:
+    replaced = with_uid(SA_PROTO, UID_NEW)
+    assert replaced == SA_PROTO.replace(UID_A, UID_NEW)
+    assert len(replaced) == len(SA_PROTO)
+    assert service_account_uid(replaced) == UID_NEW
+    assert with_uid(SA_JSON, UID_NEW) == b'{"kind":"ServiceAccount","metadata":{"name":"robot","namespace":"team",' \
+                                         b'"uid":"99999999-8888-4777-8666-555555555555"}}'
+    assert with_uid(b"no uid", UID_NEW) == b"no uid"
+
+
+BASELINE = (
+    (b"/registry/configmaps/default/a", b"one"),
+    (b"/registry/events/default/e1", b"event"),
+    (b"/registry/leases/kube-system/apiserver-x", b"renewed at 1"),
+    (b"/registry/namespaces/default", b"ns"),
+    (b"/registry/serviceaccounts/default/default", SA_PROTO),
+)
+
+
+def test_reset_plan_writes_back_deletes_added_and_rotates_every_service_account() -> None:
+    current = {
+        b"/registry/configmaps/default/a": b"changed",
+        b"/registry/configmaps/team/b": b"added",
+        b"/registry/events/default/e1": b"event, count 2",
+        b"/registry/events/team/e2": b"added event",
+        b"/registry/leases/kube-system/apiserver-x": b"renewed at 9",
+        b"/registry/leases/kube-node-lease/node-1": b"added lease",
+        b"/registry/namespaces/team": b"added namespace",
+        b"/registry/serviceaccounts/default/default": SA_PROTO,
+    }
+    puts, deletes = reset_plan(BASELINE, current, rotate=True, new_uid=lambda: UID_NEW)
+    assert puts == [
+        (b"/registry/configmaps/default/a", b"one"),
+        (b"/registry/namespaces/default", b"ns"),
+        (b"/registry/serviceaccounts/default/default", SA_PROTO.replace(UID_A, UID_NEW)),
+    ]
+    assert deletes == [
+        b"/registry/configmaps/team/b",
+        b"/registry/events/team/e2",
+        b"/registry/leases/kube-node-lease/node-1",
+        b"/registry/namespaces/team",
+    ]
+
+
+def test_reset_plan_after_a_rotation_is_empty_and_repairs_a_changed_service_account() -> None:
+    rotated = dict(BASELINE)
+    rotated[b"/registry/serviceaccounts/default/default"] = SA_PROTO.replace(UID_A, UID_NEW)
+    rotated[b"/registry/leases/kube-system/apiserver-x"] = b"renewed at 19"
+    assert reset_plan(BASELINE, rotated, rotate=False) == ([], [])
+    changed = dict(rotated)
+    changed[b"/registry/serviceaccounts/default/default"] = SA_PROTO.replace(b"default", b"defauLt", 1)
+    puts, deletes = reset_plan(BASELINE, changed, rotate=False, new_uid=lambda: UID_B)
+    assert puts == [(b"/registry/serviceaccounts/default/default", SA_PROTO.replace(UID_A, UID_B))]
+    assert deletes == []
+    missing = dict(rotated)
+    del missing[b"/registry/events/default/e1"]
+    assert reset_plan(BASELINE, missing, rotate=False) == ([(b"/registry/events/default/e1", b"event")], [])
+
+
+def test_touched_resources() -> None:
+    assert touched_resources([
+        b"/registry/admissionregistration.k8s.io/validatingwebhookconfigurations/deny",
+        b"/registry/configmaps/default/a",
+    ]) == {b"admissionregistration.k8s.io", b"validatingwebhookconfigurations", b"configmaps", b"default"}
+
+
+def obj(name: str, *, managed: bool = False, vname: str | None = None, vns: str | None = None,
+        labels: dict[str, str] | None = None, deleting: bool = False) -> dict[str, object]:
+    meta_labels = dict(labels or {})
+    annotations = {}
+    if managed:
+        meta_labels["vcluster.loft.sh/managed-by"] = "vc-r"
+    if vname is not None:
+        annotations = {"vcluster.loft.sh/object-name": vname, "vcluster.loft.sh/object-namespace": vns or ""}
+    return {"metadata": {"name": name, "labels": meta_labels, "annotations": annotations,
+                         "deletionTimestamp": "2026-12-06T00:00:00Z" if deleting else None}}
+
+
+FRESH = Baseline(keys=((b"/registry/services/specs/kube-system/kube-dns", b"svc"),), discovery=frozenset(),
+                 host={"Pod": frozenset({"vc-r-0"}), "Service": frozenset({"vc-r"}),
+                       "Secret": frozenset({"vc-vc-r", "pytest-vcluster-baseline"})})
+
+
+def test_host_leftovers_accepts_the_chart_and_copies_of_baseline_objects_only() -> None:
+    objects = {
+        "Pod": [obj("vc-r-0"), obj("web-x-default-x-vc-r", managed=True, vname="web", vns="default"),
+                obj("gone-x-default-x-vc-r", managed=True, vname="gone", vns="default", deleting=True)],
+        "Service": [obj("vc-r"),
+                    obj("kube-dns-x-kube-system-x-vc-r", managed=True, vname="kube-dns", vns="kube-system"),
+                    obj("web-x-default-x-vc-r", managed=True, vname="web", vns="default")],
+        "Endpoints": [obj("vc-r"), obj("kube-dns-x-kube-system-x-vc-r", managed=True),
+                      obj("web-x-default-x-vc-r", managed=True)],
+        "EndpointSlice": [obj("kube-dns-x-kube-system-x-vc-r-abcde",
+                              labels={"kubernetes.io/service-name": "kube-dns-x-kube-system-x-vc-r"}),
+                          obj("web-x-default-x-vc-r-fghij",
+                              labels={"kubernetes.io/service-name": "web-x-default-x-vc-r"})],
+        "Secret": [obj("vc-vc-r"), obj("pytest-vcluster-baseline")],
+    }
+    assert host_leftovers(FRESH, objects, FRESH.key_set()) == [
+        "EndpointSlice web-x-default-x-vc-r-fghij",
+        "Endpoints web-x-default-x-vc-r",
+        "Pod gone-x-default-x-vc-r",
+        "Pod web-x-default-x-vc-r",
+        "Service web-x-default-x-vc-r",
+    ]
+    assert foreign(FRESH, objects) == []
+    clean = {kind: [o for o in items if "web" not in o["metadata"]["name"] and  # type: ignore[index]
+                    "gone" not in o["metadata"]["name"]] for kind, items in objects.items()}  # type: ignore[index]
+    assert host_leftovers(FRESH, clean, FRESH.key_set()) == []
+
+
+def test_foreign_names_host_objects_nobody_removes() -> None:
+    objects = {"ConfigMap": [obj("intruder")], "Pod": [obj("vc-r-0")], "Endpoints": [obj("someone-elses")]}
+    assert foreign(FRESH, objects) == ["ConfigMap intruder"]
+
+
+def test_discovery_of_an_aggregated_document() -> None:
+    document = {"items": [
+        {"metadata": {"name": "apps"}, "versions": [{"version": "v1", "resources": [
+            {"resource": "deployments"}, {"resource": "statefulsets"}]}]},
+        {"metadata": {"name": "example.com"}, "versions": [
+            {"version": "v1", "resources": [{"resource": "widgets"}]},
+            {"version": "v1beta1", "resources": []}]},
+    ]}
+    assert discovery_of(document) == frozenset(
+        {"apps/v1/deployments", "apps/v1/statefulsets", "example.com/v1/widgets"})
+
+
+def test_baseline_round_trip_and_a_bad_one() -> None:
+    baseline = Baseline(keys=BASELINE, discovery=frozenset({"apps/v1/deployments"}),
+                        host={"Pod": frozenset({"vc-r-0"})}, taken_at=1765000000.5)
+    assert Baseline.from_bytes(baseline.to_bytes(), where="x") == baseline
+    with pytest.raises(ResetError) as info:
+        Baseline.from_bytes(b"not gzip", where="Secret vc-r/pytest-vcluster-baseline")
+    assert str(info.value) == ("Secret vc-r/pytest-vcluster-baseline is not a pytest-vcluster baseline: "
+                               "Not a gzipped file (b'no')")
+
+
+# --------------------------------------------------------------------------- the manager's bookkeeping
+# (in-memory namespaces with the API server's resourceVersion rule; a fake cluster whose reset succeeds,
+# fails or is not reached)
+
+
+
+class FakeCluster:
+    def __init__(self, name: str, resets: int = 0, error: Exception | None = None) -> None:
+        self.name = self.host_namespace = self.release = name
+        self.resets = resets
+        self.error = error
+        self.calls: list[str] = []
+
+    def reset(self, timeout: float = 60.0) -> ResetReport:
+        self.calls.append("reset")
+        if self.error is not None:
+            raise self.error
+        self.resets += 1
+        return ResetReport(seconds=0.75)
+
+    def disconnect(self) -> None:
+        self.calls.append("disconnect")
+
+    def delete(self, wait: bool = False) -> None:
+        self.calls.append("delete")
+
+
+def recycling_manager(tmp_path: Path, core: FakeCore, **settings: Any) -> VClusterManager:
+    manager = VClusterManager(Settings(**settings), run_id="abcdef", worker="gw1", shared_dir=lambda: tmp_path,
+                              workdir=lambda: tmp_path, env={}, run_pid=4242)
+    manager._host = SimpleNamespace(core_v1=lambda: core)  # type: ignore[assignment]
+    return manager
+
+
+def test_release_resets_in_the_background_and_frees_the_cluster_for_the_pool(tmp_path: Path) -> None:
+    core = FakeCore()
+    core.add("vc-a", {**_labels.namespace_labels("abcdef", "gw1"), **_pool.pool_labels(KEY, _pool.CLAIMED)})
+    manager = recycling_manager(tmp_path, core)
+    vc = FakeCluster("vc-a")
+    manager._recyclable["vc-a"] = KEY
+    manager.release(vc)  # type: ignore[arg-type]
+    manager._wait_resets(10)
+    labels = core.items["vc-a"].metadata.labels
+    assert (labels[_labels.LABEL_POOL_STATE], labels[_labels.LABEL_RESETS], labels[_labels.LABEL_POOL]) == \
+        ("free", "1", KEY)
+    assert (labels[_labels.LABEL_RUN], labels[_labels.LABEL_WORKER], labels[_labels.LABEL_PID]) == \
+        ("abcdef", "pool", "4242")
+    assert vc.calls == ["reset", "disconnect"]
+    assert (manager.summary.pool.recycled, manager.summary.pool.reset_seconds) == (1, [0.75])
+    assert _pool.claim(core, KEY, {"x": "y"}, unused=True) is None, "a used cluster went to recycle=False"
+    assert _pool.counts(core, KEY) == (1, 0) and _pool.counts(core, KEY, unused=True) == (0, 0)
+    assert _pool.claim(core, KEY, {"x": "y"}) == "vc-a"
+
+
+def test_a_failed_reset_deletes_the_cluster_and_says_why(tmp_path: Path) -> None:
+    core = FakeCore()
+    core.add("vc-b", _labels.namespace_labels("abcdef", "gw1"))
+    manager = recycling_manager(tmp_path, core)
+    vc = FakeCluster("vc-b", error=ResetError("virtual cluster vc-b was not fresh 60s after its reset began: x"))
+    manager._recyclable["vc-b"] = KEY
+    manager.release(vc)  # type: ignore[arg-type]
+    manager._wait_resets(10)
+    assert vc.calls == ["reset", "delete"]
+    assert manager.summary.pool.discarded == ["vc-b: virtual cluster vc-b was not fresh 60s after its reset began: x"]
+    assert manager._deleted == ["vc-b"]
+    assert core.items["vc-b"].metadata.labels[_labels.LABEL_POOL_STATE] == "resetting", \
+        "never marked free (the deletion removes it)"
+
+
+def test_a_cluster_reset_recycle_max_times_is_retired(tmp_path: Path) -> None:
+    core = FakeCore()
+    core.add("vc-c", _labels.namespace_labels("abcdef", "gw1"))
+    manager = recycling_manager(tmp_path, core, recycle_max=3)
+    vc = FakeCluster("vc-c", resets=3)
+    manager._recyclable["vc-c"] = KEY
+    manager.release(vc)  # type: ignore[arg-type]
+    assert vc.calls == ["delete"]
+    assert manager.summary.pool.discarded == ["vc-c: retired after 3 resets (--vcluster-recycle-max)"]
+    assert manager._deleted == ["vc-c"]
+
+
+def test_recycle_line_of_the_terminal_summary() -> None:
+    summary = Summary()
+    summary.pool.recycled, summary.pool.reused = 3, 2
+    summary.pool.reset_seconds = [0.5, 0.9, 2.25]
+    summary.pool.discarded = ["vc-b: virtual cluster vc-b cannot be reset: host namespace vc-b holds ConfigMap x, "
+                              "made neither by its chart nor by its syncer"]
+    assert recycle_line(summary).splitlines() == [
+        "recycling: 3 cluster(s) reset and handed on, reset p50 0.90s, max 2.25s, 2 test(s) got a recycled "
+        "cluster, 1 deleted instead",
+        "  deleted vc-b: virtual cluster vc-b cannot be reset: host namespace vc-b holds ConfigMap x, made neither "
+        "by its chart nor by its syncer",
+    ]
