@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_vcluster import __version__
+
 CHART = Path(__file__).resolve().parents[2] / "chart"
 RELEASE = "vc1"
 NAMESPACE = "test-ns"
@@ -222,7 +224,7 @@ def test_chart_metadata() -> None:
     meta = chart_meta()
     assert meta["apiVersion"] == "v2"
     assert meta["version"] == "0.1.0"
-    assert meta["appVersion"] == "0.1.0"
+    assert meta["appVersion"] == __version__  # the default syncer image tag (tests/unit/test_release.py)
     assert meta["kubeVersion"] == ">=1.27.0-0"
 
 
@@ -349,7 +351,7 @@ def test_statefulset_shape(default: Objects) -> None:
             "registry.k8s.io/kube-controller-manager:v1.33.13",
             ["/usr/local/bin/kube-controller-manager"],
         ),
-        ("syncer", "ghcr.io/pytest-vcluster/syncer:0.1.0", None),
+        ("syncer", f"ghcr.io/pytest-vcluster/syncer:{__version__}", None),
         ("coredns", "registry.k8s.io/coredns/coredns:v1.12.0", ["/coredns"]),
     ],
 )

@@ -2,7 +2,9 @@
 
 They only run on GitHub, so nothing here would notice a renamed image, a moved
 test command or a dropped lint step: these tests read the real files (the
-workflows, chart/values.yaml, README.md, tox.ini) and compare them.
+workflows, chart/values.yaml, README.md, tox.ini) and compare them. The release
+also needs one version: ``pytest_vcluster.__version__``, which pyproject.toml
+reads and chart/Chart.yaml's appVersion repeats.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.version import Version
+
+import pytest_vcluster
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -224,3 +229,48 @@ def test_actions_are_pinned_to_a_major_version(name: str) -> None:
         for step in steps(job):
             if "uses" in step:
                 assert re.fullmatch(r"[\w.-]+/[\w.-]+@(v\d+|release/v\d+)", step["uses"]), step["uses"]
+
+
+# --------------------------------------------------------------------------- one version
+
+
+def pyproject() -> dict[str, Any]:
+    import tomllib  # Python 3.11+, as the other readers of pyproject.toml here
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_the_package_version_is_written_once_in_the_package() -> None:
+    """pyproject.toml takes the version from pytest_vcluster/__init__.py (hatch's version source), and
+    names none of its own."""
+    project = pyproject()
+    assert "version" not in project["project"]
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["hatch"]["version"] == {"path": "pytest_vcluster/__init__.py"}
+    source = (ROOT / "pytest_vcluster" / "__init__.py").read_text()
+    # The one line hatch's regex source reads, equal to what the import gives.
+    assert re.findall(r"(?m)^__version__ = \"([^\"]+)\"$", source) == [pytest_vcluster.__version__]
+    assert str(Version(pytest_vcluster.__version__)) == pytest_vcluster.__version__  # PEP 440, normalised
+
+
+def test_the_charts_app_version_is_the_package_version() -> None:
+    """appVersion is the chart's default syncer image tag, which the release pushes as the package version
+    (release.yml refuses a tag otherwise); the chart's own ``version`` moves on its own."""
+    chart = yaml.safe_load((ROOT / "chart" / "Chart.yaml").read_text())
+    assert chart["appVersion"] == pytest_vcluster.__version__
+
+
+def test_the_wheel_and_the_sdist_carry_the_license_the_typing_marker_and_the_changelog() -> None:
+    project = pyproject()
+    assert project["project"]["license"] == "Apache-2.0"
+    assert project["project"]["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    # The wheel packs the whole package directory, the sdist includes these paths.
+    assert project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["pytest_vcluster"]
+    assert (ROOT / "pytest_vcluster" / "py.typed").is_file()
+    assert "Typing :: Typed" in project["project"]["classifiers"]
+    include = project["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
+    assert {"pytest_vcluster", "LICENSE", "CHANGELOG.md", "README.md"} <= set(include)
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog
+    assert project["project"]["urls"]["Changelog"].endswith("/blob/main/CHANGELOG.md")
