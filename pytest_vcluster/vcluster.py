@@ -354,6 +354,8 @@ class VCluster(ClusterVerbs):
             self.baseline = _recycle.load_baseline(self.host.core_v1(), self.host_namespace)
         report = _recycle.reset(self.host, self.host_namespace, self.release, self.api_client, self.baseline,
                                 timeout=timeout)
+        if report.adopted:
+            self.baseline = self.baseline.adopting(report.adopted)
         self.resets += 1
         self.last_reset = report
         return report
