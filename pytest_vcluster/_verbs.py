@@ -51,6 +51,8 @@ CRD_GROUP = "apiextensions.k8s.io"
 #: ``condition`` of :meth:`ClusterVerbs.wait_for` meaning "until the object is gone"
 DELETE = "delete"
 KUBECTL_INSTALL = "https://kubernetes.io/docs/tasks/tools/#kubectl"
+#: HTTP statuses of an apply that are tried again (0: no answer; too many requests; a proxy or server not ready)
+RETRIED_STATUSES = (0, 429, 502, 503, 504)
 
 #: what :meth:`ClusterVerbs.apply` takes: a path (file or directory), YAML/JSON text, an object, a list of objects
 Manifest = str | os.PathLike[str] | Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -558,7 +560,7 @@ class ClusterVerbs:
     def _apply_one(self, obj: dict[str, Any], namespace: str | None, timeout: float) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
 
-        from ._ready import describe_error, is_transient
+        from ._ready import describe_error
 
         resource = self._resource(obj["apiVersion"], obj["kind"])
         body = copy.deepcopy(obj)
@@ -576,9 +578,11 @@ class ClusterVerbs:
                 return ("applied", resource.server_side_apply(body=body, name=meta["name"], namespace=ns,
                                                               field_manager=FIELD_MANAGER, force_conflicts=True))
             except ApiException as exc:
-                if is_transient(exc):
+                if exc.status in RETRIED_STATUSES:
                     raise  # retried by wait_until
-                return exc  # a refusal: raised below, at once
+                # a refusal, raised below at once: also a 500, which is how the API server answers a field of
+                # the wrong type in an apply patch ("failed to create typed patch object")
+                return exc
 
         result = wait_until(f"server-side apply of {label} to virtual cluster {self.name}", attempt, timeout=timeout)
         if isinstance(result, ApiException):
