@@ -126,14 +126,18 @@ class Host:
         """A fresh ``kubernetes.client.Configuration`` for the host."""
         from kubernetes import client, config
 
-        configuration = client.Configuration()
-        try:
+        def load() -> Any:
+            configuration = client.Configuration()
             config.load_kube_config(
                 config_file=str(self.kubeconfig_path),
                 context=self.context,
                 client_configuration=configuration,
                 persist_config=False,
             )
+            return configuration
+
+        try:
+            configuration = _kubeconfig.environ_race_safe(load)
         except Exception as exc:  # noqa: BLE001 - the kubernetes loader raises many kinds
             raise HostError(
                 f"cannot load host kubeconfig {self.kubeconfig_path} (context {self.context}): {exc}"

@@ -6,15 +6,31 @@ import base64
 import copy
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
 
 from ._contract import contract
 from ._errors import yaml_problem
+
+T = TypeVar("T")
+
+
+def environ_race_safe(make: Callable[[], T], attempts: int = 5) -> T:
+    """``make()`` — a ``kubernetes.client.Configuration`` or a client built on one — tried again when it fails
+    with ``KeyError``: the client reads proxies with ``urllib.request.getproxies()``, which iterates
+    ``os.environ``, and a key removed meanwhile by another thread (pytest removes ``PYTEST_CURRENT_TEST`` after
+    every test) raises ``KeyError`` there. Background threads (resets, the pool) meet that race."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except KeyError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 class NoContextError(ValueError):

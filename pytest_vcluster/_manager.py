@@ -131,6 +131,8 @@ class VClusterManager:
         #: clusters to recycle after their test: name -> pool key; resets under way: name -> thread
         self._recyclable: dict[str, str] = {}
         self._resetting: dict[str, threading.Thread] = {}
+        #: notified when a reset of this process ends (a test waiting for a cluster claims it at once)
+        self._reset_ended = threading.Condition()
         self._keys: dict[str, str] = {}
 
     # ------------------------------------------------------------------ host
@@ -417,7 +419,8 @@ class VClusterManager:
                     coming += starting
                     if free == 0 and (coming == 0 or time.monotonic() - started > POOL_WAIT_SECONDS):
                         return None
-                    time.sleep(_pool.CLAIM_POLL)
+                    with self._reset_ended:  # a reset of this process ending wakes this at once
+                        self._reset_ended.wait(_pool.CLAIM_POLL)
                     starting = self._pool_starting() if key == self._pool_key else 0
                     continue
             except Exception as exc:  # noqa: BLE001 - the pool is an optimisation: fall back to a cold cluster
@@ -586,6 +589,8 @@ class VClusterManager:
         finally:
             with self._lock:
                 self._resetting.pop(vc.name, None)
+            with self._reset_ended:
+                self._reset_ended.notify_all()
 
     def _wait_resets(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -599,11 +604,20 @@ class VClusterManager:
             if time.monotonic() >= deadline:
                 return
 
-    def _sweep_recycled(self) -> None:
+    def _sweep_recycled(self, recycled_elsewhere: bool) -> None:
         """The process that ends the run: delete the run's free and resetting clusters (or, with
-        ``--vcluster-pool-keep``, keep the free ones for the next run)."""
+        ``--vcluster-pool-keep``, keep the free ones for the next run). An xdist controller runs no test, so it
+        opens the host for this only when its workers recycled clusters (``recycled_elsewhere``)."""
+        if self.run_pid != os.getpid():
+            return
         host = self._host
-        if host is None or self.run_pid != os.getpid():
+        if host is None and recycled_elsewhere:
+            try:
+                host = self.host
+            except VClusterError as exc:
+                self.summary.errors.append(f"recycling: cannot delete this run's recycled clusters: {exc}")
+                return
+        if host is None:
             return
         core = host.core_v1()
         selector = f"{_labels.LABEL_RUN}={_labels.label_value(self.run_id)},{_pool.LABEL_POOL}"
@@ -661,15 +675,16 @@ class VClusterManager:
 
     # ------------------------------------------------------------------ end of session
 
-    def finish(self, timeout: float = LEAK_WAIT_SECONDS) -> list[str]:
+    def finish(self, timeout: float = LEAK_WAIT_SECONDS, *, recycled_elsewhere: bool = False) -> list[str]:
         """Delete clusters still alive, wait for every namespace this process deleted to be gone,
-        and return the leaked ones (also recorded in :attr:`summary`)."""
+        and return the leaked ones (also recorded in :attr:`summary`). ``recycled_elsewhere``: other processes
+        of the run (xdist workers) recycled clusters, which the process ending the run deletes."""
         with self._lock:
             self._heartbeat_stop.set()
             self._recyclable.clear()  # clusters still alive now are deleted, not recycled
         self._wait_resets(RESET_TIMEOUT_SECONDS)
         self._stop_pool()
-        self._sweep_recycled()
+        self._sweep_recycled(recycled_elsewhere)
         for vc in self.live_clusters():
             self.release(vc, failed=False)
         host = self._host

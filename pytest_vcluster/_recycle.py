@@ -2,8 +2,8 @@
 
 A :class:`Baseline` is taken once, when a cluster first becomes ready: every key of its etcd (the virtual
 API's objects), its API discovery, and the names of the objects the chart made in its host namespace. It is
-kept in the host namespace (Secret :data:`BASELINE_SECRET`), so any process that later holds the cluster
-can reset it. :func:`reset` then, in this order:
+kept in the cluster's own etcd (key :data:`BASELINE_KEY`, outside the virtual API's ``/registry/``), so any
+process that later holds the cluster can reset it. :func:`reset` then, in this order:
 
 1. mints probe tokens for ServiceAccount ``default/default`` (to prove below that old tokens are refused);
 2. writes the baseline into etcd (:func:`reset_plan`): keys the test added are deleted, keys it changed or
@@ -41,9 +41,8 @@ from typing import Any
 from ._contract import contract
 from ._errors import ResetError
 
-#: the host Secret holding a cluster's baseline (in its host namespace; deleted with it)
-BASELINE_SECRET = "pytest-vcluster-baseline"
-BASELINE_KEY = "baseline.json.gz"
+#: the etcd key of a cluster's baseline, in its own etcd (outside the virtual API's /registry/)
+BASELINE_KEY = b"/pytest-vcluster/baseline"
 FORMAT = 1
 
 #: Objects of the running processes (Events, Leases, Nodes: the syncer keeps their status): baseline keys are
@@ -305,23 +304,22 @@ def read_discovery(api_client: Any) -> frozenset[str]:
 
 def host_objects(core_v1: Any, namespace: str) -> dict[str, list[dict[str, Any]]]:
     """The host namespace's objects of :data:`HOST_KINDS`, EndpointSlices, NetworkPolicies and RBAC, as plain dicts
-    (metadata only)."""
+    (metadata only); listed at once, from a few threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from kubernetes import client
 
-    found: dict[str, list[dict[str, Any]]] = {}
-    for method, kind in HOST_KINDS:
-        items = getattr(core_v1, method)(namespace, _request_timeout=15).items
-        found[kind] = [_meta_only(item) for item in items]
     api = core_v1.api_client
-    for kind, items in (
-        ("EndpointSlice", client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(namespace, _request_timeout=15)),
-        ("NetworkPolicy", client.NetworkingV1Api(api).list_namespaced_network_policy(namespace, _request_timeout=15)),
-        ("Role", client.RbacAuthorizationV1Api(api).list_namespaced_role(namespace, _request_timeout=15)),
-        ("RoleBinding", client.RbacAuthorizationV1Api(api).list_namespaced_role_binding(namespace,
-                                                                                         _request_timeout=15)),
-    ):
-        found[kind] = [_meta_only(item) for item in items.items]
-    return found
+    listers: list[tuple[str, Any]] = [(kind, getattr(core_v1, method)) for method, kind in HOST_KINDS]
+    listers += [
+        ("EndpointSlice", client.DiscoveryV1Api(api).list_namespaced_endpoint_slice),
+        ("NetworkPolicy", client.NetworkingV1Api(api).list_namespaced_network_policy),
+        ("Role", client.RbacAuthorizationV1Api(api).list_namespaced_role),
+        ("RoleBinding", client.RbacAuthorizationV1Api(api).list_namespaced_role_binding),
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        lists = pool.map(lambda lister: lister[1](namespace, _request_timeout=15).items, listers)
+        return {kind: [_meta_only(item) for item in items] for (kind, _), items in zip(listers, lists, strict=True)}
 
 
 def _meta_only(item: Any) -> dict[str, Any]:
@@ -334,46 +332,39 @@ def _meta_only(item: Any) -> dict[str, Any]:
 
 
 def take_baseline(host: Any, namespace: str, release: str, api_client: Any) -> Baseline:
-    """Read a ready cluster's state (see :class:`Baseline`)."""
+    """Read a ready cluster's state (see :class:`Baseline`) and keep it in the cluster's own etcd, under
+    :data:`BASELINE_KEY` (outside ``/registry/``: the virtual API never sees it, the host namespace holds nothing
+    more than a fresh cluster's, and it goes with the cluster)."""
     from ._snapshot import etcd_of
 
-    with etcd_of(host, namespace, release) as etcd:
-        keys = tuple(etcd.items())
     objects = host_objects(host.core_v1(), namespace)
     chart_made = {kind: frozenset(str(o["metadata"]["name"]) for o in items
                                   if contract.LABEL_MANAGED_BY not in o["metadata"]["labels"])
                   for kind, items in objects.items()}
-    chart_made["Secret"] = chart_made.get("Secret", frozenset()) | {BASELINE_SECRET}
-    return Baseline(keys=keys, discovery=read_discovery(api_client), host=chart_made, taken_at=time.time())
+    with etcd_of(host, namespace, release) as etcd:
+        keys = tuple(etcd.items())
+        baseline = Baseline(keys=keys, discovery=read_discovery(api_client), host=chart_made, taken_at=time.time())
+        etcd.apply([(BASELINE_KEY, baseline.to_bytes())], [])
+    return baseline
 
 
-def store_baseline(core_v1: Any, namespace: str, baseline: Baseline) -> None:
-    """Keep ``baseline`` in the host namespace (Secret :data:`BASELINE_SECRET`)."""
-    from kubernetes import client
-
-    body = client.V1Secret(
-        metadata=client.V1ObjectMeta(name=BASELINE_SECRET),
-        data={BASELINE_KEY: base64.b64encode(baseline.to_bytes()).decode()},
-    )
-    core_v1.create_namespaced_secret(namespace, body, _request_timeout=30)
-
-
-def load_baseline(core_v1: Any, namespace: str) -> Baseline:
-    """The baseline kept in the host namespace; :class:`ResetError` when there is none."""
-    from kubernetes.client.exceptions import ApiException
+def load_baseline(host: Any, namespace: str, release: str) -> Baseline:
+    """The baseline kept in the cluster's etcd; :class:`ResetError` when there is none."""
+    from ._snapshot import SnapshotError, etcd_of
 
     try:
-        secret = core_v1.read_namespaced_secret(BASELINE_SECRET, namespace, _request_timeout=15)
-    except ApiException as exc:
+        with etcd_of(host, namespace, release) as etcd:
+            found = list(etcd.items(BASELINE_KEY))
+    except (SnapshotError, OSError) as exc:
+        raise ResetError(f"cannot read the baseline of virtual cluster {release} in host namespace {namespace}: "
+                         f"{exc}") from None
+    if not found:
         raise ResetError(
-            f"cannot reset the virtual cluster in host namespace {namespace}: no baseline (Secret {BASELINE_SECRET}: "
-            f"HTTP {exc.status} {exc.reason}); only clusters made with a baseline (VCluster.create(..., "
-            "baseline=True), as the plugin makes them) can be reset"
-        ) from None
-    data = (secret.data or {}).get(BASELINE_KEY)
-    if not data:
-        raise ResetError(f"Secret {BASELINE_SECRET} in host namespace {namespace} holds no {BASELINE_KEY}")
-    return Baseline.from_bytes(base64.b64decode(data), where=f"Secret {namespace}/{BASELINE_SECRET}")
+            f"cannot reset virtual cluster {release} in host namespace {namespace}: its etcd holds no baseline "
+            f"({BASELINE_KEY.decode()}); only clusters made with VCluster.create(..., baseline=True), as the plugin "
+            "makes them, can be reset"
+        )
+    return Baseline.from_bytes(found[0][1], where=f"{BASELINE_KEY.decode()} in the etcd of {release}")
 
 
 # --------------------------------------------------------------------------- reset
@@ -486,10 +477,12 @@ def reset(
 ) -> ResetReport:
     """Bring the virtual cluster ``release`` back to ``baseline`` (see the module's docstring); raises
     :class:`ResetError` when it is not clean within ``timeout`` seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from ._snapshot import SnapshotError, etcd_of
+    from ._snapshot import etcd_of
 
     started = time.monotonic()
     deadline = started + timeout
@@ -509,15 +502,17 @@ def reset(
     try:
         # Several: kube-apiserver caches a successful authentication for 10 s, so a probe that came too early
         # would keep being accepted; each probe uses a token never shown to it before.
-        tokens = []
-        for _ in range(PROBE_TOKENS):
+        def mint(_: int) -> str:
             minted = vcore.create_namespaced_service_account_token(
                 "default", "default",
                 client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[],
                                                                                    expiration_seconds=600)),
                 _request_timeout=10,
             )
-            tokens.append(str(minted.status.token) if minted.status is not None else "")
+            return str(minted.status.token) if minted.status is not None else ""
+
+        with ThreadPoolExecutor(PROBE_TOKENS) as pool:
+            tokens = list(pool.map(mint, range(PROBE_TOKENS)))
         mark("probe-token")
         with etcd_of(host, namespace, release) as etcd:
             current = dict(etcd.items())
@@ -616,7 +611,7 @@ def reset(
                 mark("wait")
     except ResetError:
         raise
-    except (SnapshotError, ApiException, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - API errors, the pod or its port-forward gone, etcd refusing...
         raise ResetError(f"resetting virtual cluster {release} in host namespace {namespace} failed: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     report.seconds = round(time.monotonic() - started, 4)

@@ -192,7 +192,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     summary = config.stash.get(SUMMARY_KEY, None)
     if manager is None or summary is None:
         return
-    manager.finish()
+    # xdist workers' summaries arrived already (pytest_testnodedown): did they leave recycled clusters?
+    manager.finish(recycled_elsewhere=bool(summary.pool.recycled))
     summary.merge_dict(manager.summary.to_dict())
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:

@@ -140,7 +140,7 @@ class VCluster(ClusterVerbs):
         ``fork``: a :class:`~pytest_vcluster.Snapshot` (:meth:`snapshot`) the new cluster starts from:
         its values under ``values``, every virtual object of it written into the new cluster once its
         API is ready (see :meth:`fork`).
-        ``baseline``: record the state the cluster has once ready (kept in its host namespace), so that
+        ``baseline``: record the state the cluster has once ready (kept in its own etcd), so that
         :meth:`reset` can bring it back to it later (about 0.1 s more).
         On failure the host namespace is deleted (unless ``keep_on_error``) and
         :class:`~pytest_vcluster.VClusterError` says what was awaited and why it failed.
@@ -218,7 +218,6 @@ class VCluster(ClusterVerbs):
                     t = lap("restore", t)
                 if baseline:
                     state = _recycle.take_baseline(host, namespace, name, api_client)
-                    _recycle.store_baseline(core, namespace, state)
                     lap("baseline", t)
             except _ready.ConditionTimeout as exc:
                 details = _ready.diagnostics(core, namespace, name)
@@ -351,7 +350,7 @@ class VCluster(ClusterVerbs):
         if self._deleted:
             raise _recycle.ResetError(f"cannot reset virtual cluster {self.name}: it was deleted")
         if self.baseline is None:
-            self.baseline = _recycle.load_baseline(self.host.core_v1(), self.host_namespace)
+            self.baseline = _recycle.load_baseline(self.host, self.host_namespace, self.release)
         report = _recycle.reset(self.host, self.host_namespace, self.release, self.api_client, self.baseline,
                                 timeout=timeout)
         if report.adopted:
@@ -483,7 +482,7 @@ def _open_client(secret: Any, name: str, server: str, workdir: Path) -> tuple[Pa
     source = _kubeconfig.from_secret(secret.data, name=name)
     kubeconfig = _kubeconfig.rewrite(source, server=server, name=name)
     kubeconfig_path = _kubeconfig.write(workdir / f"{name}.kubeconfig", kubeconfig)
-    return kubeconfig_path, kube_config.new_client_from_config_dict(kubeconfig)
+    return kubeconfig_path, _kubeconfig.environ_race_safe(lambda: kube_config.new_client_from_config_dict(kubeconfig))
 
 
 def _connect(host: Host, namespace: str, release: str, connect: str) -> tuple[PortForward | None, str]:

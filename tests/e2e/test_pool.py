@@ -1,6 +1,8 @@
 """The warm pool (``--vcluster-pool``) against the real host: inner pytest runs (conftest's ``run``) claim
 pool clusters; nothing is shared, a killed run's pool is reaped, a kept pool is reused, other options
-get cold clusters. Every namespace an inner run made is gone (or terminating) when each test ends.
+get cold clusters. Every namespace an inner run made is gone (or terminating) when each test ends. Runs whose
+counts would change with recycling turn it off (``--vcluster-recycle=no``): the pool with recycling is in
+test_recycle.py.
 """
 
 from __future__ import annotations
@@ -125,9 +127,10 @@ def test_xdist_workers_and_two_concurrent_runs_never_share_a_cluster(
     for path in (first, second):
         (path / "test_pool.py").write_text(RECORDING_TESTS.format(n=4))
     tag = own_pool()
-    background = popen_pytest(second, host_kubeconfig, "-n", "2", "--vcluster-pool=2", tag)
+    # without recycling: every test gets a cluster no other test ever had (recycled clusters: test_recycle.py)
+    background = popen_pytest(second, host_kubeconfig, "-n", "2", "--vcluster-pool=2", "--vcluster-recycle=no", tag)
     try:
-        result = run("-n", "2", "--vcluster-pool=2", tag, str(first))
+        result = run("-n", "2", "--vcluster-pool=2", "--vcluster-recycle=no", tag, str(first))
         out, _ = background.communicate(timeout=1800)
     finally:
         if background.poll() is None:
@@ -183,7 +186,7 @@ def test_a_kept_pool_is_claimed_by_the_next_run(
 ) -> None:
     pytester.makepyfile(test_one=RECORDING_TESTS.format(n=1))
     tag = own_pool()
-    first = run("--vcluster-pool=1", "--vcluster-pool-keep", tag)
+    first = run("--vcluster-pool=1", "--vcluster-pool-keep", "--vcluster-recycle=no", tag)
     key = pool_key(first.stdout.str())
     try:
         first.assert_outcomes(passed=1)
@@ -194,7 +197,7 @@ def test_a_kept_pool_is_claimed_by_the_next_run(
         labels = host_core.read_namespace(kept[0]).metadata.labels
         assert labels[_labels.LABEL_POOL_STATE] == _pool.FREE and labels[_labels.LABEL_POOL_KEPT] == "true"
         started = time.monotonic()
-        second = run("--vcluster-pool=1", tag)
+        second = run("--vcluster-pool=1", "--vcluster-recycle=no", tag)
         second.assert_outcomes(passed=1)
         assert recorded(pytester.path)["test_one-0"] == kept[0], "the next run did not claim the kept cluster"
         second.stdout.fnmatch_lines(["pool (size 1, key *): 1 of 1 eligible cluster(s) claimed*"])
@@ -218,7 +221,7 @@ def test_other_values(vcluster):
 def test_other_timeout_only(vcluster):
     record(vcluster, "timeout")
 """)
-    result = run("--vcluster-pool=1", own_pool())
+    result = run("--vcluster-pool=1", "--vcluster-recycle=no", own_pool())
     result.assert_outcomes(passed=3)
     names = recorded(pytester.path)
     assert "-pool-" not in names["other"], f"a test with other values got a pool cluster: {names}"

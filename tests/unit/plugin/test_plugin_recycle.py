@@ -123,7 +123,7 @@ def obj(name: str, *, managed: bool = False, vname: str | None = None, vns: str 
 
 FRESH = Baseline(keys=((b"/registry/services/specs/kube-system/kube-dns", b"svc"),), discovery=frozenset(),
                  host={"Pod": frozenset({"vc-r-0"}), "Service": frozenset({"vc-r"}),
-                       "Secret": frozenset({"vc-vc-r", "pytest-vcluster-baseline"})})
+                       "Secret": frozenset({"vc-vc-r"})})
 
 
 def test_host_leftovers_accepts_the_chart_and_copies_of_baseline_objects_only() -> None:
@@ -139,7 +139,7 @@ def test_host_leftovers_accepts_the_chart_and_copies_of_baseline_objects_only() 
                               labels={"kubernetes.io/service-name": "kube-dns-x-kube-system-x-vc-r"}),
                           obj("web-x-default-x-vc-r-fghij",
                               labels={"kubernetes.io/service-name": "web-x-default-x-vc-r"})],
-        "Secret": [obj("vc-vc-r"), obj("pytest-vcluster-baseline")],
+        "Secret": [obj("vc-vc-r")],
     }
     assert host_leftovers(FRESH, objects, FRESH.key_set()) == [
         "EndpointSlice web-x-default-x-vc-r-fghij",
@@ -176,8 +176,8 @@ def test_baseline_round_trip_and_a_bad_one() -> None:
                         host={"Pod": frozenset({"vc-r-0"})}, taken_at=1765000000.5)
     assert Baseline.from_bytes(baseline.to_bytes(), where="x") == baseline
     with pytest.raises(ResetError) as info:
-        Baseline.from_bytes(b"not gzip", where="Secret vc-r/pytest-vcluster-baseline")
-    assert str(info.value) == ("Secret vc-r/pytest-vcluster-baseline is not a pytest-vcluster baseline: "
+        Baseline.from_bytes(b"not gzip", where="/pytest-vcluster/baseline in the etcd of vc-r")
+    assert str(info.value) == ("/pytest-vcluster/baseline in the etcd of vc-r is not a pytest-vcluster baseline: "
                                "Not a gzipped file (b'no')")
 
 
