@@ -454,27 +454,35 @@ class ClusterVerbs:
     host: Host
     name: str
     _verbs_dynamic: Any = None
+    _verbs_generation: int | None = None
 
     # ------------------------------------------------------------------ plumbing
 
     def _verbs_dir(self) -> Path:
-        """A folder of this cluster's discovery caches (next to its kubeconfig, so it goes with it)."""
+        """A folder of this cluster's discovery caches (next to its kubeconfig, so it goes with it), emptied
+        when the cluster was reset (``resets`` went up) since they were filled: a CRD of an earlier test is
+        gone then, and a cached one would be a 404 instead of an "unknown kind"."""
         path = Path(self.kubeconfig_path).parent / f".{self.name}.verbs"
-        path.mkdir(parents=True, exist_ok=True)
+        with _lock_of(self):
+            generation = getattr(self, "resets", 0)
+            if getattr(self, "_verbs_generation", None) != generation:
+                shutil.rmtree(path, ignore_errors=True)
+                self._verbs_dynamic = None
+                self._verbs_generation = generation
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def _dynamic(self) -> Any:
-        """The ``kubernetes.dynamic.DynamicClient`` of the virtual cluster (made once).
+        """The ``kubernetes.dynamic.DynamicClient`` of the virtual cluster (made once, and again after a reset).
 
         Its discovery cache is a file of this cluster: the client's default, one file per server URL in the
         temp dir, would hand a later cluster on the same local port this one's API resources."""
+        cache = self._verbs_dir() / "discovery.json"
         with _lock_of(self):
             if self._verbs_dynamic is not None:
                 return self._verbs_dynamic
             from kubernetes import dynamic
 
-            cache = self._verbs_dir() / "discovery.json"
-            cache.unlink(missing_ok=True)
             self._verbs_dynamic = wait_until(
                 f"the discovery of virtual cluster {self.name}",
                 lambda: dynamic.DynamicClient(self.api_client, cache_file=str(cache)),

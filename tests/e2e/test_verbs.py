@@ -184,8 +184,9 @@ def test_wait_for_conditions_delete_callable_and_timeout(vcluster: Any) -> None:
     scaled = vcluster.wait_for("deployments.apps/web", lambda d: d["status"]["readyReplicas"] >= 1)
     assert scaled["status"]["readyReplicas"] == 1
 
-    # a custom resource by its short name, and "delete"
+    # a custom resource by its short name, and "delete" (kubectl's discovery cache now has widgets: see test_kubectl)
     vcluster.apply(CRD_AND_WIDGET.split("---\n")[1])
+    assert vcluster.kubectl("get", "widgets", "-o", "name") == "widget.example.com/w1\n"
     assert vcluster.wait_for("wd/w1", lambda w: w["spec"]["size"] == 3)["kind"] == "Widget"
     client.CustomObjectsApi(vcluster.api_client).delete_namespaced_custom_object(
         "example.com", "v1", "default", "widgets", "w1")
@@ -218,6 +219,9 @@ def test_wait_for_conditions_delete_callable_and_timeout(vcluster: Any) -> None:
 
 
 def test_kubectl(vcluster: Any) -> None:
+    """Also in a cluster recycled from test_wait_for... (``resets`` > 0): its CRD is gone, and neither kubectl's
+    discovery cache nor the dynamic client's of the handle may still have it."""
+    print(f"cluster {vcluster.name}: reset {getattr(vcluster, 'resets', 0)} time(s) before this test")
     assert vcluster.kubectl("get", "namespace", "default", "-o", "name") == "namespace/default\n"
     out = vcluster.kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: piped}\n")
     assert out.strip() == "configmap/piped created"
@@ -231,6 +235,8 @@ def test_kubectl(vcluster: Any) -> None:
                         r"have a resource type \"widgets\"", str(error)), str(error)
     assert "the server doesn't have a resource type" in error.stderr
     assert vcluster.kubectl("get", "widgets", check=False) == ""
+    with pytest.raises(UnknownKindError, match="serves no kind Widget in example.com/v1"):
+        vcluster.apply(CRD_AND_WIDGET.split("---\n")[1])
 
 
 # ------------------------------------------------------------------------------------------------- helm

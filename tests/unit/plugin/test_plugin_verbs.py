@@ -450,6 +450,19 @@ def test_missing_helm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         Handle(tmp_path).helm("version")
 
 
+def test_caches_are_emptied_after_a_reset(tmp_path: Path) -> None:
+    vc = Handle(tmp_path)
+    cache = Path(vc._command_env()["KUBECACHEDIR"])
+    cache.mkdir()
+    (cache / "stale").write_text("a CRD of the test before")
+    vc._verbs_dynamic = "a client with that CRD in its discovery"
+    assert Path(vc._command_env()["KUBECACHEDIR"]) == cache
+    assert (cache / "stale").exists() and vc._verbs_dynamic is not None, "kept while the cluster was not reset"
+    vc.resets = 1  # type: ignore[attr-defined]  # what VCluster.reset() counts
+    assert Path(vc._command_env()["KUBECACHEDIR"]) == cache
+    assert not cache.exists() and vc._verbs_dynamic is None
+
+
 def test_load_image_delegates_to_the_host(tmp_path: Path) -> None:
     vc = Handle(tmp_path)
     vc.load_image("example/app:1")
@@ -486,6 +499,7 @@ class FakeDynamic:
 def waiting_handle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, states: list[Any]) -> Handle:
     vc = Handle(tmp_path)
     vc._verbs_dynamic = FakeDynamic(states)
+    vc._verbs_generation = 0
     monkeypatch.setattr(ClusterVerbs, "_events_text", lambda self, kind, name, ns: (
         f"events of {kind.lower()}/{name}:\n  Normal ScalingReplicaSet: up"))
     return vc
