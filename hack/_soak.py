@@ -62,10 +62,29 @@ RUN_LABEL = os.environ["SOAK_RUN_LABEL"]
 NOTES = {}
 
 
+def _control_plane_rss(vcluster):
+    """kube-apiserver and etcd resident memory (KiB) of the cluster's pod, from their memory cgroups (the host's
+    kubelet runs on this machine)."""
+    import glob
+
+    pod = vcluster.host.core_v1().read_namespaced_pod(f"{vcluster.release}-0", vcluster.host_namespace)
+    rss = {}
+    for status in pod.status.container_statuses or []:
+        if status.name not in ("kube-apiserver", "etcd") or not status.container_id:
+            continue
+        cid = status.container_id.rpartition("//")[2]
+        for path in glob.glob(f"/sys/fs/cgroup/memory/**/pod{pod.metadata.uid}/{cid}/memory.stat", recursive=True):
+            with open(path) as fh:
+                fields = dict(line.split() for line in fh)
+            rss[status.name] = int(fields.get("total_rss", 0)) // 1024
+    return rss
+
+
 def note(request, vcluster):
     labels = vcluster.host.core_v1().read_namespace(vcluster.host_namespace).metadata.labels or {}
     NOTES[request.node.nodeid] = {"namespace": vcluster.host_namespace, "release": vcluster.release,
-                                  "run": labels.get(RUN_LABEL)}
+                                  "run": labels.get(RUN_LABEL), "resets": vcluster.resets,
+                                  **{f"{name}_rss_kib": kib for name, kib in _control_plane_rss(vcluster).items()}}
 
 
 def _status_kib(field):
@@ -322,6 +341,27 @@ def figures(records: list[dict[str, Any]], key: str) -> str:
     return "; ".join(parts) or "no records"
 
 
+def recycling_lines(records: list[dict[str, Any]], output: str) -> list[str]:
+    """The recycled clusters' own growth: kube-apiserver and etcd RSS of the tests' clusters in their first 20
+    resets against their last 20 (by each cluster's reset count), and the run's recycling summary line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip().startswith(("recycling:", "deleted "))]
+    resets = [int(r.get("resets", 0)) for r in records]
+    lines.append(f"tests on a recycled cluster: {sum(1 for n in resets if n)} of {len(records)}; most resets of one "
+                 f"cluster: {max(resets, default=0)}")
+    top = max(resets, default=0)
+    for name in ("kube-apiserver", "etcd"):
+        key = f"{name}_rss_kib"
+        first = [r[key] for r in records if key in r and int(r.get("resets", 0)) < 20]
+        last = [r[key] for r in records if key in r and int(r.get("resets", 0)) > top - 20 and top >= 40]
+        if first and last:
+            a, z = statistics.median(first), statistics.median(last)
+            lines.append(f"{name} RSS KiB of the recycled clusters, median at resets < 20 -> > {top - 20}: "
+                         f"{a:.0f} -> {z:.0f} ({z / a:.2f} x)")
+        else:
+            lines.append(f"{name} RSS: too few resets per cluster to compare (most {top})")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="number of tests (clusters)")
@@ -329,6 +369,8 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=10, help="every N-th cluster syncs all nodes and StorageClasses")
     parser.add_argument("--settle", type=float, default=300, help="seconds the host may take to finish deleting")
     parser.add_argument("--keep", help="keep the inner run's folder (tests, log) here")
+    parser.add_argument("--recycle", action="store_true",
+                        help="cycle through recycled clusters (--vcluster-recycle; default: a new cluster per test)")
     args = parser.parse_args()
     if args.n < 1 or args.workers < 1 or args.every < 1:
         parser.error("--n, --workers and --every must be at least 1")
@@ -348,9 +390,10 @@ def main() -> int:
     cmd = [sys.executable, "-m", "pytest", str(work / "test_soak.py"), "-p", "no:cacheprovider", "-q",
            "-n", str(args.workers), "--rootdir", str(work), "--basetemp", str(work / "tmp"),
            "--vcluster-host=kubeconfig", f"--vcluster-host-kubeconfig={kubeconfig}",
-           "--vcluster-set", "sync.toHost.networkPolicies.enabled=true", "-W", "ignore::DeprecationWarning"]
-    print(f"soak: {args.n} clusters, -n {args.workers}, every {args.every}th with nodes/StorageClasses synced; "
-          f"folder {work}", flush=True)
+           "--vcluster-set", "sync.toHost.networkPolicies.enabled=true", "-W", "ignore::DeprecationWarning",
+           f"--vcluster-recycle={'yes' if args.recycle else 'no'}"]
+    print(f"soak: {args.n} {'cycles through recycled clusters' if args.recycle else 'clusters'}, -n {args.workers}, "
+          f"every {args.every}th with nodes/StorageClasses synced; folder {work}", flush=True)
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     wall = time.monotonic() - start
@@ -380,6 +423,8 @@ def main() -> int:
     for key, what in (("rss_kib", "worker RSS KiB"), ("fds", "open descriptors"), ("sockets", "sockets"),
                       ("threads", "threads"), ("portforward_threads", "port-forward threads")):
         print(f"  {what}, median first 20 -> last 20 cycles: {figures(records, key)}")
+    if args.recycle:
+        print("  " + "\n  ".join(recycling_lines(records, proc.stdout)))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     leaked = sum(len(v) for v in found.values()) + len(kubeconfigs)

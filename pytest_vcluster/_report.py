@@ -80,7 +80,7 @@ def write_summary(terminalreporter: Any, summary: Summary, settings: Settings) -
     if settings.pool:
         for line in pool_line(summary, settings).splitlines():
             tr.write_line(line)
-    if settings.recycle:
+    if settings.recycle and summary.records:
         for line in recycle_line(summary).splitlines():
             tr.write_line(line)
     kept = [r for r in summary.records if r.kept]
