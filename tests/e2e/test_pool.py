@@ -88,6 +88,30 @@ def popen_pytest(path: Path, host_kubeconfig: Path, *args: str) -> subprocess.Po
     )
 
 
+def two_runs_at_once(run: Any, host_kubeconfig: Path, first: Path, second: Path,
+                     *args: str) -> tuple[pytest.RunResult, str]:
+    """Run the tests in ``first`` (conftest's ``run``) while another run does ``second``; both with ``args``.
+    Returns the first run's result and the second's output (asserted green)."""
+    background = popen_pytest(second, host_kubeconfig, *args)
+    try:
+        result = run(*args, str(first))
+        out, _ = background.communicate(timeout=1800)
+    finally:
+        if background.poll() is None:
+            os.killpg(background.pid, signal.SIGKILL)
+    assert background.returncode == 0, out
+    return result, out
+
+
+def kill_then_run_next(proc: subprocess.Popen[str], pytester: pytest.Pytester, run: Any) -> None:
+    """SIGKILL the run ``proc`` (its whole process group), then run a test that opens the host: its reaper
+    removes what the killed run left."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    pytester.makepyfile(test_next="def test_uses_host(vcluster_host):\n    assert vcluster_host.api_client\n")
+    run("test_next.py").assert_outcomes(passed=1)
+
+
 def test_claims_are_atomic_on_the_real_api_server(host_core: client.CoreV1Api) -> None:
     """8 threads claim 3 free pool namespaces at once: each namespace goes to exactly one claimer."""
     key = f"e2e{suffix()}{suffix()}"[:16]
@@ -128,15 +152,9 @@ def test_xdist_workers_and_two_concurrent_runs_never_share_a_cluster(
         (path / "test_pool.py").write_text(RECORDING_TESTS.format(n=4))
     tag = own_pool()
     # without recycling: every test gets a cluster no other test ever had (recycled clusters: test_recycle.py)
-    background = popen_pytest(second, host_kubeconfig, "-n", "2", "--vcluster-pool=2", "--vcluster-recycle=no", tag)
-    try:
-        result = run("-n", "2", "--vcluster-pool=2", "--vcluster-recycle=no", tag, str(first))
-        out, _ = background.communicate(timeout=1800)
-    finally:
-        if background.poll() is None:
-            os.killpg(background.pid, signal.SIGKILL)
+    result, out = two_runs_at_once(run, host_kubeconfig, first, second, "-n", "2", "--vcluster-pool=2",
+                                   "--vcluster-recycle=no", tag)
     result.assert_outcomes(passed=4)
-    assert background.returncode == 0, out
     names = list(recorded(first).values()) + list(recorded(second).values())
     assert len(names) == 8
     assert len(set(names)) == 8, f"two tests got the same cluster: {sorted(names)}"
@@ -166,10 +184,7 @@ def test_a_killed_runs_pool_is_reaped_a_live_runs_is_not(
             return names if len(names) == 2 else []
 
         killed = wait("the killed run's pool to hold 2 free clusters", two_free, timeout=float(E2E_TIMEOUT))
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        pytester.makepyfile(test_next="def test_uses_host(vcluster_host):\n    assert vcluster_host.api_client\n")
-        run("test_next.py").assert_outcomes(passed=1)
+        kill_then_run_next(proc, pytester, run)
         for name in killed:
             assert terminating_or_gone(host_core, name), f"{name} of the killed run's pool was not removed"
         assert not terminating_or_gone(host_core, live), "a live run's pool cluster was removed"

@@ -18,7 +18,14 @@ from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 from e2e_helpers import E2E_TIMEOUT, namespace_exists, wait  # noqa: E402
-from test_pool import own_pool, popen_pytest, recorded, terminating_or_gone  # noqa: E402
+from test_pool import (  # noqa: E402
+    kill_then_run_next,
+    own_pool,
+    popen_pytest,
+    recorded,
+    terminating_or_gone,
+    two_runs_at_once,
+)
 
 from pytest_vcluster import _labels, _pool  # noqa: E402
 
@@ -264,16 +271,8 @@ def test_workers_and_concurrent_runs_never_hold_one_cluster_at_once(
     first, second = pytester.mkdir("first"), pytester.mkdir("second")
     for path in (first, second):
         (path / "test_spans.py").write_text(SPANS.format(n=6))
-    tag = own_pool()
-    background = popen_pytest(second, host_kubeconfig, "-n", "2", tag)
-    try:
-        result = run("-n", "2", tag, str(first))
-        out, _ = background.communicate(timeout=1800)
-    finally:
-        if background.poll() is None:
-            os.killpg(background.pid, signal.SIGKILL)
+    result, _ = two_runs_at_once(run, host_kubeconfig, first, second, "-n", "2", own_pool())
     result.assert_outcomes(passed=6)
-    assert background.returncode == 0, out
     held = spans(first, second)
     assert len(held) == 12
     by_cluster: dict[str, list[tuple[float, float]]] = {}
@@ -314,10 +313,7 @@ def test_b_hangs():
 
         recycled = wait("the run's cluster to be recycled (free, reset once)", free_recycled,
                         timeout=float(E2E_TIMEOUT))
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        pytester.makepyfile(test_next="def test_uses_host(vcluster_host):\n    assert vcluster_host.api_client\n")
-        run("test_next.py").assert_outcomes(passed=1)
+        kill_then_run_next(proc, pytester, run)
         for name in recycled:
             assert terminating_or_gone(host_core, name), f"{name}, recycled by the killed run, was not removed"
     finally:
