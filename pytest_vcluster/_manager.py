@@ -608,7 +608,7 @@ class VClusterManager:
         """The process that ends the run: delete the run's free and resetting clusters (or, with
         ``--vcluster-pool-keep``, keep the free ones for the next run). An xdist controller runs no test, so it
         opens the host for this only when its workers recycled clusters (``recycled_elsewhere``)."""
-        if self.run_pid != os.getpid():
+        if self.run_pid != os.getpid() or not self.settings.recycle:
             return
         host = self._host
         if host is None and recycled_elsewhere:
@@ -631,6 +631,8 @@ class VClusterManager:
             if ns.metadata.deletion_timestamp is not None or state not in (_pool.FREE, _pool.RESETTING):
                 continue
             if state == _pool.FREE and self.settings.pool_keep:
+                if (ns.metadata.labels or {}).get(_pool.LABEL_POOL_KEPT) == "true":
+                    continue  # the pool's filler kept it already
                 with contextlib.suppress(Exception):
                     _pool.set_state(core, ns.metadata.name, {_pool.LABEL_POOL_KEPT: "true",
                                                              _labels.LABEL_CREATED: str(int(time.time()))})

@@ -34,10 +34,12 @@ class FakeCore:
                 name=name, labels=dict(labels), resource_version=str(self.version), deletion_timestamp=None))
 
     def list_namespace(self, label_selector: str, _request_timeout: Any = None) -> Any:
-        wanted = dict(part.split("=") for part in label_selector.split(","))
+        """``k=v`` and ``k`` (the label exists) terms, as the API server reads them."""
+        terms = [part.partition("=") for part in label_selector.split(",")]
         with self.lock:
             items = [copy.deepcopy(ns) for ns in self.items.values()
-                     if all((ns.metadata.labels or {}).get(k) == v for k, v in wanted.items())]
+                     if all((ns.metadata.labels or {}).get(k) == v if sep else k in (ns.metadata.labels or {})
+                            for k, sep, v in terms)]
         return SimpleNamespace(items=items)
 
     def replace_namespace(self, name: str, body: Any, _request_timeout: Any = None) -> Any:

@@ -4,6 +4,7 @@ objects a fresh cluster has, discovery, the stored baseline. The reset itself ru
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -260,6 +261,28 @@ def test_a_cluster_reset_recycle_max_times_is_retired(tmp_path: Path) -> None:
     assert vc.calls == ["delete"]
     assert manager.summary.pool.discarded == ["vc-c: retired after 3 resets (--vcluster-recycle-max)"]
     assert manager._deleted == ["vc-c"]
+
+
+def test_the_run_end_sweep_deletes_or_keeps_the_runs_free_clusters_once(tmp_path: Path) -> None:
+    owner = {**_labels.namespace_labels("abcdef", "pool", pid=4242)}
+    core = FakeCore()
+    core.add("vc-kept-by-filler", {**owner, **_pool.pool_labels(KEY, _pool.FREE), _labels.LABEL_POOL_KEPT: "true"})
+    core.add("vc-recycled", {**owner, **_pool.pool_labels(KEY, _pool.FREE), _labels.LABEL_RESETS: "3"})
+    core.add("vc-of-another-run", {**_labels.namespace_labels("zzzzzz", "pool"), **_pool.pool_labels(KEY, _pool.FREE)})
+    keeping = recycling_manager(tmp_path, core, pool_keep=True)
+    keeping.run_pid = os.getpid()
+    keeping._sweep_recycled(recycled_elsewhere=False)
+    assert keeping.summary.pool.kept == 1, "a cluster the filler kept was counted twice"
+    assert core.items["vc-recycled"].metadata.labels[_labels.LABEL_POOL_KEPT] == "true"
+    deleting = recycling_manager(tmp_path, core)
+    deleting.run_pid = os.getpid()
+    deleting._sweep_recycled(recycled_elsewhere=False)
+    assert sorted(core.items) == ["vc-of-another-run"] and deleting._deleted == ["vc-kept-by-filler", "vc-recycled"]
+    core.add("vc-recycled", {**owner, **_pool.pool_labels(KEY, _pool.FREE)})
+    off = recycling_manager(tmp_path, core, recycle=False)
+    off.run_pid = os.getpid()
+    off._sweep_recycled(recycled_elsewhere=False)
+    assert "vc-recycled" in core.items, "without recycling the filler alone ends the pool"
 
 
 def test_recycle_line_of_the_terminal_summary() -> None:
