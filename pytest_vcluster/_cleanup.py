@@ -161,10 +161,13 @@ def stale_namespaces(
 
 def delete_if_unchanged(core_v1: Any, ns: Any) -> bool:
     """Delete namespace ``ns`` (a listed ``V1Namespace``) only if nobody changed it since it was listed,
-    e.g. claimed it from the warm pool: the deletion carries its ``resourceVersion``. False when it was
-    changed (409) or is gone (404); other API errors are raised."""
+    e.g. claimed it from the warm pool: the deletion carries its ``resourceVersion``; then the chart's
+    cluster-scoped objects of that cluster, which outlive the namespace. False when it was changed (409) or is
+    gone (404); other API errors are raised."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+
+    from .vcluster import delete_cluster_scoped
 
     body = client.V1DeleteOptions(
         propagation_policy="Background",
@@ -176,6 +179,7 @@ def delete_if_unchanged(core_v1: Any, ns: Any) -> bool:
         if exc.status in (404, 409):
             return False
         raise
+    delete_cluster_scoped(getattr(core_v1, "api_client", None), ns.metadata.name)
     return True
 
 
@@ -199,9 +203,6 @@ def remove_stale(core_v1: Any, *, my_host: str, my_run: str, stale_after: float)
         except ApiException as exc:
             log.warning("pytest-vcluster: cannot delete leftover namespace %s: %s", name, exc.reason)
             continue
-        from .vcluster import delete_cluster_scoped
-
-        delete_cluster_scoped(getattr(core_v1, "api_client", None), name)
         log.info("pytest-vcluster: deleted leftover namespace %s (%s)", name, reason)
         removed.append(name)
     return removed
