@@ -570,6 +570,7 @@ class VClusterManager:
         try:
             report = vc.reset(timeout=RESET_TIMEOUT_SECONDS)
             vc.disconnect()
+            vc.forget_local_files()
             _pool.set_state(self.host.core_v1(), vc.host_namespace, {
                 _pool.LABEL_POOL_STATE: _pool.FREE,
                 _pool.LABEL_RESETS: str(vc.resets),

@@ -451,12 +451,19 @@ class VCluster(ClusterVerbs):
         delete_cluster_scoped(self.host.api_client, self.host_namespace)
         if wait:
             wait_namespaces_gone(core, [self.host_namespace], timeout)
+        self.forget_local_files()
+        self.teardown_seconds = time.monotonic() - started
+
+    def forget_local_files(self) -> None:
+        """Remove what this handle wrote locally: its own work folder, or, in a given one (the plugin's
+        basetemp, which outlives the cluster), its admin kubeconfig and the verbs' discovery caches. Done when
+        the cluster is deleted, and when the plugin hands a recycled cluster on (the next handle writes its own)."""
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
         elif self.kubeconfig_path is not None:
-            # A given workdir (the plugin's basetemp) outlives the cluster: its admin kubeconfig must not.
-            Path(self.kubeconfig_path).unlink(missing_ok=True)
-        self.teardown_seconds = time.monotonic() - started
+            path = Path(self.kubeconfig_path)
+            path.unlink(missing_ok=True)
+            shutil.rmtree(path.parent / f".{self.name}.verbs", ignore_errors=True)
 
     def __enter__(self) -> VCluster:
         return self

@@ -205,6 +205,9 @@ class FakeCluster:
     def disconnect(self) -> None:
         self.calls.append("disconnect")
 
+    def forget_local_files(self) -> None:
+        self.calls.append("forget")
+
     def delete(self, wait: bool = False) -> None:
         self.calls.append("delete")
 
@@ -229,7 +232,7 @@ def test_release_resets_in_the_background_and_frees_the_cluster_for_the_pool(tmp
         ("free", "1", KEY)
     assert (labels[_labels.LABEL_RUN], labels[_labels.LABEL_WORKER], labels[_labels.LABEL_PID]) == \
         ("abcdef", "pool", "4242")
-    assert vc.calls == ["reset", "disconnect"]
+    assert vc.calls == ["reset", "disconnect", "forget"]
     assert (manager.summary.pool.recycled, manager.summary.pool.reset_seconds) == (1, [0.75])
     assert _pool.claim(core, KEY, {"x": "y"}, unused=True) is None, "a used cluster went to recycle=False"
     assert _pool.counts(core, KEY) == (1, 0) and _pool.counts(core, KEY, unused=True) == (0, 0)
