@@ -634,10 +634,7 @@ class VClusterManager:
             if state == _pool.FREE and self.settings.pool_keep:
                 if (ns.metadata.labels or {}).get(_pool.LABEL_POOL_KEPT) == "true":
                     continue  # the pool's filler kept it already
-                with contextlib.suppress(Exception):
-                    _pool.set_state(core, ns.metadata.name, {_pool.LABEL_POOL_KEPT: "true",
-                                                             _labels.LABEL_CREATED: str(int(time.time()))})
-                    self.summary.pool.kept += 1
+                self.summary.pool.kept += _pool.keep_for_next_run(core, ns.metadata.name)
             elif _cleanup.delete_if_unchanged(core, ns):
                 with self._lock:
                     self._deleted.append(ns.metadata.name)

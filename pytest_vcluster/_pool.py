@@ -25,7 +25,6 @@ No pytest import here.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -134,6 +133,16 @@ def claim_namespace(core_v1: Any, key: str, owner_labels: Mapping[str, str], *, 
 
 def set_state(core_v1: Any, name: str, labels: Mapping[str, str | None]) -> None:
     core_v1.patch_namespace(name, {"metadata": {"labels": dict(labels)}}, _request_timeout=15)
+
+
+def keep_for_next_run(core_v1: Any, name: str) -> bool:
+    """Mark free cluster ``name`` kept for the next run (``--vcluster-pool-keep``), its age counted from now
+    (the reaper removes kept clusters unclaimed for ``--vcluster-stale-after``). False when that failed."""
+    try:
+        set_state(core_v1, name, {LABEL_POOL_KEPT: "true", _labels.LABEL_CREATED: str(int(time.time()))})
+    except Exception:  # noqa: BLE001 - e.g. deleted meanwhile: nothing to keep
+        return False
+    return True
 
 
 @dataclass
@@ -303,10 +312,7 @@ class Filler:
             if not self._is_mine(ns):
                 continue
             if keep:
-                with contextlib.suppress(Exception):
-                    set_state(core, ns.metadata.name, {LABEL_POOL_KEPT: "true",
-                                                       _labels.LABEL_CREATED: str(int(time.time()))})
-                    self.stats.kept += 1
+                self.stats.kept += keep_for_next_run(core, ns.metadata.name)
             elif _cleanup.delete_if_unchanged(core, ns):
                 with self._lock:
                     self._deleted.append(ns.metadata.name)
