@@ -50,7 +50,7 @@ class Config:
     kubelet_key_file: str = ""
     coredns: CoreDNSSettings = field(default_factory=CoreDNSSettings)  # DNS in the virtual cluster (coredns.py)
     sync_events: bool = True  # host events about synced objects -> virtual events (parts/events.py)
-    syncer_image: str = ""  # the syncer's own image, for helper init containers of host pods (translate/pods.py)
+    syncer_image: str = ""  # the syncer's own image, for helper init containers of host pods (translate/helpers.py)
 
     def settings(self, service_uid: str) -> TranslatorSettings:
         return TranslatorSettings(

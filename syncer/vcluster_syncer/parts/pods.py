@@ -9,11 +9,13 @@ import logging
 from ..context import HOST, VIRTUAL, Context, parse_rfc3339
 from ..errors import Retry
 from ..kube import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, AlreadyExists, ApiError
-from ..translate import pods
+from ..translate import pods, runtimeclass
 from ..translate.metadata import ANN_TOKEN_EXPIRATION, ANN_UID, FAKE_NODE_LABEL, KIND_TOKEN_SECRET, virtual_ref
 from ..translate.names import host_name_for, token_secret_name
 from ..translate.podspec import referenced_configmaps, referenced_pvcs, referenced_secrets
 from ..translate.settings import PodContext
+from ..translate.status import binding, pod_status_patch, was_synced
+from ..translate.tokens import service_account_of, token_node, token_requests, token_secret
 from .base import Obj, VirtualToHost, meta
 from .configmaps import ConfigMaps
 from .nodes import Nodes
@@ -164,9 +166,9 @@ class Pods(VirtualToHost):
             return super().create_host(ctx, vobj, desired)
         except ApiError as exc:
             # A RuntimeClass made in the virtual cluster, which the host does not have: the pod is scheduled
-            # and held, as a node without the runtime handler would (pods.blocked_for_runtime_class).
-            name = pods.refused_runtime_class(exc.message, desired) if exc.status == 403 else None
-            blocked = pods.blocked_for_runtime_class(desired, ctx.settings) if name else None
+            # and held, as a node without the runtime handler would (runtimeclass.blocked_for_runtime_class).
+            name = runtimeclass.refused_runtime_class(exc.message, desired) if exc.status == 403 else None
+            blocked = runtimeclass.blocked_for_runtime_class(desired, ctx.settings) if name else None
             if blocked is None:
                 raise
         message = f'RuntimeClass "{name}" does not exist in the host cluster; the pod cannot run there'
@@ -185,7 +187,7 @@ class Pods(VirtualToHost):
 
     def _host_gone(self, ctx: Context, vobj: Obj) -> bool:
         """The host pod does not exist. True: handled (do not create it)."""
-        if not pods.was_synced(vobj):
+        if not was_synced(vobj):
             return False
         # The host pod existed and is gone (evicted, deleted on the host): as vcluster does, the virtual
         # pod goes too, and its controller (if any) makes a new one.
@@ -220,7 +222,7 @@ class Pods(VirtualToHost):
             ctx.sync_now(Nodes, node)  # the Node must exist first, or the pod GC deletes the virtual pod
             try:
                 ctx.virtual.post_subresource(PODS, meta(vobj)["name"], meta(vobj)["namespace"], "binding",
-                                             pods.binding(vobj, node))
+                                             binding(vobj, node))
                 log.info("pods %s/%s: bound to %s", meta(vobj)["namespace"], meta(vobj)["name"], node)
             except ApiError as exc:
                 if exc.status != 409:  # 409: bound already
@@ -250,7 +252,7 @@ class Pods(VirtualToHost):
         return hobj
 
     def _copy_status(self, ctx: Context, vobj: Obj, hobj: Obj) -> None:
-        patch = pods.pod_status_patch(hobj, vobj)
+        patch = pod_status_patch(hobj, vobj)
         if patch:
             updated = ctx.virtual.patch(PODS, meta(vobj)["name"], patch, meta(vobj)["namespace"],
                                         subresource="status")
@@ -273,9 +275,9 @@ class Pods(VirtualToHost):
 
     def ensure_token(self, ctx: Context, vobj: Obj) -> None:
         """The token Secret of a pod that mounts service account tokens: one token per projection's audience and
-        lifetime (pods.token_requests), renewed before it expires and once the virtual pod is bound to a node
+        lifetime (token_requests), renewed before it expires and once the virtual pod is bound to a node
         (the virtual API server then adds the node claim, kubernetes.io.node.name, as for a kubelet's token)."""
-        requests = pods.token_requests(vobj)
+        requests = token_requests(vobj)
         if not requests:
             return
         vmeta = meta(vobj)
@@ -296,13 +298,13 @@ class Pods(VirtualToHost):
         tokens: dict[str, str] = {}
         expirations: list[str] = []
         for data_key, request in requests.items():
-            response = ctx.virtual.post_subresource(SERVICEACCOUNTS, pods.service_account_of(vobj),
+            response = ctx.virtual.post_subresource(SERVICEACCOUNTS, service_account_of(vobj),
                                                     vmeta["namespace"], "token", request)
             status = response.get("status") or {}
             tokens[data_key] = status["token"]
             expirations.append(status.get("expirationTimestamp", ""))
         expiration = min(expirations, key=lambda e: parse_rfc3339(e) or 0.0)
-        body = pods.token_secret(vobj, tokens, ctx.virtual_ca_pem, expiration, ctx.settings)
+        body = token_secret(vobj, tokens, ctx.virtual_ca_pem, expiration, ctx.settings)
         if existing is None:
             try:
                 created = ctx.host.create(SECRETS, body)
@@ -324,7 +326,7 @@ class Pods(VirtualToHost):
                 token = base64.b64decode((secret.get("data") or {}).get("token") or "").decode("utf-8", "replace")
             except (ValueError, binascii.Error):
                 token = ""
-            self._token_nodes[key] = pods.token_node(token) or ""
+            self._token_nodes[key] = token_node(token) or ""
         return self._token_nodes[key]
 
     def _nudge_kubelet(self, ctx: Context, vobj: Obj, expiration: str) -> None:

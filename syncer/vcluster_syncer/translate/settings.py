@@ -31,7 +31,7 @@ class TranslatorSettings:
     # where virtual nodes send the virtual API server's kubelet calls (logs, exec...): the syncer's kubelet.py
     kubelet_address: str = "127.0.0.1"
     kubelet_port: int = 10250
-    # the syncer's own image, which runs the helper init containers of host pods (pods.py; "" = none)
+    # the syncer's own image, which runs the helper init containers of host pods (helpers.py; "" = none)
     syncer_image: str = ""
 
     @property
@@ -50,5 +50,5 @@ class PodContext:
     # virtual namespace -> its labels; needed to resolve namespaceSelectors in pod affinity terms
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # virtual Services of the pod's namespace (spec.clusterIP = the host copy's), for the service environment
-    # variables the kubelet would inject (FOO_SERVICE_HOST...); see pods.service_env
+    # variables the kubelet would inject (FOO_SERVICE_HOST...); see env.service_env
     services: tuple[Mapping[str, Any], ...] = ()

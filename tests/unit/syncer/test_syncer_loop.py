@@ -26,7 +26,7 @@ from vcluster_syncer.kube import (
 from vcluster_syncer.parts import default_parts
 from vcluster_syncer.syncer import Syncer
 from vcluster_syncer.translate.metadata import ANN_NAME, FAKE_NODE_LABEL, MANAGED_BY
-from vcluster_syncer.translate.pods import RUNTIME_CLASS_CONTAINER
+from vcluster_syncer.translate.runtimeclass import RUNTIME_CLASS_CONTAINER
 
 N = "host-ns"
 

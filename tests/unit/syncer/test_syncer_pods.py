@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 from syncer_testdata import CTX, SETTINGS, pod, token_volume
+from vcluster_syncer.translate.downward import rewrite_field_path
+from vcluster_syncer.translate.env import service_env, service_link_env
+from vcluster_syncer.translate.hosts import HOSTS_CONTAINER, hosts_entry
 from vcluster_syncer.translate.metadata import (
     ANN_LABELS,
     ANN_NAME,
@@ -21,27 +24,24 @@ from vcluster_syncer.translate.metadata import (
 )
 from vcluster_syncer.translate.names import translate_label_key
 from vcluster_syncer.translate.pods import (
-    HOSTS_CONTAINER,
-    RUNTIME_CLASS_CONTAINER,
-    binding,
-    blocked_for_runtime_class,
     ephemeral_containers_patch,
     host_ephemeral_containers,
-    hosts_entry,
     pod_spec_patch,
-    pod_status_patch,
+    translate_pod,
+)
+from vcluster_syncer.translate.runtimeclass import (
+    RUNTIME_CLASS_CONTAINER,
+    blocked_for_runtime_class,
     refused_runtime_class,
-    rewrite_field_path,
-    service_env,
-    service_link_env,
+)
+from vcluster_syncer.translate.status import binding, pod_status_patch, was_synced
+from vcluster_syncer.translate.tokens import (
     token_key,
     token_node,
     token_request,
     token_requests,
     token_secret,
-    translate_pod,
     wants_token,
-    was_synced,
 )
 
 K = lambda key: translate_label_key(key, SETTINGS)  # noqa: E731
