@@ -131,6 +131,9 @@ class VClusterManager:
         #: clusters to recycle after their test: name -> pool key; resets under way: name -> thread
         self._recyclable: dict[str, str] = {}
         self._resetting: dict[str, threading.Thread] = {}
+        self._resetting_keys: dict[str, str] = {}
+        #: reset clusters this process holds for its next test, connected, by pool key (claimed with no host call)
+        self._ready: dict[str, list[VCluster]] = {}
         #: notified when a reset of this process ends (a test waiting for a cluster claims it at once)
         self._reset_ended = threading.Condition()
         self._keys: dict[str, str] = {}
@@ -411,12 +414,22 @@ class VClusterManager:
         timeout = options.timeout or self.settings.timeout
         starting = self._pool_starting() if key == self._pool_key else 0
         while True:
+            if not unused:
+                with self._lock:
+                    held = self._ready.get(key)
+                    vc = held.pop() if held else None
+                if vc is not None:  # reset by this process: already connected, no host call
+                    vc.setup_seconds = time.monotonic() - started
+                    return vc
             try:
                 claimed = _pool.claim_namespace(core, key, _labels.namespace_labels(self.run_id, self.worker),
                                                 unused=unused)
                 if claimed is None:
                     free, coming = _pool.counts(core, key, unused=unused)
                     coming += starting
+                    if not unused:
+                        with self._lock:
+                            coming += sum(1 for k in self._resetting_keys.values() if k == key)
                     if free == 0 and (coming == 0 or time.monotonic() - started > POOL_WAIT_SECONDS):
                         return None
                     with self._reset_ended:  # a reset of this process ending wakes this at once
@@ -521,7 +534,8 @@ class VClusterManager:
                 with self._lock:
                     self.summary.pool.discarded.append(
                         f"{vc.name}: retired after {vc.resets} resets (--vcluster-recycle-max)")
-            elif self._recycle(vc, key):
+            else:
+                self._recycle(vc, key)
                 if record is not None:
                     record.teardown_seconds = round(time.monotonic() - started, 3)
                 return record
@@ -545,38 +559,26 @@ class VClusterManager:
 
     # ------------------------------------------------------------------ recycling
 
-    def _recycle(self, vc: VCluster, key: str) -> bool:
-        """Mark the cluster as being reset (nobody claims it meanwhile) and reset it in the background; False
-        when it cannot even be marked (then it is deleted as usual)."""
-        labels: dict[str, str | None] = {
-            **_labels.namespace_labels(self.run_id, "pool", pid=self.run_pid),
-            **_pool.pool_labels(key, _pool.RESETTING),
-        }
-        try:
-            _pool.set_state(self.host.core_v1(), vc.host_namespace, labels)
-        except Exception as exc:  # noqa: BLE001
-            with self._lock:
-                self.summary.pool.discarded.append(f"{vc.name}: cannot mark it for recycling: {exc}")
-            return False
-        thread = threading.Thread(target=self._reset_one, args=(vc,), name=f"pytest-vcluster-reset-{vc.name}",
+    def _recycle(self, vc: VCluster, key: str) -> None:
+        """Reset the cluster in the background; this process keeps it for its next test (the host namespace keeps
+        this process's labels, so nobody else claims it, and a killed run's clusters are reaped as its own)."""
+        thread = threading.Thread(target=self._reset_one, args=(vc, key), name=f"pytest-vcluster-reset-{vc.name}",
                                   daemon=True)
         with self._lock:
             self._resetting[vc.name] = thread
+            self._resetting_keys[vc.name] = key
         thread.start()
-        return True
 
-    def _reset_one(self, vc: VCluster) -> None:
-        """Reset ``vc`` and mark it free for the next test; delete it when the reset fails or is unclean."""
+    def _reset_one(self, vc: VCluster, key: str) -> None:
+        """Reset ``vc``, count the reset on its host namespace and hold a new handle for the next test; delete it
+        when the reset fails or is unclean."""
         try:
             report = vc.reset(timeout=RESET_TIMEOUT_SECONDS)
-            vc.disconnect()
-            vc.forget_local_files()
             _pool.set_state(self.host.core_v1(), vc.host_namespace, {
-                _pool.LABEL_POOL_STATE: _pool.FREE,
-                _pool.LABEL_RESETS: str(vc.resets),
-                _labels.LABEL_CREATED: str(int(time.time())),
-            })
+                **_pool.pool_labels(key, _pool.CLAIMED), _pool.LABEL_RESETS: str(vc.resets)})
+            fresh = vc._hand_on()
             with self._lock:
+                self._ready.setdefault(key, []).append(fresh)
                 self.summary.pool.recycled += 1
                 self.summary.pool.reset_seconds.append(report.seconds)
         except Exception as exc:  # noqa: BLE001 - never hand on a cluster whose reset did not end clean
@@ -590,10 +592,12 @@ class VClusterManager:
         finally:
             with self._lock:
                 self._resetting.pop(vc.name, None)
+                self._resetting_keys.pop(vc.name, None)
             with self._reset_ended:
                 self._reset_ended.notify_all()
 
-    def _wait_resets(self, timeout: float) -> None:
+    def wait_resets(self, timeout: float = RESET_TIMEOUT_SECONDS) -> None:
+        """Wait (at most ``timeout``) until the resets this process started have ended."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
@@ -605,8 +609,36 @@ class VClusterManager:
             if time.monotonic() >= deadline:
                 return
 
+    def _hand_back_held(self) -> None:
+        """At the end: the reset clusters this process holds become free clusters of the run (the process that
+        ends the run deletes them, or keeps them with ``--vcluster-pool-keep``); resets still under way are
+        deleted."""
+        with self._lock:
+            held = [(key, vc) for key, vcs in self._ready.items() for vc in vcs]
+            self._ready.clear()
+            stuck = list(self._resetting)
+        owner = _labels.namespace_labels(self.run_id, "pool", pid=self.run_pid)
+        for key, vc in held:
+            vc.disconnect()
+            vc.forget_local_files()
+            try:
+                _pool.set_state(self.host.core_v1(), vc.host_namespace, {
+                    **owner, **_pool.pool_labels(key, _pool.FREE), _pool.LABEL_RESETS: str(vc.resets)})
+            except Exception as exc:  # noqa: BLE001
+                with contextlib.suppress(Exception):
+                    vc.delete(wait=False)
+                with self._lock:
+                    self.summary.pool.discarded.append(f"{vc.name}: cannot hand it back at the end: {exc}")
+                    self._deleted.append(vc.host_namespace)
+        for name in stuck:
+            with contextlib.suppress(Exception):
+                self.host.core_v1().delete_namespace(name, propagation_policy="Background", _request_timeout=30)
+            with self._lock:
+                self.summary.pool.discarded.append(f"{name}: its reset had not ended when the session did")
+                self._deleted.append(name)
+
     def _sweep_recycled(self, recycled_elsewhere: bool) -> None:
-        """The process that ends the run: delete the run's free and resetting clusters (or, with
+        """The process that ends the run: delete the run's free clusters (or, with
         ``--vcluster-pool-keep``, keep the free ones for the next run). An xdist controller runs no test, so it
         opens the host for this only when its workers recycled clusters (``recycled_elsewhere``)."""
         if self.run_pid != os.getpid() or not self.settings.recycle:
@@ -629,7 +661,7 @@ class VClusterManager:
             return
         for ns in items:
             state = (ns.metadata.labels or {}).get(_pool.LABEL_POOL_STATE)
-            if ns.metadata.deletion_timestamp is not None or state not in (_pool.FREE, _pool.RESETTING):
+            if ns.metadata.deletion_timestamp is not None or state != _pool.FREE:
                 continue
             if state == _pool.FREE and self.settings.pool_keep:
                 if (ns.metadata.labels or {}).get(_pool.LABEL_POOL_KEPT) == "true":
@@ -669,7 +701,9 @@ class VClusterManager:
             if host is None:
                 continue
             body = {"metadata": {"annotations": {_labels.ANNOTATION_HEARTBEAT: str(int(time.time()))}}}
-            for vc in self.live_clusters():
+            with self._lock:
+                held = [vc for vcs in self._ready.values() for vc in vcs]
+            for vc in [*self.live_clusters(), *held]:
                 with contextlib.suppress(Exception):
                     host.core_v1().patch_namespace(vc.host_namespace, body, _request_timeout=10)
 
@@ -682,7 +716,9 @@ class VClusterManager:
         with self._lock:
             self._heartbeat_stop.set()
             self._recyclable.clear()  # clusters still alive now are deleted, not recycled
-        self._wait_resets(RESET_TIMEOUT_SECONDS)
+        self.wait_resets(RESET_TIMEOUT_SECONDS)
+        if self._host is not None:
+            self._hand_back_held()
         self._stop_pool()
         self._sweep_recycled(recycled_elsewhere)
         for vc in self.live_clusters():

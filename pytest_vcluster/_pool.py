@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 LABEL_POOL = _labels.LABEL_POOL
 LABEL_POOL_STATE = _labels.LABEL_POOL_STATE
 LABEL_POOL_KEPT = _labels.LABEL_POOL_KEPT
-WARMING, FREE, CLAIMED, RESETTING = "warming", "free", "claimed", "resetting"
+WARMING, FREE, CLAIMED = "warming", "free", "claimed"
 #: how many times a cluster was reset (absent: never used)
 LABEL_RESETS = _labels.LABEL_RESETS
 #: how often the filler looks at the pool (a claim in this process wakes it at once)
@@ -82,14 +82,14 @@ def _listed(core_v1: Any, key: str, state: str) -> list[Any]:
 
 
 def counts(core_v1: Any, key: str, *, unused: bool = False) -> tuple[int, int]:
-    """``(free, coming)`` clusters of pool ``key`` on the host (all runs): free ones, and those warming or
-    being reset (free soon). ``unused``: only clusters no test has used (free and never reset, or warming)."""
+    """``(free, coming)`` clusters of pool ``key`` on the host (all runs): free ones, and those warming (free
+    soon). ``unused``: only clusters no test has used (free and never reset, or warming)."""
     free = coming = 0
     for ns in _live(core_v1, f"{LABEL_POOL}={key}"):
         state = (ns.metadata.labels or {}).get(LABEL_POOL_STATE)
         if state == FREE and not (unused and resets_of(ns)):
             free += 1
-        elif state == WARMING or (state == RESETTING and not unused):
+        elif state == WARMING:
             coming += 1
     return free, coming
 

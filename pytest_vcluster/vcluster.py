@@ -109,6 +109,8 @@ class VCluster(ClusterVerbs):
         #: how often it was reset, and what the last reset did
         self.resets = 0
         self.last_reset: _recycle.ResetReport | None = None
+        #: the admin kubeconfig as made (:meth:`_hand_on` writes it again for the next handle)
+        self._kubeconfig: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<VCluster {self.name} in host namespace {self.host_namespace} at {self.server}>"
@@ -209,7 +211,7 @@ class VCluster(ClusterVerbs):
                 )
                 t = lap("pod-ready", t)
                 forward, server = _connect(host, namespace, name, connect)
-                kubeconfig_path, api_client = _open_client(secret, name, server, workdir_path)
+                kubeconfig_path, api_client, kubeconfig = _open_client(secret, name, server, workdir_path)
                 _ready.wait_virtual_side(api_client, server, deadline)
                 t = lap("virtual-api", t)
                 if fork is not None:
@@ -253,6 +255,7 @@ class VCluster(ClusterVerbs):
             forward=forward,
             owned_dir=owned_dir,
         )
+        vc._kubeconfig = kubeconfig
         vc.setup_seconds = time.monotonic() - started
         vc.phase_seconds = phases
         vc.values = chart_values
@@ -302,7 +305,7 @@ class VCluster(ClusterVerbs):
         forward: PortForward | None = None
         try:
             forward, server = _connect(host, name, name, connect)
-            kubeconfig_path, api_client = _open_client(secret, name, server, workdir_path)
+            kubeconfig_path, api_client, kubeconfig = _open_client(secret, name, server, workdir_path)
             _ready.wait_virtual_side(api_client, server, _ready.Deadline(timeout))
         except _ready.ConditionTimeout as exc:
             if forward is not None:
@@ -316,6 +319,7 @@ class VCluster(ClusterVerbs):
             raise
         vc = cls(host, name, name, kubeconfig_path=kubeconfig_path, api_client=api_client, server=server,
                  forward=forward, owned_dir=owned_dir)
+        vc._kubeconfig = kubeconfig
         vc.setup_seconds = time.monotonic() - started
         vc.phase_seconds = {"attach": vc.setup_seconds}
         return vc
@@ -465,6 +469,30 @@ class VCluster(ClusterVerbs):
             path.unlink(missing_ok=True)
             shutil.rmtree(path.parent / f".{self.name}.verbs", ignore_errors=True)
 
+    def _hand_on(self) -> VCluster:
+        """A new handle on this (just reset) cluster for its next user, with the port-forward of this one, a new
+        API client and a new kubeconfig file (what the last user changed in theirs is gone); this handle is done
+        (its :meth:`delete` does nothing). The plugin hands a recycled cluster on with it, with no host call."""
+        with self._lock:
+            if self._deleted or self._kubeconfig is None:
+                raise VClusterError(f"cannot hand on virtual cluster {self.name}: its handle was deleted or "
+                                    "has no kubeconfig of its own (attach to it instead)")
+            self._deleted = True
+        with contextlib.suppress(Exception):
+            self.api_client.close()
+        path = Path(self.kubeconfig_path)
+        path.unlink(missing_ok=True)
+        shutil.rmtree(path.parent / f".{self.name}.verbs", ignore_errors=True)
+        kubeconfig_path, api_client = _write_client(self._kubeconfig, path)
+        fresh = type(self)(self.host, self.name, self.host_namespace, kubeconfig_path=kubeconfig_path,
+                           api_client=api_client, server=self.server, forward=self._forward,
+                           owned_dir=self._owned_dir)
+        self._forward, self._owned_dir = None, None
+        fresh._kubeconfig = self._kubeconfig
+        fresh.values, fresh.chart_version = self.values, self.chart_version
+        fresh.baseline, fresh.resets, fresh.last_reset = self.baseline, self.resets, self.last_reset
+        return fresh
+
     def __enter__(self) -> VCluster:
         return self
 
@@ -482,14 +510,20 @@ def _workdir(name: str, workdir: str | os.PathLike[str] | None) -> tuple[Path | 
     return None, path
 
 
-def _open_client(secret: Any, name: str, server: str, workdir: Path) -> tuple[Path, Any]:
-    """The kubeconfig file (server ``server``) and API client made from kubeconfig Secret ``secret``."""
-    from kubernetes import config as kube_config
-
+def _open_client(secret: Any, name: str, server: str, workdir: Path) -> tuple[Path, Any, dict[str, Any]]:
+    """The kubeconfig file (server ``server``), API client and kubeconfig made from kubeconfig Secret ``secret``."""
     source = _kubeconfig.from_secret(secret.data, name=name)
     kubeconfig = _kubeconfig.rewrite(source, server=server, name=name)
-    kubeconfig_path = _kubeconfig.write(workdir / f"{name}.kubeconfig", kubeconfig)
-    return kubeconfig_path, _kubeconfig.environ_race_safe(lambda: kube_config.new_client_from_config_dict(kubeconfig))
+    kubeconfig_path, api_client = _write_client(kubeconfig, workdir / f"{name}.kubeconfig")
+    return kubeconfig_path, api_client, kubeconfig
+
+
+def _write_client(kubeconfig: dict[str, Any], path: Path) -> tuple[Path, Any]:
+    """Write ``kubeconfig`` to ``path`` and open an API client with it."""
+    from kubernetes import config as kube_config
+
+    path = _kubeconfig.write(path, kubeconfig)
+    return path, _kubeconfig.environ_race_safe(lambda: kube_config.new_client_from_config_dict(kubeconfig))
 
 
 def _connect(host: Host, namespace: str, release: str, connect: str) -> tuple[PortForward | None, str]:

@@ -306,12 +306,12 @@ def test_b_hangs():
     proc = popen_pytest(pytester.path, host_kubeconfig, own_pool(), "test_then_hang.py")
     recycled: list[str] = []
     try:
-        def free_recycled() -> list[str]:
+        def held_recycled() -> list[str]:
             items = host_core.list_namespace(label_selector=f"{_labels.LABEL_PID}={proc.pid},"
-                                                            f"{_labels.LABEL_POOL_STATE}={_pool.FREE}").items
+                                                            f"{_labels.LABEL_POOL_STATE}={_pool.CLAIMED}").items
             return [ns.metadata.name for ns in items if _pool.resets_of(ns) == 1]
 
-        recycled = wait("the run's cluster to be recycled (free, reset once)", free_recycled,
+        recycled = wait("the run's cluster to be recycled (held by the run, reset once)", held_recycled,
                         timeout=float(E2E_TIMEOUT))
         kill_then_run_next(proc, pytester, run)
         for name in recycled:

@@ -13,7 +13,7 @@ import pytest
 from test_plugin_pool import KEY, FakeCore
 
 from pytest_vcluster import _labels, _pool
-from pytest_vcluster._config import Settings
+from pytest_vcluster._config import ClusterOptions, Settings
 from pytest_vcluster._manager import Summary, VClusterManager
 from pytest_vcluster._recycle import (
     Baseline,
@@ -211,32 +211,57 @@ class FakeCluster:
     def delete(self, wait: bool = False) -> None:
         self.calls.append("delete")
 
+    def _hand_on(self) -> FakeCluster:
+        self.calls.append("hand on")
+        return FakeCluster(self.name, resets=self.resets)
+
 
 def recycling_manager(tmp_path: Path, core: FakeCore, **settings: Any) -> VClusterManager:
     manager = VClusterManager(Settings(**settings), run_id="abcdef", worker="gw1", shared_dir=lambda: tmp_path,
                               workdir=lambda: tmp_path, env={}, run_pid=4242)
-    manager._host = SimpleNamespace(core_v1=lambda: core)  # type: ignore[assignment]
+    manager._host = SimpleNamespace(core_v1=lambda: core, close=lambda: None)  # type: ignore[assignment]
     return manager
 
 
-def test_release_resets_in_the_background_and_frees_the_cluster_for_the_pool(tmp_path: Path) -> None:
-    core = FakeCore()
-    core.add("vc-a", {**_labels.namespace_labels("abcdef", "gw1"), **_pool.pool_labels(KEY, _pool.CLAIMED)})
+class CountingCore(FakeCore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.endswith("_namespace"):
+            object.__setattr__(self, "calls", object.__getattribute__(self, "calls") + 1)
+        return object.__getattribute__(self, name)
+
+
+def test_a_reset_cluster_is_held_for_this_process_next_test_then_freed_at_the_end(tmp_path: Path) -> None:
+    core = CountingCore()
+    worker = _labels.namespace_labels("abcdef", "gw1")
+    core.add("vc-a", worker)
     manager = recycling_manager(tmp_path, core)
     vc = FakeCluster("vc-a")
     manager._recyclable["vc-a"] = KEY
     manager.release(vc)  # type: ignore[arg-type]
-    manager._wait_resets(10)
+    manager.wait_resets(10)
+    assert vc.calls == ["reset", "hand on"]
     labels = core.items["vc-a"].metadata.labels
     assert (labels[_labels.LABEL_POOL_STATE], labels[_labels.LABEL_RESETS], labels[_labels.LABEL_POOL]) == \
-        ("free", "1", KEY)
-    assert (labels[_labels.LABEL_RUN], labels[_labels.LABEL_WORKER], labels[_labels.LABEL_PID]) == \
-        ("abcdef", "pool", "4242")
-    assert vc.calls == ["reset", "disconnect", "forget"]
+        ("claimed", "1", KEY), "the host must see it held by this process, reset once"
+    assert (labels[_labels.LABEL_WORKER], labels[_labels.LABEL_PID]) == ("gw1", worker[_labels.LABEL_PID])
     assert (manager.summary.pool.recycled, manager.summary.pool.reset_seconds) == (1, [0.75])
-    assert _pool.claim(core, KEY, {"x": "y"}, unused=True) is None, "a used cluster went to recycle=False"
-    assert _pool.counts(core, KEY) == (1, 0) and _pool.counts(core, KEY, unused=True) == (0, 0)
-    assert _pool.claim(core, KEY, {"x": "y"}) == "vc-a"
+    assert _pool.claim(core, KEY, {"x": "y"}) is None, "another process could claim a held cluster"
+    assert manager._from_pool(ClusterOptions(), KEY, unused=True) is None, "a used cluster went to recycle=False"
+    calls = core.calls
+    again: Any = manager._from_pool(ClusterOptions(), KEY)
+    assert again is not None and again is not vc and (again.name, again.resets) == ("vc-a", 1)
+    assert core.calls == calls, "claiming a held cluster called the host"
+    manager._recyclable["vc-a"] = KEY
+    manager.release(again)
+    manager.finish(timeout=1)
+    labels = core.items["vc-a"].metadata.labels
+    assert (labels[_labels.LABEL_POOL_STATE], labels[_labels.LABEL_RESETS]) == ("free", "2")
+    assert (labels[_labels.LABEL_RUN], labels[_labels.LABEL_WORKER], labels[_labels.LABEL_PID]) == \
+        ("abcdef", "pool", "4242"), "at the end the run's sweep must own it"
 
 
 def test_a_failed_reset_deletes_the_cluster_and_says_why(tmp_path: Path) -> None:
@@ -246,12 +271,11 @@ def test_a_failed_reset_deletes_the_cluster_and_says_why(tmp_path: Path) -> None
     vc = FakeCluster("vc-b", error=ResetError("virtual cluster vc-b was not fresh 60s after its reset began: x"))
     manager._recyclable["vc-b"] = KEY
     manager.release(vc)  # type: ignore[arg-type]
-    manager._wait_resets(10)
+    manager.wait_resets(10)
     assert vc.calls == ["reset", "delete"]
     assert manager.summary.pool.discarded == ["vc-b: virtual cluster vc-b was not fresh 60s after its reset began: x"]
     assert manager._deleted == ["vc-b"]
-    assert core.items["vc-b"].metadata.labels[_labels.LABEL_POOL_STATE] == "resetting", \
-        "never marked free (the deletion removes it)"
+    assert _labels.LABEL_POOL_STATE not in core.items["vc-b"].metadata.labels, "marked (the deletion removes it)"
 
 
 def test_a_cluster_reset_recycle_max_times_is_retired(tmp_path: Path) -> None:
