@@ -12,7 +12,7 @@ from ..kube import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, 
 from ..translate import pods, runtimeclass
 from ..translate.metadata import ANN_TOKEN_EXPIRATION, ANN_UID, FAKE_NODE_LABEL, KIND_TOKEN_SECRET, virtual_ref
 from ..translate.names import host_name_for, token_secret_name
-from ..translate.podspec import referenced_configmaps, referenced_pvcs, referenced_secrets
+from ..translate.references import referenced_configmaps, referenced_pvcs, referenced_secrets
 from ..translate.settings import PodContext
 from ..translate.status import binding, pod_status_patch, was_synced
 from ..translate.tokens import service_account_of, token_node, token_requests, token_secret

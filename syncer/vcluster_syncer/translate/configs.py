@@ -7,12 +7,9 @@ from typing import Any
 
 from .metadata import host_metadata
 from .names import host_name_for
-from .podspec import referenced_configmaps, referenced_secrets
 from .settings import TranslatorSettings
 
 __all__ = [
-    "referenced_configmaps",
-    "referenced_secrets",
     "translate_configmap",
     "translate_secret",
     "data_patch",

@@ -7,7 +7,7 @@ values travel in annotations of the host pod (host_annotations), and each fieldP
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .metadata import ANN_ANNOTATIONS, ANN_LABELS, ANN_NAME, ANN_NAMESPACE, ANN_SERVICE_ACCOUNT, ANN_UID, format_map
@@ -42,24 +42,35 @@ def rewrite_field_path(path: str, settings: TranslatorSettings) -> str:
     return path
 
 
-def rewrite_field_ref(holder: dict[str, Any], settings: TranslatorSettings) -> None:
-    ref = holder.get("fieldRef")
-    if ref and ref.get("fieldPath"):
+def _volume_field_refs(spec: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The fieldRefs of the pod's downwardAPI volumes and projected downwardAPI sources."""
+    for volume in spec.get("volumes") or []:
+        items = list((volume.get("downwardAPI") or {}).get("items") or [])
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            items.extend((source.get("downwardAPI") or {}).get("items") or [])
+        for item in items:
+            if (item.get("fieldRef") or {}).get("fieldPath"):
+                yield item["fieldRef"]
+
+
+def _env_field_refs(container: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    for var in container.get("env") or []:
+        if ((var.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath"):
+            yield var["valueFrom"]["fieldRef"]
+
+
+def rewrite_volume_field_refs(spec: Mapping[str, Any], settings: TranslatorSettings) -> None:
+    for ref in _volume_field_refs(spec):
+        ref["fieldPath"] = rewrite_field_path(ref["fieldPath"], settings)
+
+
+def rewrite_env_field_refs(container: Mapping[str, Any], settings: TranslatorSettings) -> None:
+    for ref in _env_field_refs(container):
         ref["fieldPath"] = rewrite_field_path(ref["fieldPath"], settings)
 
 
 def _reads_all_annotations(spec: Mapping[str, Any]) -> bool:
-    def items_of(volume: Mapping[str, Any]) -> list[dict[str, Any]]:
-        out = list((volume.get("downwardAPI") or {}).get("items") or [])
-        for source in (volume.get("projected") or {}).get("sources") or []:
-            out.extend((source.get("downwardAPI") or {}).get("items") or [])
-        return out
-
-    for volume in spec.get("volumes") or []:
-        for item in items_of(volume):
-            if (item.get("fieldRef") or {}).get("fieldPath") == "metadata.annotations":
-                return True
-    return False
+    return any(ref["fieldPath"] == "metadata.annotations" for ref in _volume_field_refs(spec))
 
 
 def host_annotations(vpod: Mapping[str, Any]) -> dict[str, str]:

@@ -56,6 +56,14 @@ def api_server_env(api_ip: str) -> list[dict[str, str]]:
     return service_link_env(_api_service(api_ip))
 
 
+def with_service_env(env: list[dict[str, Any]], base_env: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """A container's env with the service environment (service_env) first, so $(FOO_SERVICE_HOST) in the
+    user's env resolves as the kubelet would resolve it; a name the user sets is left out (the user's value
+    wins, as over the kubelet's injected variables)."""
+    user_names = {v.get("name") for v in env}
+    return [v for v in base_env if v["name"] not in user_names] + env
+
+
 def service_env(vpod: Mapping[str, Any], ctx: PodContext) -> list[dict[str, str]]:
     """The service environment the kubelet would give a container of this pod in the virtual cluster.
 

@@ -12,10 +12,9 @@ from typing import Any
 
 from .metadata import host_metadata
 from .names import host_name_for
-from .podspec import referenced_pvcs
 from .settings import TranslatorSettings
 
-__all__ = ["referenced_pvcs", "translate_pvc", "pvc_spec_patch", "pvc_status_patch"]
+__all__ = ["translate_pvc", "pvc_spec_patch", "pvc_status_patch"]
 
 
 def translate_pvc(vpvc: Mapping[str, Any], settings: TranslatorSettings) -> dict[str, Any]:

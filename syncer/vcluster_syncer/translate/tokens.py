@@ -12,7 +12,7 @@ from typing import Any
 
 from .metadata import ANN_TOKEN_EXPIRATION, KIND_TOKEN_SECRET, host_metadata
 from .names import token_secret_name
-from .podspec import is_token_projection
+from .podspec import ROOT_CA_CONFIGMAP, is_token_projection
 from .settings import TranslatorSettings
 
 TOKEN_EXPIRATION_SECONDS = 3600
@@ -23,6 +23,42 @@ ADMISSION_TOKEN_SECONDS = 3607
 def wants_token(vpod: Mapping[str, Any]) -> bool:
     """Does the host pod need a token Secret (the virtual pod mounts a service account token)?"""
     return any(is_token_projection(v) for v in (vpod.get("spec") or {}).get("volumes") or [])
+
+
+def _only_namespace_items(source: Mapping[str, Any]) -> bool:
+    items = (source.get("downwardAPI") or {}).get("items") or []
+    return bool(items) and all((i.get("fieldRef") or {}).get("fieldPath") == "metadata.namespace" for i in items)
+
+
+def _from_token_secret(source: dict[str, Any], token_secret: str) -> dict[str, Any]:
+    if "serviceAccountToken" in source:
+        # The host kubelet would mint a *host* token. The syncer asks the virtual API server for a
+        # token of the virtual service account, bound to the virtual pod, and keeps it in a Secret.
+        # Each audience/lifetime has its own token (and key) in that Secret (see token_key).
+        path = source["serviceAccountToken"].get("path") or "token"
+        key = token_key(source["serviceAccountToken"])
+        return {"secret": {"name": token_secret, "items": [{"key": key, "path": path}]}}
+    if (source.get("configMap") or {}).get("name") == ROOT_CA_CONFIGMAP:
+        # kube-root-ca.crt next to a token is the CA for that token's API server: the virtual one's,
+        # which the token Secret carries.
+        items = [{"key": "ca.crt", "path": i.get("path", "ca.crt")}
+                 for i in source["configMap"].get("items") or [{"key": "ca.crt", "path": "ca.crt"}]
+                 if i.get("key") == "ca.crt"]
+        return {"secret": {"name": token_secret, "items": items}}
+    if _only_namespace_items(source):
+        # the namespace file next to a token: the virtual namespace, also in the token Secret
+        items = [{"key": "namespace", "path": i.get("path", "namespace")} for i in source["downwardAPI"]["items"]]
+        return {"secret": {"name": token_secret, "items": items}}
+    return source
+
+
+def serve_tokens(spec: dict[str, Any], token_secret: str) -> None:
+    """A projected volume with service account tokens reads them, and the CA and namespace files next to them,
+    from the pod's token Secret (token_secret). Its other sources are left as they are."""
+    for volume in spec.get("volumes") or []:
+        if is_token_projection(volume):
+            volume["projected"]["sources"] = [_from_token_secret(s, token_secret)
+                                              for s in volume["projected"]["sources"]]
 
 
 def token_key(projection: Mapping[str, Any]) -> str:

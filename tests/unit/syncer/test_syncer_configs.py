@@ -8,13 +8,11 @@ from syncer_testdata import SETTINGS, pod, token_volume
 from vcluster_syncer.translate.configs import (
     data_patch,
     needs_recreate,
-    referenced_configmaps,
-    referenced_secrets,
     should_sync,
     translate_configmap,
     translate_secret,
 )
-from vcluster_syncer.translate.pvcs import referenced_pvcs
+from vcluster_syncer.translate.references import referenced_configmaps, referenced_pvcs, referenced_secrets
 
 
 def c(**fields: Any) -> dict[str, Any]:
