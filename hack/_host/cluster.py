@@ -6,7 +6,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import string
@@ -17,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import build, e2e_images, images, pki, registry, versions
+from . import build, e2e_images, images, pki, procs, registry, versions
 from ._util import HostError, log, mounts_under, run, step, unmount_all
 from .layout import (
     APISERVER_PORT,
@@ -88,86 +87,31 @@ def _pidfile(layout: Layout, name: str) -> Path:
     return layout.pids / f"{name}.pid"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+def _log(layout: Layout, name: str) -> Path:
+    return layout.logs / f"{name}.log"
 
 
 def running_pid(layout: Layout, name: str) -> int | None:
-    try:
-        pid = int(_pidfile(layout, name).read_text())
-    except (OSError, ValueError):
-        return None
-    return pid if _alive(pid) else None
+    return procs.pid_from(_pidfile(layout, name))
 
 
 def start(layout: Layout, proc: Proc) -> int:
     pid = running_pid(layout, proc.name)
     if pid:
         return pid
-    layout.logs.mkdir(parents=True, exist_ok=True)
     layout.pids.mkdir(parents=True, exist_ok=True)
-    logf = open(layout.logs / f"{proc.name}.log", "ab")
-    env = dict(os.environ)
-    env.update(proc.env or {})
-    p = subprocess.Popen(
-        proc.argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        start_new_session=True, close_fds=True,
-    )
-    logf.close()
-    _pidfile(layout, proc.name).write_text(str(p.pid))
-    return p.pid
-
-
-def log_tail(layout: Layout, name: str, lines: int = 25) -> str:
-    try:
-        text = (layout.logs / f"{name}.log").read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    pid = procs.spawn(proc.argv, _log(layout, proc.name), env={**os.environ, **(proc.env or {})})
+    _pidfile(layout, proc.name).write_text(str(pid))
+    return pid
 
 
 def wait_for(what: str, check, timeout: float, *, layout: Layout | None = None, proc: str | None = None) -> None:
-    """Polls check() until it is truthy; on timeout names what was awaited and shows the log tail."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        if proc and layout and not running_pid(layout, proc):
-            raise HostError(f"{proc} exited while waiting for {what}; last log lines:\n{log_tail(layout, proc)}")
-        try:
-            if check():
-                return
-        except Exception as e:  # noqa: BLE001 - the last error is reported on timeout
-            last = e
-        time.sleep(0.3)
-    tail = f"\nlast log lines of {proc}:\n{log_tail(layout, proc)}" if proc and layout else ""
-    raise HostError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last}){tail}")
-
-
-def stop_pid(pid: int, timeout: float = 15) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``: to its process group when it leads one (started in a
-    session of its own), else to the process alone (e.g. a daemon's child); a zombie counts as gone."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):  # not a group leader, or not ours to signal
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.1)
+    """Polls check() until it is truthy; fails at once if ``proc`` exits, and names what was awaited and
+    shows ``proc``'s log tail on failure."""
+    if proc and layout:
+        procs.wait_for(what, check, timeout, log=_log(layout, proc), running=lambda: running_pid(layout, proc))
+    else:
+        procs.wait_for(what, check, timeout)
 
 
 # ---------------------------------------------------------------- configuration
@@ -527,10 +471,10 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
             with step(f"restart {', '.join(missing)}"):
                 bins = build_outputs()
                 ip = node_ip()
-                procs = processes(layout, bins, ip)
+                daemons = processes(layout, bins, ip)
                 for name in reversed(PROCESS_ORDER):
                     if name in missing:
-                        start(layout, procs[name])
+                        start(layout, daemons[name])
                         if name == "kube-apiserver":  # the health check below needs it serving
                             wait_for("kube-apiserver /readyz", lambda: _https(layout, ip, "/readyz")[0] == 200,
                                      120, layout=layout, proc="kube-apiserver")
@@ -558,7 +502,7 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
         start(layout, processes(layout, bins, ip)["containerd"])
         start(layout, processes(layout, bins, ip)["dockerd"])
         wait_for("containerd's socket", layout.containerd_socket.exists, 30, layout=layout, proc="containerd")
-        wait_for("dockerd's socket", lambda: _docker_ping(layout), 60, layout=layout, proc="dockerd")
+        wait_for("dockerd's socket", lambda: procs.docker_ping(layout.docker_socket), 60, layout=layout, proc="dockerd")
     with step(f"registry ({REGISTRY_ADDRESS}, mirrors of {', '.join(registry.MIRRORED_REGISTRIES[:-1])})"):
         start(layout, processes(layout, bins, ip)["registry"])
         wait_for_registry(layout)
@@ -566,17 +510,17 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
         names = images.build_images(layout, bins)
         images.import_images(layout, names)
         registry.publish_mirrored(layout)
-    procs = processes(layout, bins, ip)
+    daemons = processes(layout, bins, ip)
     with step("control plane (etcd, kube-apiserver, controller-manager, scheduler)"):
-        start(layout, procs["etcd"])
+        start(layout, daemons["etcd"])
         wait_for("etcd /health", lambda: _http_ok(f"http://127.0.0.1:{ETCD_CLIENT_PORT}/health"), 60,
                  layout=layout, proc="etcd")
-        start(layout, procs["kube-apiserver"])
+        start(layout, daemons["kube-apiserver"])
         # /readyz includes RBAC's bootstrap roles: the components' rights exist from here on.
         wait_for("kube-apiserver /readyz", lambda: _https(layout, ip, "/readyz")[0] == 200, 120,
                  layout=layout, proc="kube-apiserver")
         for name in ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
-            start(layout, procs[name])
+            start(layout, daemons[name])
         ensure_service_reject()
     with step("add-ons (CoreDNS, local-path StorageClass)"):
         kubectl(layout, "apply", "-f", "-", input=render(
@@ -584,11 +528,11 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
         kubectl(layout, "apply", "-f", "-", input=render(
             "local-path.yaml", STORAGE_CLASS=STORAGE_CLASS, LOCAL_PATH_DIR=str(layout.local_path),
             SHELL_IMAGE=versions.SHELL_IMAGE))
-        start(layout, procs["local-path-provisioner"])
+        start(layout, daemons["local-path-provisioner"])
     with step("node Ready and CoreDNS answering"):
         wait_for(f"node {NODE_NAME} Ready", lambda: node_ready(layout), timeout, layout=layout, proc="kubelet")
         # kube-router looks its node up once at start.
-        start(layout, procs["kube-router"])
+        start(layout, daemons["kube-router"])
         wait_for("CoreDNS answering for kubernetes.default", coredns_answers, timeout, layout=layout,
                  proc="kube-controller-manager")
     (layout.state / "started").write_text(str(time.time()))
@@ -615,19 +559,12 @@ def reconfigure_runtime(layout: Layout) -> None:
         path.write_text(wanted)
         pid = running_pid(layout, "containerd")
         if pid:
-            stop_pid(pid)
+            procs.stop_pid(pid)
         ip = node_ip()
         start(layout, processes(layout, build_outputs(), ip)["containerd"])
         wait_for("containerd's CRI", lambda: _cri_ready(layout), 60, layout=layout, proc="containerd")
         if running_pid(layout, "kubelet"):  # the kubelet notices the runtime went away: let it recover
             wait_for(f"node {NODE_NAME} Ready", lambda: node_ready(layout), 120, layout=layout, proc="kubelet")
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
-    except OSError:
-        return []
 
 
 def reconfigure_apiserver(layout: Layout) -> None:
@@ -642,10 +579,10 @@ def reconfigure_apiserver(layout: Layout) -> None:
     ip = node_ip()
     pki.ensure_pki(layout.pki, node_name=NODE_NAME, node_ip=ip, service_ip=KUBERNETES_SERVICE_IP, clients=CLIENTS)
     wanted = processes(layout, build_outputs(), ip)["kube-apiserver"]
-    if _cmdline(pid) == wanted.argv:
+    if procs.cmdline(pid) == wanted.argv:
         return
     with step("restart kube-apiserver with its new flags"):
-        stop_pid(pid)
+        procs.stop_pid(pid)
         start(layout, wanted)
         wait_for("kube-apiserver /readyz", lambda: _https(layout, ip, "/readyz")[0] == 200, 120,
                  layout=layout, proc="kube-apiserver")
@@ -662,16 +599,6 @@ def _http_ok(url: str) -> bool:
         return r.status == 200
 
 
-def _docker_ping(layout: Layout) -> bool:
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect(str(layout.docker_socket))
-        s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-        return b"200 OK" in s.recv(100)
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 # ---------------------------------------------------------------- teardown
@@ -698,17 +625,7 @@ def _our_containerd_tasks(layout: Layout) -> None:
 
 def _shims(layout: Layout) -> list[int]:
     """containerd-shim processes that serve the host's containerd (they outlive it)."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"containerd-shim-runc-v2") and str(layout.containerd_socket).encode() in cmd:
-            pids.append(int(d.name))
-    return pids
+    return procs.pids_of(["containerd-shim-runc-v2"], str(layout.containerd_socket))
 
 
 def our_mounts(layout: Layout) -> list[str]:
@@ -818,18 +735,7 @@ def _clean_ipsets() -> None:
 
 def _remove_cgroups() -> None:
     """kubelet's cgroup trees (kubepods*) in every v1 controller, deepest first."""
-    root = Path("/sys/fs/cgroup")
-    for controller in root.iterdir() if root.exists() else []:
-        for top in ("kubepods", "kubepods.slice"):
-            base = controller / top
-            if not base.is_dir():
-                continue
-            dirs = sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
-            for d in [*dirs, base]:
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
+    procs.remove_cgroups(procs.cgroups_named(["kubepods", "kubepods.slice"]))
 
 
 def down(layout: Layout, *, quiet: bool = False) -> None:
@@ -838,14 +744,14 @@ def down(layout: Layout, *, quiet: bool = False) -> None:
         for name in ("local-path-provisioner", "kubelet"):
             pid = running_pid(layout, name)
             if pid:
-                stop_pid(pid)
+                procs.stop_pid(pid)
         _our_containerd_tasks(layout)
         for name in PROCESS_ORDER:
             pid = running_pid(layout, name)
             if pid:
-                stop_pid(pid)
+                procs.stop_pid(pid)
         for pid in _shims(layout):
-            stop_pid(pid, timeout=5)
+            procs.stop_pid(pid, timeout=5)
     with step("remove mounts, network namespaces, network devices, iptables and ip rules"):
         unmount_all(our_mounts(layout))
         for ns in our_netns():

@@ -28,7 +28,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -36,9 +35,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import build, e2e_images, images, kind_build, kind_rootfs, versions
+from . import build, e2e_images, images, kind_build, kind_rootfs, procs, versions
 from ._util import HostError, cache_dir, log, mounts_under, run, step, unmount_all
-from .cluster import build_runc_wrapper, runc_wrapper, stop_pid
+from .cluster import build_runc_wrapper, runc_wrapper
 from .layout import Layout
 
 NODE_IMAGE = f"pytest-vcluster.local/kind-node:{versions.KUBERNETES}"
@@ -82,28 +81,8 @@ def docker(lay: Layout, *args: str, capture: bool = False, check: bool = True, q
 
 
 def _pid(lay: Layout) -> int | None:
-    try:
-        pid = int((lay.run / "docker.pid").read_text())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
-
-
-def _ping(lay: Layout) -> bool:
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(3)
-    try:
-        s.connect(str(lay.docker_socket))
-        s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-        return b"200 OK" in s.recv(100)
-    except OSError:
-        return False
-    finally:
-        s.close()
+    """The daemon's pid (from the pid file dockerd writes itself), if it runs."""
+    return procs.pid_from(lay.run / "docker.pid")
 
 
 def dockerd_argv(lay: Layout) -> list[str]:
@@ -135,30 +114,17 @@ def lay_host() -> Layout:
 
 
 def ensure_dockerd(lay: Layout) -> None:
-    if _pid(lay) and _ping(lay):
+    if _pid(lay) and procs.docker_ping(lay.docker_socket):
         return
     build_runc_wrapper(lay_host())
-    for d in (lay.state / "logs", lay.run, lay.docker_root):
+    for d in (lay.logs, lay.run, lay.docker_root):
         d.mkdir(parents=True, exist_ok=True)
     pid = _pid(lay)
     if pid:  # alive but not answering: restart it
-        stop_pid(pid, 30)
-    logf = open(lay.state / "logs" / "dockerd.log", "ab")
-    subprocess.Popen(dockerd_argv(lay), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                     start_new_session=True, close_fds=True, env=docker_env(lay))
-    logf.close()
-    deadline = time.monotonic() + 60
-    while not _ping(lay):
-        if time.monotonic() > deadline:
-            raise HostError("kind's dockerd did not answer within 60s:\n" + _log_tail(lay))
-        time.sleep(0.3)
-
-
-def _log_tail(lay: Layout, lines: int = 30) -> str:
-    try:
-        return "\n".join((lay.state / "logs" / "dockerd.log").read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+        procs.stop_pid(pid, 30)
+    started = procs.spawn(dockerd_argv(lay), lay.logs / "dockerd.log", env=docker_env(lay))
+    procs.wait_for("kind's dockerd to answer", lambda: procs.docker_ping(lay.docker_socket), 60,
+                   log=lay.logs / "dockerd.log", running=lambda: procs.alive(started))
 
 
 # ---------------------------------------------------------------- images
@@ -426,7 +392,7 @@ def up(lay: Layout) -> None:
 
 def _up(lay: Layout) -> None:
     start = time.monotonic()
-    warm = _pid(lay) is not None and _ping(lay) and bool(image_id(lay, NODE_IMAGE))
+    warm = _pid(lay) is not None and procs.docker_ping(lay.docker_socket) and bool(image_id(lay, NODE_IMAGE))
     with step("binaries (host's Go builds, kubeadm, containerd, crictl, runc-wrapper)"):
         bins = build.build_all()
         kbins = kind_build.build_kind_binaries()
@@ -454,26 +420,15 @@ def env_text(lay: Layout) -> str:
 
 
 def _containers(lay: Layout) -> list[str]:
-    if not _ping(lay):
+    if not procs.docker_ping(lay.docker_socket):
         return []
     return docker(lay, "ps", "-aq", capture=True, check=False).split()
 
 
 def _shims(lay: Layout) -> list[int]:
-    marker = f"{lay.run}/docker".encode()
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and (cmd[0].endswith(b"containerd-shim-runc-v2") or cmd[0].endswith(b"containerd-shim")
-                    or cmd[0].endswith(b"docker-proxy") or cmd[0].endswith(b"containerd")) \
-                and any(marker in c for c in cmd):
-            pids.append(int(d.name))
-    return pids
+    """dockerd's containerd, its shims and docker-proxy processes (they can outlive dockerd)."""
+    return procs.pids_of(["containerd-shim-runc-v2", "containerd-shim", "docker-proxy", "containerd"],
+                         f"{lay.run}/docker")
 
 
 def our_mounts(lay: Layout) -> list[str]:
@@ -481,23 +436,8 @@ def our_mounts(lay: Layout) -> list[str]:
 
 
 def our_cgroups() -> list[Path]:
-    root = Path("/sys/fs/cgroup")
-    found = []
-    for controller in root.iterdir() if root.exists() else []:
-        d = controller / "pytest-vcluster-kind"
-        if d.is_dir():
-            found.append(d)
-    return found
-
-
-def _remove_cgroups() -> None:
-    for base in our_cgroups():
-        dirs = sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
-        for d in [*dirs, base]:
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+    """The cgroup trees of the daemon's containers (--cgroup-parent)."""
+    return procs.cgroups_named(["pytest-vcluster-kind"])
 
 
 _NET_IDS: set[str] | None = None  # networks `down` removed: their bridges must be gone
@@ -510,7 +450,7 @@ def lay_net_ids() -> set[str] | None:
 def down(lay: Layout) -> None:
     global _NET_IDS
     with step("delete kind's containers and networks"):
-        if _ping(lay):
+        if procs.docker_ping(lay.docker_socket):
             ids = _containers(lay)
             if ids:
                 docker(lay, "rm", "-f", "-v", *ids, check=False)
@@ -522,12 +462,12 @@ def down(lay: Layout) -> None:
     with step("stop kind's dockerd"):
         pid = _pid(lay)
         if pid:
-            stop_pid(pid, 30)
+            procs.stop_pid(pid, 30)
         for p in _shims(lay):
-            stop_pid(p, 5)
+            procs.stop_pid(p, 5)
     with step("remove mounts, cgroups, state"):
         unmount_all(our_mounts(lay))
-        _remove_cgroups()
+        procs.remove_cgroups(our_cgroups())
         for d in (lay.state, lay.run):
             shutil.rmtree(d, ignore_errors=True)
     left = leaks(lay)
@@ -555,7 +495,7 @@ def leaks(lay: Layout) -> list[str]:
 
 def status(lay: Layout) -> int:
     pid = _pid(lay)
-    alive = bool(pid) and _ping(lay)
+    alive = bool(pid) and procs.docker_ping(lay.docker_socket)
     print(f"dockerd      {'running  pid ' + str(pid) if alive else 'stopped'}  ({docker_host(lay)})")
     if not alive:
         print("unhealthy: kind's docker daemon is not running (hack/kind up)")

@@ -1,0 +1,106 @@
+"""hack/_host/procs.py, the daemons of hack/host and hack/kind, without a host: real short-lived processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+from _host import procs  # noqa: E402
+from _host._util import HostError  # noqa: E402
+
+
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while procs.alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_spawned_daemon_is_found_by_its_pid_file_logs_and_stops(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "sleeper.log"
+    pid = procs.spawn(["sh", "-c", "echo started; exec sleep 60"], log, env={"PATH": os.environ["PATH"]})
+    pidfile = tmp_path / "sleeper.pid"
+    pidfile.write_text(str(pid))
+    assert procs.pid_from(pidfile) == pid
+    assert os.getsid(pid) == pid  # a session of its own: stop_pid signals its group
+    procs.wait_for("its first line", lambda: "started" in log.read_text(), 10, log=log, running=lambda: True)
+    assert procs.log_tail(log) == "started"
+    procs.stop_pid(pid, timeout=5)
+    _wait_gone(pid)
+    assert procs.pid_from(pidfile) is None
+    assert procs.pid_from(tmp_path / "missing.pid") is None
+
+
+def test_a_zombie_is_not_alive() -> None:
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not procs.alive(child.pid)
+    child.wait()
+
+
+def test_waiting_for_a_daemon_that_exits_fails_at_once_with_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "dockerd.log"
+    pid = procs.spawn(["sh", "-c", "echo cannot start: address in use; exit 3"], log)
+    started = time.monotonic()
+    with pytest.raises(HostError, match="dockerd exited while waiting for an answer") as err:
+        procs.wait_for("an answer", lambda: False, 30, log=log, running=lambda: procs.alive(pid))
+    assert time.monotonic() - started < 10
+    assert "cannot start: address in use" in str(err.value)
+
+
+def test_a_timeout_names_what_was_awaited_the_last_error_and_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "etcd.log"
+    log.write_text("".join(f"line {i}\n" for i in range(40)))
+
+    def check() -> bool:
+        raise ConnectionRefusedError("refused")
+
+    with pytest.raises(HostError) as err:
+        procs.wait_for("etcd /health", check, 0.5, log=log, running=lambda: True)
+    text = str(err.value)
+    assert text.startswith("timed out after 0s waiting for etcd /health (last error: refused)")
+    assert "last log lines of etcd:" in text and "line 39" in text and "line 14" not in text
+    assert procs.log_tail(tmp_path / "none.log") == "(no log)"
+
+
+def test_a_docker_socket_that_is_not_there_does_not_answer(tmp_path: Path) -> None:
+    assert procs.docker_ping(tmp_path / "docker.sock") is False
+
+
+def test_processes_are_found_by_program_and_marker(tmp_path: Path) -> None:
+    marker = str(tmp_path / "containerd.sock")
+    argv = ["/bin/sh", "-c", "sleep 60; true", marker]  # the shell stays, with the marker on its command line
+    pid = procs.spawn(argv, tmp_path / "sh.log")
+    try:
+        assert pid in procs.pids_of(["containerd-shim-runc-v2", "/sh"], marker)
+        assert pid not in procs.pids_of(["containerd-shim-runc-v2"], marker)
+        assert pid not in procs.pids_of(["/sh"], str(tmp_path / "other.sock"))
+        assert procs.cmdline(pid) == argv
+    finally:
+        procs.stop_pid(pid, timeout=5)
+
+
+def test_cgroup_trees_are_found_by_name_and_removed_deepest_first(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(procs, "CGROUP_ROOT", tmp_path)
+    for controller in ("memory", "cpu"):
+        (tmp_path / controller / "kubepods" / "burstable" / "pod1").mkdir(parents=True)
+    (tmp_path / "memory" / "kubepods.slice").mkdir()
+    (tmp_path / "memory" / "system.slice").mkdir()
+    busy = tmp_path / "cpu" / "kubepods" / "besteffort"
+    busy.mkdir()
+    (busy / "tasks").write_text("1\n")  # a cgroup in use: rmdir fails, it stays
+    trees = procs.cgroups_named(["kubepods", "kubepods.slice"])
+    assert sorted(str(t.relative_to(tmp_path)) for t in trees) == [
+        "cpu/kubepods", "memory/kubepods", "memory/kubepods.slice"]
+    procs.remove_cgroups(trees)
+    assert not (tmp_path / "memory" / "kubepods").exists() and not (tmp_path / "memory" / "kubepods.slice").exists()
+    assert busy.exists() and not (tmp_path / "cpu" / "kubepods" / "burstable").exists()
+    assert (tmp_path / "memory" / "system.slice").exists()
