@@ -503,8 +503,9 @@ OPTIONS: tuple[Option, ...] = (
            "kept clusters unclaimed for --vcluster-stale-after are removed.", flag_only=True, parse=_bool),
     Option("recycle", "recycle",
            "reset the cluster of a test (vcluster, vcluster_factory) when the test ends, in about a second and off "
-           "the test's clock, and hand it to the next test with the same options, of any xdist worker or concurrent "
-           "run (yes/no). @pytest.mark.vcluster(recycle=False) opts one test out. Default: yes.",
+           "the test's clock, and hand it to the next test with the same options in the same process (xdist worker); "
+           "at the end it is deleted, or kept for the next run with --vcluster-pool-keep (yes/no). "
+           "@pytest.mark.vcluster(recycle=False) opts one test out. Default: yes.",
            metavar="{yes,no}", parse=_bool),
     Option("recycle-max", "recycle_max",
            f"delete a recycled cluster after N resets instead of resetting it again. Default: {DEFAULT_RECYCLE_MAX}.",
