@@ -224,7 +224,7 @@ back from Service R when it exists (it is immutable anyway).
 {{- $_ := set $pki "saKey" (genPrivateKey "ecdsa" | b64enc) -}}
 {{- $_ := set $pki "token" (randAlphaNum 48) -}}
 {{- end -}}
-{{- /* the syncer's fake kubelet (127.0.0.1:10250; the API server does not verify it): kept when present */ -}}
+{{- /* the syncer's fake kubelet (on 127.0.0.1, at the port the syncer defaults to: contract KUBELET_PORT; the API server does not verify it): kept when present */ -}}
 {{- if and (index $data "kubelet.crt") (index $data "kubelet.key") -}}
 {{- $_ := set $pki "kubeletCrt" (index $data "kubelet.crt") -}}
 {{- $_ := set $pki "kubeletKey" (index $data "kubelet.key") -}}

@@ -12,6 +12,7 @@ label keys and ports.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -112,7 +113,10 @@ def test_the_plugin_loads_the_syncers_contract() -> None:
 
 def test_the_wheel_ships_the_contract_where_the_plugin_looks() -> None:
     """pyproject.toml's force-include puts syncer/vcluster_syncer where ``_contract.CANDIDATES[0]`` expects it."""
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the backport, from the test extra
+        import tomli as tomllib
 
     repo = CHART.parent
     shipped = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"][
@@ -373,6 +377,28 @@ def test_ports(helm: str, tmp_path: Path) -> None:
     assert vc.port_forward_command.endswith(
         f" pod/{contract.control_plane_pod(RELEASE)} {contract.LOCAL_PORT}:{contract.API_PORT}")
     assert ("StatefulSet", RELEASE) in objs  # whose pod is control_plane_pod(R)
+
+
+def test_the_kubelet_port_is_written_in_the_contract_alone(helm: str) -> None:
+    """The chart leaves the fake kubelet's address and port to the syncer's defaults, the contract's: it sets
+    neither variable, with any option, and no file of the chart writes the port (the chart cannot read
+    contract.py; had it a copy, nothing would keep the two equal)."""
+    env = chart_env(helm, "sync.fromHost.nodes.mode=all", "sync.fromHost.storageClasses.enabled=true")
+    assert {contract.ENV_KUBELET_ADDRESS, contract.ENV_KUBELET_PORT} <= set(contract.DEFAULTED_ENV) - set(env)
+    cfg, _ = load(env)
+    assert (cfg.kubelet_address, cfg.kubelet_port) == (contract.KUBELET_ADDRESS, contract.KUBELET_PORT)
+    files = [path for path in sorted(CHART.rglob("*")) if path.is_file()]
+    assert any(path.name == "statefulset.yaml" for path in files)
+    for path in files:
+        assert str(contract.KUBELET_PORT) not in path.read_text(), f"{path} writes the kubelet port"
+
+
+def test_coredns_answers_on_the_contracts_port(helm: str) -> None:
+    objs = render(helm)
+    coredns = containers(objs)["coredns"]
+    assert {p["containerPort"] for p in coredns["ports"]} == {contract.DNS_PORT}
+    corefile = objs[("ConfigMap", f"{RELEASE}-coredns")]["data"]["Corefile"]
+    assert corefile.startswith(f".:{contract.DNS_PORT} {{")
 
 
 def test_etcd_listens_where_snapshots_and_forks_reach_it(helm: str) -> None:
