@@ -670,7 +670,6 @@ def test_overrides(helm: str) -> None:
         helm,
         "syncer.image.repository=example.test/syncer",
         "syncer.image.tag=dev",
-        "syncer.extraArgs[0]=--log-level=debug",
         "controlPlane.apiServer.extraArgs[0]=--v=4",
         "controlPlane.etcd.image.pullPolicy=Never",
         "podLabels.team=qa",
@@ -680,7 +679,7 @@ def test_overrides(helm: str) -> None:
     )
     cs = containers(objs)
     assert cs["syncer"]["image"] == "example.test/syncer:dev"
-    assert cs["syncer"]["args"] == ["--log-level=debug"]
+    assert "args" not in cs["syncer"]
     assert cs["kube-apiserver"]["args"][-1] == "--v=4"
     assert cs["etcd"]["imagePullPolicy"] == "Never"
     meta = objs[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]
@@ -922,6 +921,7 @@ def test_control_plane_pod_passes_restricted(default: Objects) -> None:
         ("syncer.image.tga=x", "tga"),
         ("sync.toHost.configmaps.all=true", "configmaps"),
         ("colderDomain=x", "colderDomain"),
+        ("syncer.extraArgs[0]=--log-level=debug", "extraArgs"),  # removed: it only repeated syncer.logLevel
         ("sync.fromHost.nodes.mode=some", "/sync/fromHost/nodes/mode"),
         ("serviceCIDR=10.96.0.0", "/serviceCIDR"),
         ("serviceCIDR=banana/12", "/serviceCIDR"),
@@ -948,14 +948,13 @@ def test_syncer_env_and_arguments_reach_the_syncer(helm: str) -> None:
     from vcluster_syncer import __main__ as entry
     from vcluster_syncer.config import load_config
 
-    objs = render(helm, "syncer.logLevel=DEBUG", "sync.fromHost.events.enabled=false",
-                  "syncer.extraArgs[0]=--log-level=warning")
+    objs = render(helm, "syncer.logLevel=DEBUG", "sync.fromHost.events.enabled=false")
     syncer = containers(objs)["syncer"]
     env = {e["name"]: e.get("value", "") for e in syncer["env"]}
     env["HOST_NAMESPACE"] = "n"  # downward API
     config = load_config(env, check_files=False)
     assert config.log_level == "DEBUG" and config.sync_events is False
-    assert entry.parse_args(syncer["args"]).log_level == "warning"
+    assert entry.parse_args(syncer.get("args", [])).log_level is None  # LOG_LEVEL decides
 
 
 def test_syncer_env_is_appended_to_the_charts_own(helm: str, default: Objects) -> None:
@@ -1010,7 +1009,6 @@ def test_required_value_keys() -> None:
         "syncer.image.pullPolicy",
         "syncer.resources",
         "syncer.logLevel",
-        "syncer.extraArgs",
         "syncer.env",
         "sync.toHost.configMaps.all",
         "sync.toHost.secrets.all",
