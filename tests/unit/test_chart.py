@@ -5,6 +5,10 @@ one these tests fail, they do not skip.
 
 No cluster is involved: `lookup` returns nothing under `helm template`, so
 every render generates fresh certificates and a fresh Service IP.
+
+The tests check what the chart does, not what values.yaml says: a value set
+changes the rendered manifest as pinned here (VALUE_EFFECTS), a wrong one is
+refused by values.schema.json (BAD_VALUES); both tables cover every value.
 """
 
 from __future__ import annotations
@@ -13,18 +17,19 @@ import base64
 import functools
 import glob
 import ipaddress
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-from pytest_vcluster import __version__
 
 CHART = Path(__file__).resolve().parents[2] / "chart"
 RELEASE = "vc1"
@@ -220,14 +225,6 @@ def chart_meta() -> dict[str, Any]:
     return yaml.safe_load((CHART / "Chart.yaml").read_text())
 
 
-def test_chart_metadata() -> None:
-    meta = chart_meta()
-    assert meta["apiVersion"] == "v2"
-    assert meta["version"] == "0.1.0"
-    assert meta["appVersion"] == __version__  # the default syncer image tag (tests/unit/test_release.py)
-    assert meta["kubeVersion"] == ">=1.27.0-0"
-
-
 # --------------------------------------------------------------------------- cluster-scoped options
 
 
@@ -342,23 +339,28 @@ def test_statefulset_shape(default: Objects) -> None:
 
 
 @pytest.mark.parametrize(
-    ("container", "image", "command"),
+    ("container", "command"),
     [
-        ("etcd", "registry.k8s.io/etcd:3.5.24-0", ["/usr/local/bin/etcd"]),
-        ("kube-apiserver", "registry.k8s.io/kube-apiserver:v1.33.13", ["/usr/local/bin/kube-apiserver"]),
-        (
-            "kube-controller-manager",
-            "registry.k8s.io/kube-controller-manager:v1.33.13",
-            ["/usr/local/bin/kube-controller-manager"],
-        ),
-        ("syncer", f"ghcr.io/pytest-vcluster/syncer:{__version__}", None),
-        ("coredns", "registry.k8s.io/coredns/coredns:v1.12.0", ["/coredns"]),
+        ("etcd", ["/usr/local/bin/etcd"]),
+        ("kube-apiserver", ["/usr/local/bin/kube-apiserver"]),
+        ("kube-controller-manager", ["/usr/local/bin/kube-controller-manager"]),
+        ("syncer", None),  # the image's entrypoint, `python3 -m vcluster_syncer`, without arguments
+        ("coredns", ["/coredns"]),
     ],
 )
-def test_images_and_commands(default: Objects, container: str, image: str, command: list[str] | None) -> None:
+def test_commands(default: Objects, container: str, command: list[str] | None) -> None:
     c = containers(default)[container]
-    assert c["image"] == image
     assert c.get("command") == command
+    if command is None:
+        assert "args" not in c
+
+
+def test_syncer_image_tag_defaults_to_the_app_version(helm: str) -> None:
+    """An empty syncer.image.tag is the chart's appVersion (the package version: tests/unit/test_release.py)."""
+    objs = render(helm, "syncer.image.repository=r.test/syncer", "syncer.image.tag=")
+    image = f"r.test/syncer:{chart_meta()['appVersion']}"
+    assert containers(objs)["syncer"]["image"] == image
+    assert syncer_env(objs)["SYNCER_IMAGE"] == image
 
 
 def test_no_shell_anywhere(default: Objects) -> None:
@@ -383,26 +385,20 @@ def test_etcd_args_default(default: Objects) -> None:
 
 
 @pytest.mark.parametrize(
-    ("sets", "size", "storage_class"),
+    ("sets", "storage_class"),
     [
-        (("controlPlane.etcd.persistence.enabled=true",), "1Gi", None),
-        (
-            (
-                "controlPlane.etcd.persistence.enabled=true",
-                "controlPlane.etcd.persistence.size=3Gi",
-                "controlPlane.etcd.persistence.storageClass=local-path",
-            ),
-            "3Gi",
-            "local-path",
-        ),
+        (("controlPlane.etcd.persistence.enabled=true",), None),  # the host's default class
+        (("controlPlane.etcd.persistence.enabled=true", "controlPlane.etcd.persistence.storageClass=local-path"),
+         "local-path"),
     ],
 )
-def test_etcd_persistence(helm: str, sets: tuple[str, ...], size: str, storage_class: str | None) -> None:
+def test_etcd_persistence(helm: str, sets: tuple[str, ...], storage_class: str | None) -> None:
     objs = render(helm, *sets)
     spec = objs[("StatefulSet", RELEASE)]["spec"]
     (vct,) = spec["volumeClaimTemplates"]
     assert vct["metadata"]["name"] == "data"
-    assert vct["spec"]["resources"]["requests"]["storage"] == size
+    assert vct["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert vct["spec"]["resources"]["requests"]["storage"]
     assert vct["spec"].get("storageClassName") == storage_class
     assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
     assert "data" not in {v["name"] for v in spec["template"]["spec"]["volumes"]}
@@ -415,10 +411,6 @@ def test_etcd_persistence(helm: str, sets: tuple[str, ...], size: str, storage_c
         ("etcd-servers", "http://127.0.0.1:2379"),
         ("secure-port", "6443"),
         ("authorization-mode", "RBAC"),
-        ("service-account-issuer", "https://kubernetes.default.svc.cluster.local"),
-        # OIDC discovery names an address pods reach and the serving certificate lists
-        ("service-account-jwks-uri", "https://kubernetes.default.svc.cluster.local/openid/v1/jwks"),
-        ("service-cluster-ip-range", "10.96.0.0/12"),
         ("endpoint-reconciler-type", "none"),
         ("enable-priority-and-fairness", "false"),
         # front-proxy, as kubeadm sets it (aggregated API servers)
@@ -519,15 +511,7 @@ def test_corefile(helm: str, domain: str) -> None:
     assert text.count("{") == text.count("}")
 
 
-def test_coredns_values(helm: str) -> None:
-    objs = render(helm, "coredns.image.tag=v9", "coredns.image.pullPolicy=Never",
-                  "coredns.resources.requests.cpu=7m")
-    c = containers(objs)["coredns"]
-    assert c["image"] == "registry.k8s.io/coredns/coredns:v9"
-    assert c["imagePullPolicy"] == "Never"
-    assert c["resources"]["requests"] == {"cpu": "7m", "memory": "14Mi"}
-    tuned = containers(render(helm, "coredns.env[0].name=GOGC", "coredns.env[0].value=off"))["coredns"]
-    assert tuned["env"] == [{"name": "GOGC", "value": "off"}]
+def test_coredns_off(helm: str) -> None:
     off = render(helm, "coredns.enabled=false")
     assert "coredns" not in containers(off)
     assert ("ConfigMap", f"{RELEASE}-coredns") not in off
@@ -586,33 +570,11 @@ def test_syncer_env_default(default: Objects) -> None:
     assert env["SYNCER_IMAGE"] == containers(default)["syncer"]["image"]  # the helper init containers' image
     assert env["SERVICE_NAME"] == RELEASE
     assert env["WORKLOAD_SERVICE_ACCOUNT"] == f"vc-workload-{RELEASE}"
-    assert env["CLUSTER_DOMAIN"] == "cluster.local"
     mounted = files_in_container(default, containers(default)["syncer"])
     assert mounted[env["VIRTUAL_TOKEN_FILE"]] == "token"
     assert mounted[env["VIRTUAL_CA_FILE"]] == "ca.crt"
     assert mounted[env["KUBELET_CERT_FILE"]] == "kubelet.crt"
     assert mounted[env["KUBELET_KEY_FILE"]] == "kubelet.key"
-
-
-@pytest.mark.parametrize(
-    ("setting", "variable", "default_value", "set_value"),
-    [
-        ("sync.toHost.configMaps.all=true", "SYNC_ALL_CONFIGMAPS", "false", "true"),
-        ("sync.toHost.secrets.all=true", "SYNC_ALL_SECRETS", "false", "true"),
-        ("sync.toHost.networkPolicies.enabled=true", "SYNC_NETWORK_POLICIES", "false", "true"),
-        ("sync.fromHost.nodes.mode=all", "SYNC_NODES_MODE", "synced", "all"),
-        ("sync.fromHost.storageClasses.enabled=true", "SYNC_STORAGE_CLASSES", "false", "true"),
-        ("sync.fromHost.events.enabled=false", "SYNC_EVENTS", "true", "false"),
-        ("syncer.logLevel=debug", "LOG_LEVEL", "info", "debug"),
-        ("clusterDomain=example.test", "CLUSTER_DOMAIN", "cluster.local", "example.test"),
-        ("coredns.enabled=false", "COREDNS_ENABLED", "true", "false"),
-    ],
-)
-def test_syncer_switches(
-    helm: str, default: Objects, setting: str, variable: str, default_value: str, set_value: str
-) -> None:
-    assert syncer_env(default)[variable] == default_value
-    assert syncer_env(render(helm, setting))[variable] == set_value
 
 
 def test_probes(default: Objects) -> None:
@@ -627,16 +589,17 @@ def test_probes(default: Objects) -> None:
     assert api["readinessProbe"]["periodSeconds"] <= 2
 
 
-def test_go_components_collect_garbage_early_and_env_can_be_replaced(helm: str, default: Objects) -> None:
-    cs = containers(default)
-    for name, gogc in (("etcd", "25"), ("kube-apiserver", "30"), ("kube-controller-manager", "25"), ("coredns", "25")):
-        assert {"name": "GOGC", "value": gogc} in cs[name]["env"], name
-        # a memory limit near the idle heap made each of them collect without end (hack/bench --only memory)
-        assert "GOMEMLIMIT" not in {e["name"] for e in cs[name]["env"]}, name
-    assert "--watch-cache=false" in cs["kube-apiserver"]["args"]
-    objs = render(helm, "controlPlane.apiServer.env[0].name=GOMEMLIMIT",
-                  "controlPlane.apiServer.env[0].value=300MiB")
-    assert containers(objs)["kube-apiserver"]["env"] == [{"name": "GOMEMLIMIT", "value": "300MiB"}]
+@pytest.mark.parametrize("container", ["etcd", "kube-apiserver", "kube-controller-manager", "coredns"])
+def test_go_components_collect_garbage_early(default: Objects, container: str) -> None:
+    """By default each Go component collects before its heap doubles, with no memory limit (a limit near the
+    idle heap made each of them collect without end: docs/chart.md)."""
+    env = {e["name"]: e["value"] for e in containers(default)[container]["env"]}
+    assert 0 < int(env["GOGC"]) < 100
+    assert "GOMEMLIMIT" not in env
+
+
+def test_apiserver_has_no_watch_cache(default: Objects) -> None:
+    assert "--watch-cache=false" in containers(default)["kube-apiserver"]["args"]
 
 
 def test_requests_of_a_cluster_let_20_fit_on_2_cores(default: Objects) -> None:
@@ -649,45 +612,13 @@ def test_requests_of_a_cluster_let_20_fit_on_2_cores(default: Objects) -> None:
     assert 20 * cpu <= 1000
 
 
-@pytest.mark.parametrize(
-    ("container", "cpu", "memory"),
-    [
-        ("etcd", "8m", "20Mi"),
-        ("kube-apiserver", "18m", "128Mi"),
-        ("kube-controller-manager", "6m", "32Mi"),
-        ("syncer", "3m", "24Mi"),
-        ("coredns", "2m", "14Mi"),
-    ],
-)
-def test_small_requests_no_cpu_limit(default: Objects, container: str, cpu: str, memory: str) -> None:
+@pytest.mark.parametrize("container", ["etcd", "kube-apiserver", "kube-controller-manager", "syncer", "coredns"])
+def test_requests_and_no_limits(default: Objects, container: str) -> None:
+    """By default every container requests CPU and memory (what it uses idle) and has no limit (throttling
+    slows start-up)."""
     res = containers(default)[container]["resources"]
-    assert res["requests"] == {"cpu": cpu, "memory": memory}
-    assert "cpu" not in res.get("limits", {})
-
-
-def test_overrides(helm: str) -> None:
-    objs = render(
-        helm,
-        "syncer.image.repository=example.test/syncer",
-        "syncer.image.tag=dev",
-        "controlPlane.apiServer.extraArgs[0]=--v=4",
-        "controlPlane.etcd.image.pullPolicy=Never",
-        "podLabels.team=qa",
-        "podAnnotations.note=hello",
-        "nodeSelector.disk=ssd",
-        "tolerations[0].operator=Exists",
-    )
-    cs = containers(objs)
-    assert cs["syncer"]["image"] == "example.test/syncer:dev"
-    assert "args" not in cs["syncer"]
-    assert cs["kube-apiserver"]["args"][-1] == "--v=4"
-    assert cs["etcd"]["imagePullPolicy"] == "Never"
-    meta = objs[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"]
-    assert meta["labels"]["team"] == "qa"
-    assert meta["annotations"]["note"] == "hello"
-    pod = pod_spec(objs)
-    assert pod["nodeSelector"] == {"disk": "ssd"}
-    assert pod["tolerations"] == [{"operator": "Exists"}]
+    assert set(res["requests"]) == {"cpu", "memory"}
+    assert "limits" not in res
 
 
 def test_pod_labels_cannot_break_selector(helm: str) -> None:
@@ -723,9 +654,8 @@ def test_service_ip_in_range(helm: str, cidr: str) -> None:
         assert flags(containers(objs)["kube-apiserver"]["args"])["service-cluster-ip-range"] == cidr
 
 
-def test_explicit_service_ip(helm: str) -> None:
+def test_explicit_service_ip_is_in_the_certificate(helm: str) -> None:
     objs = render(helm, "service.clusterIP=10.96.55.66")
-    assert objs[("Service", RELEASE)]["spec"]["clusterIP"] == "10.96.55.66"
     _, ips = san_of(secret_data(objs[("Secret", f"{RELEASE}-certs")])["apiserver.crt"])
     assert "10.96.55.66" in ips
 
@@ -914,31 +844,6 @@ def test_control_plane_pod_passes_restricted(default: Objects) -> None:
 # --------------------------------------------------------------------------- values and schema
 
 
-@pytest.mark.parametrize(
-    ("setting", "must_mention"),
-    [
-        ("controlPlane.etcd.persistance.enabled=true", "persistance"),
-        ("syncer.image.tga=x", "tga"),
-        ("sync.toHost.configmaps.all=true", "configmaps"),
-        ("colderDomain=x", "colderDomain"),
-        ("syncer.extraArgs[0]=--log-level=debug", "extraArgs"),  # removed: it only repeated syncer.logLevel
-        ("sync.fromHost.nodes.mode=some", "/sync/fromHost/nodes/mode"),
-        ("serviceCIDR=10.96.0.0", "/serviceCIDR"),
-        ("serviceCIDR=banana/12", "/serviceCIDR"),
-        ("service.clusterIP=10.96.0", "/service/clusterIP"),
-        ("controlPlane.etcd.persistence.enabled=yes", "/controlPlane/etcd/persistence/enabled"),
-        ("controlPlane.apiServer.image.pullPolicy=Sometimes", "/controlPlane/apiServer/image/pullPolicy"),
-        ("syncer.logLevel=loud", "/syncer/logLevel"),
-        ("podSecurity=nope", "/podSecurity"),
-        ("podSecurity=Restricted", "/podSecurity"),
-    ],
-)
-def test_schema_rejects(helm: str, setting: str, must_mention: str) -> None:
-    proc = helm_template(helm, setting)
-    assert proc.returncode != 0, f"{setting} was accepted"
-    assert must_mention in proc.stderr, proc.stderr
-
-
 def test_syncer_env_and_arguments_reach_the_syncer(helm: str) -> None:
     """The rendered syncer container's environment and arguments are accepted by the syncer's own parsers
     (config.load_config, __main__.parse_args): every chart switch is one the syncer reads."""
@@ -970,70 +875,277 @@ def test_release_name_too_long(helm: str) -> None:
     assert "at most 52" in proc.stderr or "53" in proc.stderr, proc.stderr
 
 
-def values_leaf_comments() -> list[str]:
-    """Leaf keys of values.yaml with no comment directly above them or above an ancestor key."""
+# --------------------------------------------------------------------------- every value: documented, checked, wired
+
+DOCS = CHART.parent / "docs" / "chart.md"
+# Schema definitions of Kubernetes types: a value of that type is set as a whole, not a group of values.
+KUBERNETES_TYPES = {"#/definitions/resources"}
+
+
+def chart_values() -> set[str]:
+    """Dotted paths of the chart's values, from values.schema.json: an object with a closed set of properties
+    is a group of values, anything else one value (``global`` is Helm's)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(node: dict[str, Any], path: str) -> set[str]:
+        if node.get("$ref") in KUBERNETES_TYPES:
+            return {path}
+        while "$ref" in node:
+            node = schema["definitions"][node["$ref"].rpartition("/")[2]]
+        if node.get("additionalProperties") is False and "properties" in node:
+            return {v for key, sub in node["properties"].items() for v in walk(sub, f"{path}.{key}".lstrip("."))}
+        return {path}
+
+    return walk(schema, "") - {"global"}
+
+
+def values_yaml_keys() -> dict[str, list[str]]:
+    """Dotted path of every key of values.yaml -> the comment lines directly above it."""
     lines = (CHART / "values.yaml").read_text().splitlines()
-    keyed = []  # (index, indent, key, has_comment_above)
+    keys: dict[str, list[str]] = {}
+    stack: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
-        m = re.match(r"^(\s*)([A-Za-z0-9_.-]+):(.*)$", line)
+        m = re.match(r"^( *)([A-Za-z0-9_]+):", line)
         if not m:
             continue
-        above = lines[i - 1].strip() if i else ""
-        keyed.append((i, len(m.group(1)), m.group(2), above.startswith("#")))
-    missing = []
-    stack: list[tuple[int, str, bool]] = []
-    for n, (_, indent, key, commented) in enumerate(keyed):
-        while stack and stack[-1][0] >= indent:
+        while stack and stack[-1][0] >= len(m.group(1)):
             stack.pop()
-        stack.append((indent, key, commented))
-        is_leaf = n + 1 == len(keyed) or keyed[n + 1][1] <= indent
-        if is_leaf and not any(c for _, _, c in stack):
-            missing.append(".".join(k for _, k, _ in stack))
-    return missing
+        stack.append((len(m.group(1)), m.group(2)))
+        j = i
+        while j and lines[j - 1].lstrip().startswith("#"):
+            j -= 1
+        keys[".".join(k for _, k in stack)] = lines[j:i]
+    return keys
 
 
-def test_every_value_commented() -> None:
-    assert values_leaf_comments() == []
+def test_chart_values_are_found() -> None:
+    """The walk above finds values (guards the tests below against an empty set)."""
+    found = chart_values()
+    assert {"serviceCIDR", "controlPlane.etcd.image.tag", "controlPlane.etcd.resources", "syncer.env",
+            "sync.fromHost.nodes.mode", "podSecurity"} <= found
+    assert not {v for v in found if v.startswith("controlPlane.etcd.resources.")}
 
 
-def test_required_value_keys() -> None:
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    required = [
-        "serviceCIDR",
-        "clusterDomain",
-        "controlPlane.etcd.persistence.enabled",
-        "controlPlane.etcd.persistence.size",
-        "controlPlane.etcd.persistence.storageClass",
-        "syncer.image.repository",
-        "syncer.image.tag",
-        "syncer.image.pullPolicy",
-        "syncer.resources",
-        "syncer.logLevel",
-        "syncer.env",
-        "sync.toHost.configMaps.all",
-        "sync.toHost.secrets.all",
-        "sync.toHost.networkPolicies.enabled",
-        "sync.fromHost.nodes.mode",
-        "sync.fromHost.storageClasses.enabled",
-        "sync.fromHost.events.enabled",
-        "coredns.enabled",
-        "coredns.image",
-        "coredns.env",
-        "podSecurity",
-        "podAnnotations",
-        "podLabels",
-        "tolerations",
-        "nodeSelector",
+def test_every_value_has_a_default_and_a_one_line_comment() -> None:
+    keys = values_yaml_keys()
+    for value in sorted(chart_values()):
+        assert value in keys, f"values.yaml gives {value} no default"
+        assert len(keys[value]) == 1, f"values.yaml: {value} needs one comment line, has {keys[value]}"
+    text = (CHART / "values.yaml").read_text().splitlines()
+    comments = [i for i, line in enumerate(text) if line.lstrip().startswith("#")]
+    assert not [text[i] for i in comments if i + 1 in comments], "a comment of more than one line (docs/chart.md)"
+
+
+def test_every_value_has_a_section_in_the_docs() -> None:
+    sections = re.findall(r"(?m)^### `([^`]+)`$", DOCS.read_text())
+    assert sorted(sections) == sorted(chart_values())
+    assert len(sections) == len(set(sections))
+
+
+# A wrong setting of every value, which values.schema.json refuses (helm names the value's path).
+BAD_VALUES: dict[str, str] = {
+    "serviceCIDR": "serviceCIDR=10.96.0.0/7",
+    "clusterDomain": "clusterDomain=Cluster_Local",
+    "service.clusterIP": "service.clusterIP=10.96.0",
+    "controlPlane.etcd.persistence.enabled": "controlPlane.etcd.persistence.enabled=yes",
+    "controlPlane.etcd.persistence.size": "controlPlane.etcd.persistence.size=big",
+    "controlPlane.etcd.persistence.storageClass": "controlPlane.etcd.persistence.storageClass=true",
+    "syncer.logLevel": "syncer.logLevel=loud",
+    "syncer.env": "syncer.env[0].value=nameless",
+    "sync.toHost.configMaps.all": "sync.toHost.configMaps.all=yes",
+    "sync.toHost.secrets.all": "sync.toHost.secrets.all=1",
+    "sync.toHost.networkPolicies.enabled": "sync.toHost.networkPolicies.enabled=on",
+    "sync.fromHost.nodes.mode": "sync.fromHost.nodes.mode=some",
+    "sync.fromHost.storageClasses.enabled": "sync.fromHost.storageClasses.enabled=yes",
+    "sync.fromHost.events.enabled": "sync.fromHost.events.enabled=no",
+    "coredns.enabled": "coredns.enabled=maybe",
+    "podAnnotations": "podAnnotations.note=1",
+    "podLabels": "podLabels.team=1",
+    "nodeSelector": "nodeSelector.disk=1",
+    "tolerations": "tolerations=Exists",
+    "affinity": "affinity=anywhere",
+    "podSecurity": "podSecurity=Restricted",
+    "podSecurityContext": "podSecurityContext=root",
+    "securityContext": "securityContext=none",
+}
+IMAGES = ("controlPlane.etcd", "controlPlane.apiServer", "controlPlane.controllerManager", "syncer", "coredns")
+for _c in IMAGES:
+    BAD_VALUES |= {
+        f"{_c}.image.repository": f"{_c}.image.repository=",
+        f"{_c}.image.tag": f"{_c}.image.tag=1",
+        f"{_c}.image.pullPolicy": f"{_c}.image.pullPolicy=Sometimes",
+        f"{_c}.resources": f"{_c}.resources.requests.cpu=lots",
+    }
+for _c in IMAGES[:3]:
+    BAD_VALUES |= {f"{_c}.extraArgs": f"{_c}.extraArgs=--v=4", f"{_c}.env": f"{_c}.env[0].value=nameless"}
+BAD_VALUES["coredns.env"] = "coredns.env[0].value=nameless"
+
+
+def test_every_value_has_a_wrong_setting() -> None:
+    assert set(BAD_VALUES) == chart_values()
+
+
+@pytest.mark.parametrize(("value", "setting"), sorted(BAD_VALUES.items()), ids=sorted(BAD_VALUES))
+def test_schema_refuses_a_wrong_value(helm: str, value: str, setting: str) -> None:
+    proc = helm_template(helm, setting)
+    assert proc.returncode != 0, f"{setting} was accepted"
+    assert "/" + value.replace(".", "/") in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "must_mention"),
+    [
+        ("controlPlane.etcd.persistance.enabled=true", "persistance"),
+        ("syncer.image.tga=x", "tga"),
+        ("sync.toHost.configmaps.all=true", "configmaps"),
+        ("colderDomain=x", "colderDomain"),
+        ("syncer.extraArgs[0]=--log-level=debug", "extraArgs"),  # removed: it only repeated syncer.logLevel
+        ("serviceCIDR=banana/12", "/serviceCIDR"),
+    ],
+)
+def test_schema_refuses_an_unknown_key(helm: str, setting: str, must_mention: str) -> None:
+    proc = helm_template(helm, setting)
+    assert proc.returncode != 0, f"{setting} was accepted"
+    assert must_mention in proc.stderr, proc.stderr
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Setting ``value`` (with ``sets``) makes ``read(rendered objects)`` equal ``expected``, which the default
+    render does not give."""
+
+    value: str
+    sets: tuple[str, ...]
+    read: Callable[[Objects], Any]
+    expected: Any
+
+
+def _container(name: str, field: str) -> Callable[[Objects], Any]:
+    return lambda objs: containers(objs)[name].get(field)
+
+
+def _image_part(name: str, part: int) -> Callable[[Objects], str]:
+    """Repository (0) or tag (2) of a container's image."""
+    return lambda objs: str(containers(objs)[name]["image"]).rpartition(":")[part]
+
+
+def _limits(name: str) -> Callable[[Objects], Any]:
+    return lambda objs: containers(objs)[name]["resources"].get("limits")
+
+
+def _last_arg(name: str) -> Callable[[Objects], Any]:
+    return lambda objs: containers(objs)[name]["args"][-1]
+
+
+def _template_meta(field: str, key: str) -> Callable[[Objects], Any]:
+    return lambda objs: objs[("StatefulSet", RELEASE)]["spec"]["template"]["metadata"][field].get(key)
+
+
+def _claim(objs: Objects) -> dict[str, Any]:
+    """The spec of etcd's volumeClaimTemplate ({} without one)."""
+    claims = objs[("StatefulSet", RELEASE)]["spec"].get("volumeClaimTemplates") or [{"spec": {}}]
+    return dict(claims[0]["spec"])
+
+
+def _cluster_scoped(objs: Objects) -> list[str]:
+    return sorted(kind for kind, _ in objs if kind in CLUSTER_SCOPED_KINDS)
+
+
+def _env(name: str) -> Callable[[Objects], Any]:
+    return lambda objs: syncer_env(objs)[name]
+
+
+CONTAINERS = {"controlPlane.etcd": "etcd", "controlPlane.apiServer": "kube-apiserver",
+              "controlPlane.controllerManager": "kube-controller-manager", "syncer": "syncer", "coredns": "coredns"}
+PERSIST = "controlPlane.etcd.persistence.enabled=true"
+NODE_AFFINITY = "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+
+VALUE_EFFECTS: list[Effect] = [
+    Effect("serviceCIDR", ("serviceCIDR=10.43.0.0/16",),
+           lambda o: flags(containers(o)["kube-apiserver"]["args"])["service-cluster-ip-range"], "10.43.0.0/16"),
+    Effect("clusterDomain", ("clusterDomain=example.test",),
+           lambda o: (flags(containers(o)["kube-apiserver"]["args"])["service-account-issuer"],
+                      flags(containers(o)["kube-apiserver"]["args"])["service-account-jwks-uri"],
+                      syncer_env(o)["CLUSTER_DOMAIN"],
+                      "kubernetes example.test in-addr.arpa ip6.arpa {" in corefile(o)),
+           ("https://kubernetes.default.svc.example.test", "https://kubernetes.default.svc.example.test/openid/v1/jwks",
+            "example.test", True)),
+    Effect("service.clusterIP", ("service.clusterIP=10.96.55.66",),
+           lambda o: o[("Service", RELEASE)]["spec"]["clusterIP"], "10.96.55.66"),
+    Effect("controlPlane.etcd.persistence.enabled", (PERSIST,),
+           lambda o: (bool(_claim(o)), "unsafe-no-fsync" in flags(containers(o)["etcd"]["args"]),
+                      "data" in {v["name"] for v in pod_spec(o)["volumes"]}),
+           (True, False, False)),
+    Effect("controlPlane.etcd.persistence.size", (PERSIST, "controlPlane.etcd.persistence.size=3Gi"),
+           lambda o: _claim(o).get("resources", {}).get("requests", {}).get("storage"), "3Gi"),
+    Effect("controlPlane.etcd.persistence.storageClass", (PERSIST, "controlPlane.etcd.persistence.storageClass=fast"),
+           lambda o: _claim(o).get("storageClassName"), "fast"),
+    Effect("syncer.logLevel", ("syncer.logLevel=debug",), _env("LOG_LEVEL"), "debug"),
+    Effect("syncer.env", ("syncer.env[0].name=HTTPS_PROXY", "syncer.env[0].value=http://proxy:3128"),
+           lambda o: containers(o)["syncer"]["env"][-1], {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}),
+    Effect("sync.toHost.configMaps.all", ("sync.toHost.configMaps.all=true",), _env("SYNC_ALL_CONFIGMAPS"), "true"),
+    Effect("sync.toHost.secrets.all", ("sync.toHost.secrets.all=true",), _env("SYNC_ALL_SECRETS"), "true"),
+    Effect("sync.toHost.networkPolicies.enabled", ("sync.toHost.networkPolicies.enabled=true",),
+           _env("SYNC_NETWORK_POLICIES"), "true"),
+    Effect("sync.fromHost.nodes.mode", ("sync.fromHost.nodes.mode=all",),
+           lambda o: (syncer_env(o)["SYNC_NODES_MODE"], _cluster_scoped(o)),
+           ("all", ["ClusterRole", "ClusterRoleBinding"])),
+    Effect("sync.fromHost.storageClasses.enabled", ("sync.fromHost.storageClasses.enabled=true",),
+           lambda o: (syncer_env(o)["SYNC_STORAGE_CLASSES"], _cluster_scoped(o)),
+           ("true", ["ClusterRole", "ClusterRoleBinding"])),
+    Effect("sync.fromHost.events.enabled", ("sync.fromHost.events.enabled=false",), _env("SYNC_EVENTS"), "false"),
+    Effect("coredns.enabled", ("coredns.enabled=false",),
+           lambda o: ("coredns" in containers(o), ("ConfigMap", f"{RELEASE}-coredns") in o,
+                      syncer_env(o)["COREDNS_ENABLED"]),
+           (False, False, "false")),
+    Effect("podAnnotations", ("podAnnotations.note=hello",), _template_meta("annotations", "note"), "hello"),
+    Effect("podLabels", ("podLabels.team=qa",), _template_meta("labels", "team"), "qa"),
+    Effect("nodeSelector", ("nodeSelector.disk=ssd",), lambda o: pod_spec(o).get("nodeSelector"), {"disk": "ssd"}),
+    Effect("tolerations", ("tolerations[0].operator=Exists",), lambda o: pod_spec(o).get("tolerations"),
+           [{"operator": "Exists"}]),
+    Effect("affinity", (f"{NODE_AFFINITY}.matchExpressions[0].key=disk",
+                        f"{NODE_AFFINITY}.matchExpressions[0].operator=Exists"),
+           lambda o: pod_spec(o).get("affinity"),
+           {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+               "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "Exists"}]}]}}}),
+    Effect("podSecurity", ("podSecurity=restricted",),
+           lambda o: (flags(containers(o)["kube-apiserver"]["args"]).get("admission-control-config-file"),
+                      ("ConfigMap", f"{RELEASE}-admission") in o),
+           ("/etc/vcluster/admission/admission-config.yaml", True)),
+    Effect("podSecurityContext", ("podSecurityContext.runAsUser=1000",),
+           lambda o: pod_spec(o)["securityContext"]["runAsUser"], 1000),
+    Effect("securityContext", ("securityContext.readOnlyRootFilesystem=false",),
+           lambda o: {c["securityContext"]["readOnlyRootFilesystem"] for c in containers(o).values()}, {False}),
+]
+for _value, _name in CONTAINERS.items():
+    VALUE_EFFECTS += [
+        Effect(f"{_value}.image.repository", (f"{_value}.image.repository=r.test/{_name}",),
+               _image_part(_name, 0), f"r.test/{_name}"),
+        Effect(f"{_value}.image.tag", (f"{_value}.image.tag=t9",),
+               _image_part(_name, 2), "t9"),
+        Effect(f"{_value}.image.pullPolicy", (f"{_value}.image.pullPolicy=Never",),
+               _container(_name, "imagePullPolicy"), "Never"),
+        Effect(f"{_value}.resources", (f"{_value}.resources.limits.memory=1Gi",),
+               _limits(_name), {"memory": "1Gi"}),
     ]
-    for comp in ("etcd", "apiServer", "controllerManager"):
-        for leaf in ("image.repository", "image.tag", "image.pullPolicy", "resources", "extraArgs"):
-            required.append(f"controlPlane.{comp}.{leaf}")
-    for path in required:
-        node: Any = values
-        for part in path.split("."):
-            assert isinstance(node, dict) and part in node, f"values.yaml lacks {path}"
-            node = node[part]
-    assert values["serviceCIDR"] == "10.96.0.0/12"
-    assert values["controlPlane"]["etcd"]["persistence"]["enabled"] is False
-    assert values["coredns"]["enabled"] is True
-    assert values["podSecurity"] == "privileged"
+for _value, _name, _flag in (("controlPlane.etcd", "etcd", "--quota-backend-bytes=1073741824"),
+                             ("controlPlane.apiServer", "kube-apiserver", "--v=4"),
+                             ("controlPlane.controllerManager", "kube-controller-manager", "--v=4")):
+    VALUE_EFFECTS.append(Effect(f"{_value}.extraArgs", (f"{_value}.extraArgs[0]={_flag}",),
+                                _last_arg(_name), _flag))
+for _value, _name in list(CONTAINERS.items())[:3] + [("coredns", "coredns")]:
+    VALUE_EFFECTS.append(Effect(f"{_value}.env", (f"{_value}.env[0].name=GOMEMLIMIT", f"{_value}.env[0].value=300MiB"),
+                                _container(_name, "env"), [{"name": "GOMEMLIMIT", "value": "300MiB"}]))
+
+
+def test_every_value_changes_the_manifest() -> None:
+    """Every value is wired: VALUE_EFFECTS has an effect for each (and for nothing else)."""
+    values = [e.value for e in VALUE_EFFECTS]
+    assert len(values) == len(set(values))
+    assert set(values) == chart_values()
+
+
+@pytest.mark.parametrize("effect", VALUE_EFFECTS, ids=[e.value for e in VALUE_EFFECTS])
+def test_a_value_set_changes_the_manifest(helm: str, default: Objects, effect: Effect) -> None:
+    assert effect.read(default) != effect.expected, "the default already gives it"
+    assert effect.read(render(helm, *effect.sets)) == effect.expected
