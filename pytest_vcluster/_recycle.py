@@ -482,7 +482,7 @@ def reset(
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from ._snapshot import etcd_of
+    from ._snapshot import EtcdView, etcd_of
 
     started = time.monotonic()
     deadline = started + timeout
@@ -515,7 +515,8 @@ def reset(
             tokens = list(pool.map(mint, range(PROBE_TOKENS)))
         mark("probe-token")
         with etcd_of(host, namespace, release) as etcd:
-            current = dict(etcd.items())
+            view = EtcdView(etcd)
+            current = view.current()
             wanted = dict(baseline.keys)
             puts, deletes = reset_plan(wanted.items(), current, rotate=True)
             touched = touched_resources([*deletes, *(k for k, _ in puts if not SERVICE_ACCOUNTS.match(k))])
@@ -523,7 +524,7 @@ def reset(
                                                                   _request_timeout=15).items
             volumes = sorted({c.spec.volume_name for c in claims if c.spec and c.spec.volume_name})
             mark("read")
-            etcd.apply(_ordered(puts), deletes)
+            view.apply(_ordered(puts), deletes)
             report.written, report.deleted = len(puts), len(deletes)
             written = {k for k, _ in puts}
             mark("etcd-write")
@@ -538,7 +539,7 @@ def reset(
             while True:
                 report.rounds += 1
                 problems: list[str] = []
-                current = dict(etcd.items())
+                current = view.refresh()
                 puts, deletes = reset_plan(wanted.items(), current, rotate=False)
                 # A baseline object the control plane rewrote after this reset wrote it back is its own state (a
                 # controller settling a status): adopt it rather than fight it. Objects of the test, which the
@@ -548,7 +549,7 @@ def reset(
                 puts = [(k, v) for k, v in puts if k not in report.adopted]
                 written.update(k for k, _ in puts)
                 if puts or deletes:  # a controller acted on an event from before the reset: undo it again
-                    etcd.apply(_ordered(puts), deletes)
+                    view.apply(_ordered(puts), deletes)
                     problems.append(f"etcd: wrote back {_short(k for k, _ in puts) or 'nothing'}; "
                                     f"deleted {_short(deletes) or 'nothing'}")
                     report.repaired.append(problems[-1])
@@ -594,7 +595,7 @@ def reset(
                         mark("webhook-proof")
                         continue  # the sentinels wrote to etcd: check it once more
                     if not problems:  # clean at the end of the round too: nothing acted while it was checked
-                        late = reset_plan(wanted.items(), dict(etcd.items()), rotate=False)
+                        late = reset_plan(wanted.items(), view.refresh(), rotate=False)
                         if late[0] or late[1]:
                             problems.append(f"etcd changed while it was checked: {_short(k for k, _ in late[0])}; "
                                             f"{_short(late[1])}")

@@ -174,32 +174,103 @@ class Etcd:
 
     def items(self, prefix: bytes = PREFIX, page: int = 500) -> Iterator[tuple[bytes, bytes]]:
         """Every key under ``prefix`` with its value, in key order (paged)."""
+        for key, value, _ in self.records(prefix, page=page):
+            yield key, value
+
+    def records(self, prefix: bytes = PREFIX, *, keys_only: bool = False,
+                page: int = 500) -> Iterator[tuple[bytes, bytes, int]]:
+        """Every key under ``prefix`` with its value (empty with ``keys_only``) and the revision that last
+        changed it, in key order (paged)."""
         end = prefix[:-1] + bytes([prefix[-1] + 1])
         start = prefix
         while True:
-            result = self.call("/v3/kv/range", {"key": _b64(start), "range_end": _b64(end), "limit": page})
+            body: dict[str, Any] = {"key": _b64(start), "range_end": _b64(end), "limit": page}
+            if keys_only:
+                body["keys_only"] = True
+            result = self.call("/v3/kv/range", body)
             kvs = result.get("kvs") or []
             for kv in kvs:
-                yield _unb64(kv["key"]), _unb64(kv.get("value", ""))
+                yield _unb64(kv["key"]), _unb64(kv.get("value", "")), int(kv.get("mod_revision", 0))
             if not result.get("more") or not kvs:
                 return
             start = _next_key(_unb64(kvs[-1]["key"]))
 
-    def apply(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
-        """Write ``puts`` and delete ``deletes`` in transactions within etcd's request limits."""
-        ops: list[dict[str, Any]] = [{"request_delete_range": {"key": _b64(k)}} for k in deletes]
-        ops += [{"request_put": {"key": _b64(k), "value": _b64(v)}} for k, v in puts]
-        batch: list[dict[str, Any]] = []
+    def get(self, keys: list[bytes]) -> dict[bytes, tuple[bytes, int]]:
+        """The value and last revision of each of ``keys`` that exists (transactions of range reads)."""
+        found: dict[bytes, tuple[bytes, int]] = {}
+        for i in range(0, len(keys), MAX_TXN_OPS):
+            result = self.call("/v3/kv/txn", {"success": [{"request_range": {"key": _b64(k)}}
+                                                          for k in keys[i:i + MAX_TXN_OPS]]})
+            for response in result.get("responses") or []:
+                for kv in (response.get("response_range") or {}).get("kvs") or []:
+                    found[_unb64(kv["key"])] = (_unb64(kv.get("value", "")), int(kv.get("mod_revision", 0)))
+        return found
+
+    def apply(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> dict[bytes, int]:
+        """Write ``puts`` and delete ``deletes`` in transactions within etcd's request limits; returns the
+        revision at which each written key was written (one per transaction)."""
+        ops: list[tuple[bytes, dict[str, Any]]] = [(k, {"request_delete_range": {"key": _b64(k)}}) for k in deletes]
+        ops += [(k, {"request_put": {"key": _b64(k), "value": _b64(v)}}) for k, v in puts]
+        written: dict[bytes, int] = {}
+        batch: list[tuple[bytes, dict[str, Any]]] = []
         size = 0
-        for op in ops:
+
+        def commit() -> None:
+            result = self.call("/v3/kv/txn", {"success": [op for _, op in batch]})
+            revision = int((result.get("header") or {}).get("revision", 0))
+            written.update((key, revision) for key, op in batch if "request_put" in op)
+
+        for key, op in ops:
             op_size = len(json.dumps(op))
             if batch and (len(batch) >= MAX_TXN_OPS or size + op_size > MAX_TXN_BYTES):
-                self.call("/v3/kv/txn", {"success": batch})
+                commit()
                 batch, size = [], 0
-            batch.append(op)
+            batch.append((key, op))
             size += op_size
         if batch:
-            self.call("/v3/kv/txn", {"success": batch})
+            commit()
+        return written
+
+
+class EtcdView:
+    """What a writer knows of etcd's keys under ``prefix``: each one's value and the revision that last changed
+    it. Read whole once; :meth:`refresh` then lists only keys and revisions and fetches the values of the keys
+    changed since (etcd gives every write a new revision), so checking that nothing changed costs one small
+    read."""
+
+    def __init__(self, etcd: Etcd, prefix: bytes = PREFIX) -> None:
+        self.etcd = etcd
+        self.prefix = prefix
+        self._values: dict[bytes, bytes] = {}
+        self._revisions: dict[bytes, int] = {}
+        for key, value, revision in etcd.records(prefix):
+            self._values[key], self._revisions[key] = value, revision
+
+    def current(self) -> dict[bytes, bytes]:
+        return dict(self._values)
+
+    def apply(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        written = self.etcd.apply(puts, deletes)
+        for key in deletes:
+            self._values.pop(key, None)
+            self._revisions.pop(key, None)
+        for key, value in puts:
+            self._values[key], self._revisions[key] = value, written[key]
+
+    def refresh(self) -> dict[bytes, bytes]:
+        """etcd's keys and values now."""
+        listed = {key: revision for key, _, revision in self.etcd.records(self.prefix, keys_only=True)}
+        for key in [k for k in self._values if k not in listed]:
+            del self._values[key], self._revisions[key]
+        changed = [key for key, revision in listed.items() if self._revisions.get(key) != revision]
+        fetched = self.etcd.get(changed)
+        for key in changed:
+            if key in fetched:
+                self._values[key], self._revisions[key] = fetched[key]
+            else:  # deleted since it was listed
+                self._values.pop(key, None)
+                self._revisions.pop(key, None)
+        return dict(self._values)
 
 
 @contextlib.contextmanager
