@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         CommandError,
         ContainerStartError,
         ExecError,
+        HostForbiddenError,
         ImageError,
         ManifestError,
         NotReadyError,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ContainerStartError",
     "Host",
+    "HostForbiddenError",
     "ImageError",
     "NotReadyError",
     "ResetError",
@@ -78,7 +80,7 @@ def __getattr__(name: str) -> Any:
         from . import _wait
 
         return getattr(_wait, name)
-    if name in ("ApplyError", "CommandError", "ExecError", "ManifestError", "UnknownKindError"):
+    if name in ("ApplyError", "CommandError", "ExecError", "ManifestError", "UnknownKindError", "HostForbiddenError"):
         from . import _errors
 
         return getattr(_errors, name)

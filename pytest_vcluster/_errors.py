@@ -7,6 +7,9 @@ what to do).
 
 from __future__ import annotations
 
+import json
+import re
+
 
 class VClusterError(Exception):
     """A virtual cluster or the host cluster could not be provided."""
@@ -18,6 +21,46 @@ class ConfigError(VClusterError):
 
 class HostError(VClusterError):
     """The host cluster is missing, unreachable or cannot do what was asked."""
+
+
+class HostForbiddenError(HostError):
+    """The host refused the plugin's credentials a right it needs (HTTP 403); the message names the rule to add.
+
+    Attributes: ``verb``, ``resource`` (with its subresource, e.g. ``pods/portforward``), ``group`` (``""``: the
+    core group), ``user``."""
+
+    def __init__(self, message: str, *, verb: str, resource: str, group: str, user: str) -> None:
+        super().__init__(message)
+        self.verb, self.resource, self.group, self.user = verb, resource, group, user
+
+
+# What the API server says when RBAC refuses a request (the Status message of a 403; helm prints it too).
+_FORBIDDEN = re.compile(
+    r'User "(?P<user>[^"]+)" cannot (?P<verb>[a-z]+) resource "(?P<resource>[^"]+)" in API group "(?P<group>[^"]*)"'
+    r'(?: in the namespace "(?P<namespace>[^"]+)"| at the cluster scope)?'
+)
+
+
+def forbidden(text: str, doing: str) -> HostForbiddenError | None:
+    """The :class:`HostForbiddenError` for the host's refusal in ``text`` (a 403's body or helm's stderr) while
+    ``doing`` (e.g. ``"creating virtual cluster vc-1"``); ``None`` when ``text`` holds no RBAC refusal."""
+    try:  # an API error's body: a Status whose message says it
+        status = json.loads(text)
+        text = str(status.get("message", "")) if isinstance(status, dict) else text
+    except ValueError:
+        pass
+    match = _FORBIDDEN.search(text)
+    if match is None:
+        return None
+    user, verb, resource, group = match["user"], match["verb"], match["resource"], match["group"]
+    where = f' in namespace {match["namespace"]}' if match["namespace"] else ""
+    return HostForbiddenError(
+        f"{doing}: the host refused {user} the right to {verb} {resource}"
+        f"{f' (API group {group})' if group else ''}{where}. Add this rule to the ClusterRole bound to it "
+        f'(docs/host-rbac.yaml lists every right the plugin needs): - apiGroups: ["{group}"], '
+        f'resources: ["{resource}"], verbs: ["{verb}"]',
+        verb=verb, resource=resource, group=group, user=user,
+    )
 
 
 class NotReadyError(VClusterError):

@@ -10,7 +10,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._errors import VClusterError
+from ._errors import VClusterError, forbidden
 
 T = TypeVar("T")
 
@@ -110,7 +110,11 @@ class Helm:
                 f"helm install of {release} into namespace {namespace} took over {timeout:.0f}s"
             ) from None
         except Exception as exc:
+            stderr = _stderr_of(exc)
+            refused = forbidden(stderr, f"helm install of release {release} into host namespace {namespace} failed")
+            if refused is not None:
+                raise refused from exc
             raise VClusterError(
                 f"helm install of release {release} (chart {chart_path}) into namespace {namespace} failed: "
-                f"{_stderr_of(exc)}"
+                f"{stderr}"
             ) from exc

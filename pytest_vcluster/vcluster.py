@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from . import _kubeconfig, _labels, _naming, _ready, _recycle, _snapshot
 from ._config import chart_version, deep_merge, set_values
 from ._contract import contract
-from ._errors import NotReadyError, VClusterError
+from ._errors import NotReadyError, VClusterError, forbidden
 from ._hostprovider import Host
 from ._portforward import PortForward, kubernetes_stream_opener
 from ._snapshot import Snapshot
@@ -191,7 +191,7 @@ class VCluster(ClusterVerbs):
         except ApiException as exc:
             if owned_dir is not None:
                 shutil.rmtree(owned_dir, ignore_errors=True)
-            raise VClusterError(
+            raise forbidden(exc.body or "", f"cannot create host namespace {namespace}") or VClusterError(
                 f"cannot create host namespace {namespace}: HTTP {exc.status} {exc.reason}"
                 + (": it already exists (choose another name)" if exc.status == 409 else "")
             ) from None
@@ -240,6 +240,9 @@ class VCluster(ClusterVerbs):
             if isinstance(exc, (VClusterError, KeyboardInterrupt, SystemExit)):
                 raise
             if isinstance(exc, ApiException):
+                refused = forbidden(exc.body or "", f"creating virtual cluster {name} in host namespace {namespace}")
+                if refused is not None:
+                    raise refused from None
                 raise VClusterError(
                     f"creating virtual cluster {name} in host namespace {namespace} failed: "
                     f"HTTP {exc.status} {exc.reason}: {(exc.body or '')[:500]}"
