@@ -6,8 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the backport, from the test extra
+    import tomli as tomllib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import cluster, registry  # noqa: E402

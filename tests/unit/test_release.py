@@ -12,6 +12,7 @@ from __future__ import annotations
 import configparser
 import re
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,10 @@ def test_actions_are_pinned_to_a_major_version(name: str) -> None:
 
 
 def pyproject() -> dict[str, Any]:
-    import tomllib  # Python 3.11+, as the other readers of pyproject.toml here
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the backport, from the test extra
+        import tomli as tomllib
 
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
