@@ -92,20 +92,42 @@ def unmount_all(mounts: Sequence[str]) -> None:
             subprocess.run(["umount", "-l", mp], capture_output=True)
 
 
-def debootstrap_tarball(tarball: Path, packages: Sequence[str]) -> Path:
-    """A minimal Debian bookworm root with ``packages``, made by debootstrap and kept as ``tarball``
-    (made once; the apt lists and caches are left out: only weight in an image)."""
+#: left out of a Debian root's tarball: only weight in an image
+APT_CACHES = ("var/cache/apt/archives", "var/lib/apt/lists")
+DOCS = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale")
+
+
+def debootstrap_tarball(cache: Path, name: str, packages: Sequence[str], *, slim: bool = False) -> Path:
+    """A minimal Debian bookworm root with ``packages``, made by debootstrap once and kept as
+    <cache>/rootfs/bookworm-<name>.tar, without the apt caches. ``slim`` (kind's node root): also without
+    documentation, manuals and translations, their folders and apt's kept empty, and with the files'
+    extended attributes."""
+    tarball = cache / "rootfs" / f"bookworm-{name}.tar"
     if tarball.exists():
         return tarball
     if not shutil.which("debootstrap"):
         raise HostError("debootstrap is missing: apt-get install -y debootstrap (hack/install-deps does it)")
     tarball.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=tarball.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"rootfs-{name}-", dir=tarball.parent) as tmp:
         root = Path(tmp) / "root"
         run(["debootstrap", "--variant=minbase", "--include=" + ",".join(packages),
              "bookworm", str(root), "http://deb.debian.org/debian"], quiet=True)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            shutil.rmtree(root / junk, ignore_errors=True)
-        run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball) + ".tmp", "."], quiet=True)
+        if slim:
+            for junk in (*APT_CACHES, *DOCS):
+                _empty(root / junk)
+        else:
+            for junk in APT_CACHES:
+                shutil.rmtree(root / junk, ignore_errors=True)
+        xattrs = ["--xattrs"] if slim else []
+        run(["tar", "-C", str(root), "--numeric-owner", *xattrs, "-cf", str(tarball) + ".tmp", "."], quiet=True)
         os.replace(str(tarball) + ".tmp", tarball)
     return tarball
+
+
+def _empty(folder: Path) -> None:
+    if folder.is_dir():
+        for child in folder.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)

@@ -74,7 +74,7 @@ def kubernetes_source() -> Path:
 def tools_rootfs(cache: Path) -> Path:
     """A Debian bookworm root (debootstrap minbase) with TOOLS_PACKAGES, cached as a tarball."""
     digest = hashlib.sha256(" ".join(TOOLS_PACKAGES).encode()).hexdigest()[:8]
-    return debootstrap_tarball(cache / "rootfs" / f"bookworm-tools-{digest}.tar", TOOLS_PACKAGES)
+    return debootstrap_tarball(cache, f"tools-{digest}", TOOLS_PACKAGES)
 
 
 def busybox_binary(cache: Path) -> Path:

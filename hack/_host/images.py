@@ -73,8 +73,7 @@ def build_pause(layout: Layout) -> Path:
 
 def python_rootfs(layout: Layout) -> Path:
     """A minimal Debian bookworm root with python3 and pip, made by debootstrap (cached)."""
-    return debootstrap_tarball(layout.cache / "rootfs" / "bookworm-python3.tar",
-                               ("python3", "python3-pip", "python3-venv", "ca-certificates"))
+    return debootstrap_tarball(layout.cache, "python3", ("python3", "python3-pip", "python3-venv", "ca-certificates"))
 
 
 def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:

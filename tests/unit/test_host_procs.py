@@ -1,17 +1,19 @@
-"""hack/_host/procs.py, the daemons of hack/host and hack/kind, without a host: real short-lived processes."""
+"""hack/_host/procs.py (the daemons of hack/host and hack/kind) and the Debian roots both make
+(_util.debootstrap_tarball), without a host: real short-lived processes, a fake debootstrap."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
-from _host import procs  # noqa: E402
+from _host import _util, procs  # noqa: E402
 from _host._util import HostError  # noqa: E402
 
 
@@ -104,3 +106,55 @@ def test_cgroup_trees_are_found_by_name_and_removed_deepest_first(tmp_path: Path
     assert not (tmp_path / "memory" / "kubepods").exists() and not (tmp_path / "memory" / "kubepods.slice").exists()
     assert busy.exists() and not (tmp_path / "cpu" / "kubepods" / "burstable").exists()
     assert (tmp_path / "memory" / "system.slice").exists()
+
+
+FAKE_DEBOOTSTRAP = """#!/bin/sh
+# fake debootstrap: $1 --variant, $2 --include=..., $3 suite, $4 target
+set -e
+mkdir -p "$4/etc" "$4/var/cache/apt/archives" "$4/var/lib/apt/lists" "$4/usr/share/doc/bash" "$4/usr/share/man/man1"
+echo "$2" > "$4/etc/included"
+touch "$4/var/cache/apt/archives/bash.deb" "$4/var/lib/apt/lists/bookworm_Packages" \
+      "$4/usr/share/doc/bash/copyright" "$4/usr/share/man/man1/bash.1.gz"
+echo "$*" >> "$COUNT"
+"""
+
+
+@pytest.fixture
+def fake_debootstrap(tmp_path: Path, monkeypatch) -> Path:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "debootstrap"
+    script.write_text(FAKE_DEBOOTSTRAP)
+    script.chmod(0o755)
+    count = tmp_path / "calls"
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("COUNT", str(count))
+    return count
+
+
+def _names(tarball: Path) -> set[str]:
+    with tarfile.open(tarball) as t:
+        return {m.name.removeprefix("./").rstrip("/") for m in t}
+
+
+def test_a_debian_root_is_made_once_without_the_apt_caches(tmp_path: Path, fake_debootstrap: Path) -> None:
+    cache = tmp_path / "cache"
+    tarball = _util.debootstrap_tarball(cache, "python3", ("python3", "ca-certificates"))
+    assert tarball == cache / "rootfs" / "bookworm-python3.tar"
+    names = _names(tarball)
+    assert "etc/included" in names and "usr/share/doc/bash/copyright" in names
+    assert not any(n.startswith(("var/cache/apt/archives", "var/lib/apt/lists")) for n in names)
+    assert _util.debootstrap_tarball(cache, "python3", ("python3", "ca-certificates")) == tarball
+    assert len(fake_debootstrap.read_text().splitlines()) == 1  # made once
+    assert "--include=python3,ca-certificates" in fake_debootstrap.read_text()
+    assert sorted(p.name for p in tarball.parent.iterdir()) == ["bookworm-python3.tar"]  # no temporary left
+
+
+def test_a_slim_root_keeps_empty_folders_for_caches_and_docs(tmp_path: Path, fake_debootstrap: Path) -> None:
+    tarball = _util.debootstrap_tarball(tmp_path / "kind", "kind-node-1", ("systemd",), slim=True)
+    assert tarball == tmp_path / "kind" / "rootfs" / "bookworm-kind-node-1.tar"
+    names = _names(tarball)
+    for folder in (*_util.APT_CACHES, "usr/share/doc", "usr/share/man"):
+        assert folder in names
+        assert not any(n.startswith(folder + "/") for n in names)
+    assert "etc/included" in names
