@@ -458,38 +458,66 @@ def restore_sysctls(layout: Layout) -> None:
 
 
 def up(layout: Layout, *, timeout: float = 300) -> None:
+    """Brings the host up: a running one is mended in place (its workloads survive); else what an earlier
+    run left is removed and everything is started anew, step by step."""
     start_time = time.monotonic()
     if layout.state.exists():
-        missing = [n for n in PROCESS_ORDER if not running_pid(layout, n)]
-        if not set(missing) & CORE:
-            reconfigure_runtime(layout)
-            if "kube-apiserver" not in missing:
-                reconfigure_apiserver(layout)
-        if missing and not set(missing) & CORE:
-            # The runtime and the cluster's data are alive: restart only what
-            # stopped, so the workloads (other runs' virtual clusters) survive.
-            with step(f"restart {', '.join(missing)}"):
-                bins = build_outputs()
-                ip = node_ip()
-                daemons = processes(layout, bins, ip)
-                for name in reversed(PROCESS_ORDER):
-                    if name in missing:
-                        start(layout, daemons[name])
-                        if name == "kube-apiserver":  # the health check below needs it serving
-                            wait_for("kube-apiserver /readyz", lambda: _https(layout, ip, "/readyz")[0] == 200,
-                                     120, layout=layout, proc="kube-apiserver")
-                        if name == "registry":
-                            wait_for_registry(layout)
-        if not problems(layout):
-            ensure_service_reject()
-            # Still rebuild images whose Dockerfile or binary changed.
-            images.import_images(layout, images.build_images(layout, build_outputs()))
-            registry.publish_mirrored(layout)
+        if _mend(layout):
             log("host is already up and healthy")
             return
         with step("clean up what an earlier run left"):
             down(layout, quiet=True)
     bins = build_outputs()
+    ip = _start_runtime(layout, bins)
+    _start_registry(layout, bins, ip)
+    _images(layout, bins)
+    daemons = processes(layout, bins, ip)
+    _start_control_plane(layout, daemons, ip)
+    _start_add_ons(layout, daemons)
+    _wait_for_node_and_dns(layout, daemons, timeout)
+    (layout.state / "started").write_text(str(time.time()))
+    log(f"host is up in {time.monotonic() - start_time:.1f}s; kubeconfig: {layout.admin_kubeconfig}")
+
+
+def _mend(layout: Layout) -> bool:
+    """A host with state: while its core (containerd, etcd) runs, brings its configuration up to date and
+    restarts what stopped; if it is then healthy, refreshes its images and says True (else it must be made
+    anew)."""
+    missing = [n for n in PROCESS_ORDER if not running_pid(layout, n)]
+    if not set(missing) & CORE:
+        reconfigure_runtime(layout)
+        if "kube-apiserver" not in missing:
+            reconfigure_apiserver(layout)
+        if missing:
+            _restart(layout, missing)
+    if problems(layout):
+        return False
+    ensure_service_reject()
+    # Still rebuild images whose Dockerfile or binary changed.
+    images.import_images(layout, images.build_images(layout, build_outputs()))
+    registry.publish_mirrored(layout)
+    return True
+
+
+def _restart(layout: Layout, missing: list[str]) -> None:
+    """The runtime and the cluster's data are alive: restart only what stopped, so the workloads (other
+    runs' virtual clusters) survive."""
+    with step(f"restart {', '.join(missing)}"):
+        bins = build_outputs()
+        ip = node_ip()
+        daemons = processes(layout, bins, ip)
+        for name in reversed(PROCESS_ORDER):
+            if name in missing:
+                start(layout, daemons[name])
+                if name == "kube-apiserver":  # the health check below needs it serving
+                    wait_for("kube-apiserver /readyz", lambda: _https(layout, ip, "/readyz")[0] == 200,
+                             120, layout=layout, proc="kube-apiserver")
+                if name == "registry":
+                    wait_for_registry(layout)
+
+
+def _start_runtime(layout: Layout, bins: dict[str, Path]) -> str:
+    """containerd and dockerd with their configuration (and the PKI); returns the node's address."""
     with step("runtime (containerd, dockerd)"):
         build_runc_wrapper(layout)
         ip = node_ip()
@@ -502,15 +530,26 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
         start(layout, processes(layout, bins, ip)["containerd"])
         start(layout, processes(layout, bins, ip)["dockerd"])
         wait_for("containerd's socket", layout.containerd_socket.exists, 30, layout=layout, proc="containerd")
-        wait_for("dockerd's socket", lambda: procs.docker_ping(layout.docker_socket), 60, layout=layout, proc="dockerd")
+        wait_for("dockerd's socket", lambda: procs.docker_ping(layout.docker_socket), 60, layout=layout,
+                 proc="dockerd")
+    return ip
+
+
+def _start_registry(layout: Layout, bins: dict[str, Path], ip: str) -> None:
     with step(f"registry ({REGISTRY_ADDRESS}, mirrors of {', '.join(registry.MIRRORED_REGISTRIES[:-1])})"):
         start(layout, processes(layout, bins, ip)["registry"])
         wait_for_registry(layout)
+
+
+def _images(layout: Layout, bins: dict[str, Path]) -> None:
+    """The host's images built, imported into containerd and published in the registry."""
     with step("images"):
         names = images.build_images(layout, bins)
         images.import_images(layout, names)
         registry.publish_mirrored(layout)
-    daemons = processes(layout, bins, ip)
+
+
+def _start_control_plane(layout: Layout, daemons: dict[str, Proc], ip: str) -> None:
     with step("control plane (etcd, kube-apiserver, controller-manager, scheduler)"):
         start(layout, daemons["etcd"])
         wait_for("etcd /health", lambda: _http_ok(f"http://127.0.0.1:{ETCD_CLIENT_PORT}/health"), 60,
@@ -522,6 +561,9 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
         for name in ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
             start(layout, daemons[name])
         ensure_service_reject()
+
+
+def _start_add_ons(layout: Layout, daemons: dict[str, Proc]) -> None:
     with step("add-ons (CoreDNS, local-path StorageClass)"):
         kubectl(layout, "apply", "-f", "-", input=render(
             "coredns.yaml", CLUSTER_DOMAIN=CLUSTER_DOMAIN, COREDNS_IMAGE=versions.COREDNS_IMAGE, DNS_IP=DNS_IP))
@@ -529,14 +571,15 @@ def up(layout: Layout, *, timeout: float = 300) -> None:
             "local-path.yaml", STORAGE_CLASS=STORAGE_CLASS, LOCAL_PATH_DIR=str(layout.local_path),
             SHELL_IMAGE=versions.SHELL_IMAGE))
         start(layout, daemons["local-path-provisioner"])
+
+
+def _wait_for_node_and_dns(layout: Layout, daemons: dict[str, Proc], timeout: float) -> None:
     with step("node Ready and CoreDNS answering"):
         wait_for(f"node {NODE_NAME} Ready", lambda: node_ready(layout), timeout, layout=layout, proc="kubelet")
         # kube-router looks its node up once at start.
         start(layout, daemons["kube-router"])
         wait_for("CoreDNS answering for kubernetes.default", coredns_answers, timeout, layout=layout,
                  proc="kube-controller-manager")
-    (layout.state / "started").write_text(str(time.time()))
-    log(f"host is up in {time.monotonic() - start_time:.1f}s; kubeconfig: {layout.admin_kubeconfig}")
 
 
 def wait_for_registry(layout: Layout) -> None:
