@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     if config.coredns.enabled:
         # CoreDNS runs in this pod (chart); before the first list: every synced pod must see kube-system/kube-dns
         # (dnsConfig cannot change later), and the first sync copies the Service and its Endpoints to the host.
-        dns = dataclasses.replace(config.coredns, pod_ip=coredns.own_ip(urlsplit(host.connection.host).hostname))
+        api_host = urlsplit(host.connection.host).hostname or "localhost"  # as kube.RawConnector reads it
+        dns = dataclasses.replace(config.coredns, pod_ip=coredns.own_ip(api_host))
         if not coredns.apply_until_done(virtual, dns, stopping):
             return 0
         dns_ready = coredns.ReadyWatcher(host, config.host_namespace,

@@ -94,7 +94,7 @@ def differs(desired: Any, actual: Any) -> bool:
         if not isinstance(actual, list) or len(desired) != len(actual):
             return True
         return any(differs(d, a) for d, a in zip(desired, actual, strict=True))
-    return desired != actual
+    return bool(desired != actual)
 
 
 def update_patch(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any] | None:

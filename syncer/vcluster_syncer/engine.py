@@ -7,6 +7,7 @@ object are applied in order however many of them arrive while the key waits or i
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import itertools
 import logging
@@ -51,7 +52,8 @@ class Store:
         with self._lock:
             return list(self._items.values())
 
-    def keys(self) -> list[str]:
+    # (builtins.list: in this class, "list" is the method above)
+    def keys(self) -> builtins.list[str]:
         with self._lock:
             return list(self._items)
 
@@ -70,15 +72,16 @@ class Store:
         with self._lock:
             return self._items.pop(key, None)
 
-    def replace(self, objs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
+    def replace(self, objs: builtins.list[dict[str, Any]]
+                ) -> builtins.list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
         """Set the whole content (after a list); returns the changes as (key, old, new)."""
         fresh = {object_key(o): o for o in objs}
         with self._lock:
             old_items, self._items = self._items, fresh
-        changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
-        for key, old in old_items.items():
+        changes: builtins.list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
+        for key, gone in old_items.items():
             if key not in fresh:
-                changes.append((key, old, None))
+                changes.append((key, gone, None))
         for key, new in fresh.items():
             old = old_items.get(key)
             if old is None or _rv(old) != _rv(new) or _rv(new) is None:
@@ -219,7 +222,7 @@ class WorkQueue:
         with self._cond:
             failures = self._failures.get(item, 0)
             self._failures[item] = failures + 1
-        delay = min(base * (2 ** failures), cap)
+        delay = min(base * 2.0 ** failures, cap)
         self.add_after(item, delay)
         return delay
 

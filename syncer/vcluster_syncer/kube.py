@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -228,6 +228,11 @@ class ApiKube:
             return resp
         return json.loads(resp.data) if resp.data else {}
 
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A request the API server answers with a JSON object (every one but the streams)."""
+        data: dict[str, Any] = self._request(method, path, **kwargs)
+        return data
+
     @staticmethod
     def _convert(status: int, reason: Any, body: Any) -> ApiError:
         reason, message = str(reason or ""), ""
@@ -252,7 +257,7 @@ class ApiKube:
             query.append(("labelSelector", label_selector))
         resource_version = ""
         while True:
-            data = self._request("get", kind.path(namespace), query=query, timeout=120)
+            data = self._object("get", kind.path(namespace), query=query, timeout=120)
             for item in data.get("items") or []:
                 item.setdefault("apiVersion", kind.api_version)
                 item.setdefault("kind", kind.kind)
@@ -277,7 +282,7 @@ class ApiKube:
         if label_selector:
             query.append(("labelSelector", label_selector))
         resp = self._request("get", kind.path(namespace), query=query, stream=True,
-                             timeout=(10, timeout_seconds + 30))  # type: ignore[arg-type]
+                             timeout=(10, timeout_seconds + 30))
         lines = _lines(resp)
         try:
             while True:
@@ -303,7 +308,7 @@ class ApiKube:
 
     def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
-            return self._request("get", kind.path(namespace, name))
+            return self._object("get", kind.path(namespace, name))
         except NotFound:
             return None
 
@@ -318,11 +323,11 @@ class ApiKube:
         return True
 
     def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
-        return self._request("post", kind.path(_namespace_of(kind, obj)), body=obj)
+        return self._object("post", kind.path(_namespace_of(kind, obj)), body=obj)
 
     def patch(self, kind: Kind, name: str, patch: dict[str, Any], namespace: str | None = None,
               subresource: str | None = None) -> dict[str, Any]:
-        return self._request("patch", kind.path(namespace, name, subresource), body=patch,
+        return self._object("patch", kind.path(namespace, name, subresource), body=patch,
                              content_type="application/merge-patch+json")
 
     def delete(self, kind: Kind, name: str, namespace: str | None = None, grace_period_seconds: int | None = None,
@@ -341,7 +346,7 @@ class ApiKube:
 
     def post_subresource(self, kind: Kind, name: str, namespace: str | None, subresource: str,
                          body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("post", kind.path(namespace, name, subresource), body=body)
+        return self._object("post", kind.path(namespace, name, subresource), body=body)
 
 
 def _lines(resp: Any) -> Iterator[str]:
@@ -444,7 +449,8 @@ def kubeconfig_connection() -> Connection:
     from kubernetes import client, config
 
     conf = client.Configuration()
-    config.load_kube_config(client_configuration=conf)
+    load: Callable[..., None] = config.load_kube_config  # (the package's loader has no annotations)
+    load(client_configuration=conf)
     auth = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken") or ""
     token = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else None
     return Connection(conf.host, ca_file=conf.ssl_ca_cert, verify=conf.verify_ssl, token=token,

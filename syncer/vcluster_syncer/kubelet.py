@@ -111,6 +111,7 @@ def translate(target: str, settings: TranslatorSettings) -> Route:
     if not parts:
         raise NotServed(404, "not found")
     endpoint, args = parts[0], parts[1:]
+    sizes: tuple[int, ...]  # how many path segments the endpoint takes
     if endpoint == "containerLogs":
         subresource, sizes = "log", (3,)
     elif endpoint in ("exec", "attach"):

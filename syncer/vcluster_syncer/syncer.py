@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from .context import Context, Informers, UnknownPart
 from .engine import Informer, WorkQueue
@@ -104,7 +104,7 @@ class Syncer:
 
     def process(self, item: Hashable) -> None:
         """Reconcile one (part class, key) item; the caller holds it (queue.get or queue.claim)."""
-        part_class, key = item  # type: ignore[misc]
+        part_class, key = cast("tuple[type, str]", item)  # the queue holds (part class, key) items
         part = self._part(part_class)
         subject = None
         try:

@@ -147,7 +147,7 @@ class Pods(VirtualToHost):
 
     def needs_recreate(self, desired: Obj, actual: Obj) -> bool:
         # Same name, new virtual pod (a StatefulSet replaced it): the old host pod must go first.
-        return meta(desired)["annotations"].get(ANN_UID) != (meta(actual).get("annotations") or {}).get(ANN_UID)
+        return bool(meta(desired)["annotations"].get(ANN_UID) != (meta(actual).get("annotations") or {}).get(ANN_UID))
 
     # -- the reconcile's special cases
 

@@ -157,7 +157,7 @@ def virtual_needs_new_ip(vsvc: Mapping[str, Any], hsvc: Mapping[str, Any]) -> bo
     host_ip = hspec.get("clusterIP")
     if not host_ip or host_ip == "None" or vspec.get("type") == "ExternalName":
         return False
-    return vspec.get("clusterIP") != host_ip
+    return bool(vspec.get("clusterIP") != host_ip)
 
 
 def recreated_virtual_service(vsvc: Mapping[str, Any], hsvc: Mapping[str, Any] | None) -> dict[str, Any]:
