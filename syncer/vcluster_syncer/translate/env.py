@@ -48,14 +48,6 @@ def _api_service(api_ip: str) -> dict[str, Any]:
             "spec": {"clusterIP": api_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}}
 
 
-def api_server_env(api_ip: str) -> list[dict[str, str]]:
-    """In-cluster clients find "their" API server through these: make them reach the virtual one.
-
-    The kubelet injects the *host* API server here; explicit container env wins over injected values.
-    """
-    return service_link_env(_api_service(api_ip))
-
-
 def with_service_env(env: list[dict[str, Any]], base_env: list[dict[str, str]]) -> list[dict[str, Any]]:
     """A container's env with the service environment (service_env) first, so $(FOO_SERVICE_HOST) in the
     user's env resolves as the kubelet would resolve it; a name the user sets is left out (the user's value

@@ -20,11 +20,6 @@ TOKEN_EXPIRATION_SECONDS = 3600
 ADMISSION_TOKEN_SECONDS = 3607
 
 
-def wants_token(vpod: Mapping[str, Any]) -> bool:
-    """Does the host pod need a token Secret (the virtual pod mounts a service account token)?"""
-    return any(is_token_projection(v) for v in (vpod.get("spec") or {}).get("volumes") or [])
-
-
 def _only_namespace_items(source: Mapping[str, Any]) -> bool:
     items = (source.get("downwardAPI") or {}).get("items") or []
     return bool(items) and all((i.get("fieldRef") or {}).get("fieldPath") == "metadata.namespace" for i in items)

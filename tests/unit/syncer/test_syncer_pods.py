@@ -41,7 +41,6 @@ from vcluster_syncer.translate.tokens import (
     token_request,
     token_requests,
     token_secret,
-    wants_token,
 )
 
 K = lambda key: translate_label_key(key, SETTINGS)  # noqa: E731
@@ -165,7 +164,7 @@ def test_service_account_and_token_volume() -> None:
              "readOnly": True}
     vpod = pod(spec={"serviceAccountName": "robot", "containers": [c(volumeMounts=[mount])],
                      "volumes": [token_volume()]})
-    assert wants_token(vpod)
+    assert set(token_requests(vpod)) == {"token"}
     out = translate_pod(vpod, SETTINGS, CTX)
     spec = out["spec"]
     assert spec["serviceAccountName"] == "vc-workload-vc"
@@ -183,7 +182,7 @@ def test_service_account_and_token_volume() -> None:
 
 def test_no_token_when_not_mounted() -> None:
     vpod = pod(spec={"automountServiceAccountToken": False, "containers": [c()]})
-    assert not wants_token(vpod)
+    assert token_requests(vpod) == {}
     assert translate_pod(vpod, SETTINGS, CTX)["spec"]["automountServiceAccountToken"] is False
 
 
