@@ -162,7 +162,8 @@ def go_build(build: GoBuild) -> Path:
 
 def _go_build_locked(build: GoBuild, out: Path, stamp: Path) -> Path:
     env = _go_env()
-    work = cache_dir() / "gowork" / build.name
+    # Per version: builds of one name at two versions (two minors' etcd) may run at once.
+    work = cache_dir() / "gowork" / f"{build.name}-{build.version}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     info = json.loads(
@@ -200,8 +201,7 @@ def _flag_args(build: GoBuild, release_time: str) -> list[str]:
     return cmd
 
 
-def _kube_ldflags() -> str:
-    v = versions.KUBERNETES
+def _kube_ldflags(v: str = versions.KUBERNETES) -> str:
     major, minor = v.lstrip("v").split(".")[:2]
     flags = []
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
@@ -278,6 +278,46 @@ def builds() -> list[GoBuild]:
             ldflags="-s -w",
         ),
     ]
+
+
+def control_plane_builds(plane: versions.ControlPlane) -> list[GoBuild]:
+    """The Go builds behind one minor's images: kube-apiserver and kube-controller-manager, and its etcd.
+
+    The host's own version has them in builds() already (``kubernetes`` and ``etcd``): those are reused.
+    """
+    out = []
+    if plane.kubernetes != versions.KUBERNETES:
+        out.append(GoBuild(
+            name="kubernetes-cp",
+            module="k8s.io/kubernetes",
+            version=plane.kubernetes,
+            packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in ("kube-apiserver", "kube-controller-manager")),
+            ldflags=_kube_ldflags(plane.kubernetes),
+            staging_version=plane.staging,
+        ))
+    if plane.etcd != versions.ETCD:
+        out.append(GoBuild(
+            name="etcd",
+            module="go.etcd.io/etcd/server/v3",
+            version=plane.etcd,
+            packages=("go.etcd.io/etcd/server/v3",),
+            ldflags="-s -w",
+        ))
+    return out
+
+
+def build_control_plane(plane: versions.ControlPlane) -> dict[str, Path]:
+    """kube-apiserver, kube-controller-manager and etcd of ``plane`` (built unless cached): name -> binary."""
+    paths = build_all() if plane.kubernetes == versions.KUBERNETES or plane.etcd == versions.ETCD else {}
+    paths = {k: v for k, v in paths.items() if k in ("kube-apiserver", "kube-controller-manager", "etcd")}
+    paths.update(_build_each(control_plane_builds(plane)))
+    if "server" in paths:
+        paths["etcd"] = paths.pop("server")
+    return paths
+
+
+def control_plane_cached(plane: versions.ControlPlane) -> bool:
+    return all(cached(b) for b in control_plane_builds(plane))
 
 
 # The ginkgo CLI at the version k8s.io/kubernetes v1.33.13's go.mod requires (its e2e.test is

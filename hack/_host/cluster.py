@@ -549,6 +549,31 @@ def _images(layout: Layout, bins: dict[str, Path]) -> None:
         registry.publish_mirrored(layout)
 
 
+def serve_control_planes(layout: Layout, planes: list[versions.ControlPlane]) -> list[str]:
+    """Each minor's virtual control-plane images (kube-apiserver, kube-controller-manager, etcd): built unless
+    cached (Go builds per version, then the images), imported into containerd and pushed to the registry under
+    upstream's names, as the host's other images.  Returns their names."""
+    names: list[str] = []
+    for plane in planes:
+        if build.control_plane_cached(plane):
+            bins = build.build_control_plane(plane)
+        else:
+            with step(f"build Kubernetes {plane.kubernetes} control plane (kube-apiserver, "
+                      f"kube-controller-manager, etcd {plane.etcd})"):
+                bins = build.build_control_plane(plane)
+        names += images.build_images(layout, bins, images.control_plane_images(plane, bins))
+    if names:
+        images.import_images(layout, names)
+        registry.push(layout, [(n, n) for n in names])
+    return names
+
+
+def served_control_planes(layout: Layout) -> list[versions.ControlPlane]:
+    """The minors whose three images the host's containerd holds."""
+    present = images.containerd_images(layout)
+    return [p for p in versions.CONTROL_PLANES.values() if all(i in present for i in p.images)]
+
+
 def _start_control_plane(layout: Layout, daemons: dict[str, Proc], ip: str) -> None:
     with step("control plane (etcd, kube-apiserver, controller-manager, scheduler)"):
         start(layout, daemons["etcd"])

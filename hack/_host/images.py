@@ -143,12 +143,24 @@ def docker_images(layout: Layout) -> set[str]:
     return {line.strip() for line in out.splitlines() if line.strip()}
 
 
-def build_images(layout: Layout, binaries: dict[str, Path]) -> list[str]:
-    """Builds what changed; returns the names of all images in the catalogue."""
+def control_plane_images(plane: versions.ControlPlane, binaries: dict[str, Path]) -> list[Image]:
+    """One minor's virtual control-plane images under upstream's names (``binaries``:
+    build.build_control_plane(plane)).  The host's own version's are in the catalogue too: same images."""
+    return [
+        Image(plane.apiserver_image, "kube-component.Dockerfile", {"component": binaries["kube-apiserver"]},
+              build_args={"NAME": "kube-apiserver"}),
+        Image(plane.controller_manager_image, "kube-component.Dockerfile",
+              {"component": binaries["kube-controller-manager"]}, build_args={"NAME": "kube-controller-manager"}),
+        Image(plane.etcd_image, "etcd.Dockerfile", {"etcd": binaries["etcd"]}),
+    ]
+
+
+def build_images(layout: Layout, binaries: dict[str, Path], todo: list[Image] | None = None) -> list[str]:
+    """Builds what changed of ``todo`` (default: the catalogue); returns the names of all its images."""
     present = docker_images(layout)
     names = []
     keys: dict[str, str] = {}
-    for image in catalogue(binaries, layout):
+    for image in catalogue(binaries, layout) if todo is None else todo:
         names.append(image.name)
         stamp = _stamp(layout, "docker", image.name)
         key = keys[image.name] = _key(image, keys)

@@ -1,14 +1,22 @@
 """Pinned versions of everything the host cluster is built from.
 
-Kubernetes stays on 1.33: our machines run cgroup v1 (hybrid), which 1.35's
+The host's own Kubernetes stays on 1.33: our machines run cgroup v1 (hybrid), which 1.35's
 kubelet refuses.  The etcd, CoreDNS and pause versions are the ones kubeadm
 1.33 pins (cmd/kubeadm/app/constants), so the images we build carry the exact
 names a user's cluster would pull.
+
+A virtual control plane has no kubelet: it runs any minor of CONTROL_PLANES, the table in
+chart/kubernetes-versions.yaml (the one source; the chart ships it).  hack/host builds a minor's
+kube-apiserver, kube-controller-manager and etcd images when a run asks for it (``hack/host images
+--kubernetes 1.37,1.35``).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 KUBERNETES = "v1.33.13"
 # k8s.io/kubernetes publishes its staging modules (k8s.io/api, client-go, ...)
@@ -16,6 +24,121 @@ KUBERNETES = "v1.33.13"
 KUBERNETES_STAGING = "v0." + KUBERNETES.split(".", 1)[1]
 ETCD = "v3.5.24"
 ETCD_IMAGE_TAG = "3.5.24-0"
+
+TABLE_FILE = Path(__file__).resolve().parents[2] / "chart" / "kubernetes-versions.yaml"
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """One supported minor of the virtual control plane: its Kubernetes patch and the etcd kubeadm pairs."""
+
+    minor: str  # "1.37"
+    kubernetes: str  # "v1.37.2": the kube-apiserver and kube-controller-manager image tag
+    etcd_tag: str  # "3.7.0-0": the etcd image tag
+
+    @property
+    def staging(self) -> str:
+        """The version of the published staging modules (k8s.io/api, client-go, ...) of this release."""
+        return "v0." + self.kubernetes.split(".", 1)[1]
+
+    @property
+    def etcd(self) -> str:
+        """The go.etcd.io/etcd/server/v3 version behind the image tag (``3.7.0-0`` -> ``v3.7.0``)."""
+        return "v" + self.etcd_tag.rsplit("-", 1)[0]
+
+    @property
+    def apiserver_image(self) -> str:
+        return f"registry.k8s.io/kube-apiserver:{self.kubernetes}"
+
+    @property
+    def controller_manager_image(self) -> str:
+        return f"registry.k8s.io/kube-controller-manager:{self.kubernetes}"
+
+    @property
+    def etcd_image(self) -> str:
+        return f"registry.k8s.io/etcd:{self.etcd_tag}"
+
+    @property
+    def images(self) -> tuple[str, str, str]:
+        return (self.apiserver_image, self.controller_manager_image, self.etcd_image)
+
+    def chart_values(self) -> dict[str, str]:
+        """The chart values (``--set`` paths) that make a virtual cluster of this minor."""
+        return {
+            "controlPlane.apiServer.image.tag": self.kubernetes,
+            "controlPlane.controllerManager.image.tag": self.kubernetes,
+            "controlPlane.etcd.image.tag": self.etcd_tag,
+        }
+
+
+def read_table(text: str) -> tuple[str, dict[str, ControlPlane]]:
+    """(default minor, minor -> ControlPlane) of kubernetes-versions.yaml.
+
+    Reads the file's own shape (top-level ``default`` and ``versions``, one mapping per minor, plain or
+    double-quoted scalars, ``#`` comments) without PyYAML, which a fresh machine's python3 may lack; a unit
+    test checks the result against PyYAML's.
+    """
+    default = ""
+    table: dict[str, dict[str, str]] = {}
+    section = minor = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        m = re.fullmatch(r'( *)("?)([^":]+)\2:(?: +"?([^"]*)"?)?', line)
+        if not m:
+            raise ValueError(f"{TABLE_FILE.name}:{number}: cannot read {raw!r}")
+        indent, key, value = len(m.group(1)), m.group(3), m.group(4)
+        if indent == 0:
+            section = key
+            if key == "default":
+                default = value or ""
+            elif key != "versions" or value:
+                raise ValueError(f"{TABLE_FILE.name}:{number}: unknown key {key!r}")
+        elif section == "versions" and indent == 2 and value is None:
+            minor = key
+            table[minor] = {}
+        elif section == "versions" and indent == 4 and minor is not None and value:
+            table[minor][key] = value
+        else:
+            raise ValueError(f"{TABLE_FILE.name}:{number}: unexpected {raw!r}")
+    planes = {k: ControlPlane(k, v["kubernetes"], v["etcd"]) for k, v in table.items()}
+    if default not in planes:
+        raise ValueError(f"{TABLE_FILE.name}: default {default!r} is not one of {sorted(planes)}")
+    return default, planes
+
+
+DEFAULT_MINOR, CONTROL_PLANES = read_table(TABLE_FILE.read_text())
+# What hack/host builds when a run names no version (VCLUSTER_HOST_KUBERNETES): the chart's default and
+# the oldest minor upstream still supports, the two CI builds cold.
+HOST_DEFAULT_KUBERNETES = "1.37,1.35"
+
+
+def control_plane(version: str) -> ControlPlane:
+    """The table's entry for ``version``: a minor (``1.35``, ``v1.35``) or its exact patch (``v1.35.4``)."""
+    v = version.strip().lstrip("v")
+    minor = ".".join(v.split(".")[:2])
+    plane = CONTROL_PLANES.get(minor)
+    if plane is None or (v.count(".") == 2 and plane.kubernetes != "v" + v):
+        supported = ", ".join(f"{k} ({p.kubernetes})" for k, p in CONTROL_PLANES.items())
+        raise ValueError(f"Kubernetes {version!r} is not a supported virtual control plane; supported: {supported}")
+    return plane
+
+
+def requested_control_planes(spec: str | None = None) -> list[ControlPlane]:
+    """The control planes a comma-separated list names (``1.37,1.35``; ``all`` for every minor); without one,
+    the VCLUSTER_HOST_KUBERNETES environment variable's, else HOST_DEFAULT_KUBERNETES."""
+    if spec is None:
+        spec = os.environ.get("VCLUSTER_HOST_KUBERNETES") or HOST_DEFAULT_KUBERNETES
+    if spec.strip() == "all":
+        return list(CONTROL_PLANES.values())
+    out: list[ControlPlane] = []
+    for part in spec.split(","):
+        if part.strip():
+            plane = control_plane(part)
+            if plane not in out:
+                out.append(plane)
+    return out
 COREDNS = "v1.12.0"
 PAUSE = "3.10"
 HELM = "v3.19.0"
