@@ -125,6 +125,13 @@ class Syncer:
                         log.info("first full sync done")
                         self.first_sync_done.set()
 
+    def _process_and_release(self, item: Hashable) -> None:
+        """Process an item this thread holds (queue.get or queue.claim), then let the queue hand it out again."""
+        try:
+            self.process(item)
+        finally:
+            self.queue.done(item)
+
     def _still_held(self, item: Hashable, subject: dict[str, Any] | None) -> bool:
         """A permanent failure of this very object version, recently: do not try again yet."""
         with self._held_lock:
@@ -164,10 +171,7 @@ class Syncer:
         self._part(part_class)
         item = (part_class, key)
         self.queue.claim(item)
-        try:
-            self.process(item)
-        finally:
-            self.queue.done(item)
+        self._process_and_release(item)
 
     def all_items(self, parts: Iterable[type] | None = None) -> set[Hashable]:
         items: set[Hashable] = set()
@@ -218,10 +222,7 @@ class Syncer:
                     delayed_rounds -= 1
                     continue
                 return processed
-            try:
-                self.process(item)
-            finally:
-                self.queue.done(item)
+            self._process_and_release(item)
             processed += 1
         raise RuntimeError(f"queue did not settle after {max_items} items")
 
@@ -258,10 +259,7 @@ class Syncer:
             item = self.queue.get(timeout=1.0)
             if item is None:
                 continue
-            try:
-                self.process(item)
-            finally:
-                self.queue.done(item)
+            self._process_and_release(item)
 
     def _periodic(self, tick: float = 1.0, full_interval: float = 300.0) -> None:
         """Parts' own resyncs (``resync_every``, e.g. node heartbeats) and a full resync every few minutes

@@ -12,10 +12,11 @@ from ..kube import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, 
 from ..translate import pods, runtimeclass
 from ..translate.metadata import ANN_TOKEN_EXPIRATION, ANN_UID, FAKE_NODE_LABEL, KIND_TOKEN_SECRET, virtual_ref
 from ..translate.names import host_name_for, token_secret_name
+from ..translate.podspec import service_account_of
 from ..translate.references import referenced_configmaps, referenced_pvcs, referenced_secrets
 from ..translate.settings import PodContext
 from ..translate.status import binding, pod_status_patch, was_synced
-from ..translate.tokens import service_account_of, token_node, token_requests, token_secret
+from ..translate.tokens import token_node, token_requests, token_secret
 from .base import Obj, VirtualToHost, meta
 from .configmaps import ConfigMaps
 from .nodes import Nodes
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 
 #: the part that syncs each kind of object a pod refers to
 REFERENCED = {"ConfigMap": ConfigMaps, "Secret": Secrets, "PersistentVolumeClaim": PersistentVolumeClaims}
+
+
+def _enqueue_nodes(ctx: Context, *versions: Obj | None) -> None:
+    """The Nodes a pod's versions (a change's old and new) are bound to."""
+    for obj in versions:
+        node = ((obj or {}).get("spec") or {}).get("nodeName")
+        if node:
+            ctx.enqueue(Nodes, node)
 
 
 class Pods(VirtualToHost):
@@ -78,18 +87,12 @@ class Pods(VirtualToHost):
                 }
             for kind, ref_key in ctx.refs.update(key, refs):
                 ctx.enqueue(REFERENCED[kind], ref_key)
-            for obj in (old, new):
-                node = ((obj or {}).get("spec") or {}).get("nodeName")
-                if node:
-                    ctx.enqueue(Nodes, node)
+            _enqueue_nodes(ctx, old, new)
         return handler
 
     def _on_host_pod(self, ctx: Context):  # type: ignore[no-untyped-def]
         def handler(key: str, old: Obj | None, new: Obj | None) -> None:
-            for obj in (old, new):
-                node = ((obj or {}).get("spec") or {}).get("nodeName")
-                if node:
-                    ctx.enqueue(Nodes, node)
+            _enqueue_nodes(ctx, old, new)
         return handler
 
     # -- translation inputs

@@ -28,37 +28,35 @@ def should_sync(kind: str, vobj: Mapping[str, Any], referenced: bool, settings: 
     return settings.sync_all_secrets or referenced
 
 
-def translate_configmap(vcm: Mapping[str, Any], settings: TranslatorSettings) -> dict[str, Any]:
-    meta = vcm["metadata"]
+def _host_copy(vobj: Mapping[str, Any], kind: str, fields: tuple[str, ...], settings: TranslatorSettings,
+               **extra: Any) -> dict[str, Any]:
+    """The host copy of a ConfigMap or Secret: host name and metadata, ``extra`` top-level fields, and the
+    ``fields`` the virtual object sets."""
+    meta = vobj["metadata"]
     out: dict[str, Any] = {
         "apiVersion": "v1",
-        "kind": "ConfigMap",
+        "kind": kind,
         "metadata": host_metadata(
-            vcm, "ConfigMap", host_name_for("ConfigMap", meta["name"], meta["namespace"], settings), settings),
+            vobj, kind, host_name_for(kind, meta["name"], meta["namespace"], settings), settings),
+        **extra,
     }
-    for field in ("data", "binaryData", "immutable"):
-        if field in vcm and vcm[field] is not None:
-            out[field] = vcm[field]
+    for field in fields:
+        if field in vobj and vobj[field] is not None:
+            out[field] = vobj[field]
     return out
+
+
+def translate_configmap(vcm: Mapping[str, Any], settings: TranslatorSettings) -> dict[str, Any]:
+    return _host_copy(vcm, "ConfigMap", ("data", "binaryData", "immutable"), settings)
 
 
 def translate_secret(vsecret: Mapping[str, Any], settings: TranslatorSettings) -> dict[str, Any]:
-    meta = vsecret["metadata"]
-    out: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": host_metadata(
-            vsecret, "Secret", host_name_for("Secret", meta["name"], meta["namespace"], settings), settings),
-        "type": vsecret.get("type") or "Opaque",
-    }
-    if out["type"] == SERVICE_ACCOUNT_TOKEN_TYPE:
+    secret_type = vsecret.get("type") or "Opaque"
+    if secret_type == SERVICE_ACCOUNT_TOKEN_TYPE:
         # The host's token controller would validate this Secret against a *host* ServiceAccount of the
         # same name (and delete it when that does not exist). The data is a virtual token: keep it as Opaque.
-        out["type"] = "Opaque"
-    for field in ("data", "immutable"):
-        if field in vsecret and vsecret[field] is not None:
-            out[field] = vsecret[field]
-    return out
+        secret_type = "Opaque"
+    return _host_copy(vsecret, "Secret", ("data", "immutable"), settings, type=secret_type)
 
 
 def needs_recreate(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:

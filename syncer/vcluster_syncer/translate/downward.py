@@ -12,6 +12,7 @@ from typing import Any
 
 from .metadata import ANN_ANNOTATIONS, ANN_LABELS, ANN_NAME, ANN_NAMESPACE, ANN_SERVICE_ACCOUNT, ANN_UID, format_map
 from .names import translate_label_key
+from .podspec import service_account_of
 from .settings import TranslatorSettings
 
 _LABEL_FIELD = re.compile(r"^metadata\.labels\['(.+)'\]$")
@@ -78,7 +79,7 @@ def host_annotations(vpod: Mapping[str, Any]) -> dict[str, str]:
     meta, spec = vpod.get("metadata") or {}, vpod.get("spec") or {}
     out = {
         ANN_LABELS: format_map(meta.get("labels")),
-        ANN_SERVICE_ACCOUNT: spec.get("serviceAccountName") or spec.get("serviceAccount") or "default",
+        ANN_SERVICE_ACCOUNT: service_account_of(vpod),
     }
     if _reads_all_annotations(spec):
         # Only when a volume renders all annotations: this doubles the size of the annotations.

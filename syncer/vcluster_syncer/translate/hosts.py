@@ -8,7 +8,7 @@ from typing import Any
 
 from .helpers import helper_container
 from .names import hostname_for_pod
-from .podspec import CONTAINER_FIELDS
+from .podspec import containers
 from .settings import PodContext, TranslatorSettings
 
 # ---------------------------------------------------------------- DNS
@@ -87,9 +87,8 @@ def rewrite_hosts(spec: dict[str, Any], hostname: str, fqdn: str, settings: Tran
     init = helper_container(HOSTS_CONTAINER, _HOSTS_SCRIPT, {"POD_HOSTNAME": hostname, "POD_FQDN": fqdn}, spec,
                             settings)
     init["volumeMounts"] = [{"name": HOSTS_CONTAINER, "mountPath": "/hosts"}]
-    for field in CONTAINER_FIELDS:
-        for container in spec.get(field) or []:
-            hosts_mount(container)
+    for container in containers(spec):
+        hosts_mount(container)
     spec["initContainers"] = [init] + list(spec.get("initContainers") or [])
     spec["volumes"] = list(spec.get("volumes") or []) + [{"name": HOSTS_CONTAINER, "emptyDir": {}}]
 

@@ -156,21 +156,16 @@ def selector_for_namespaces(namespaces: Iterable[str], settings: TranslatorSetti
     }
 
 
+_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def go_quote(value: str) -> str:
     """Quote like Go's %q (what the kubelet uses when it writes downward-API label/annotation files)."""
     out = ['"']
     for ch in value:
         code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
         elif code < 0x20 or code == 0x7F:
             out.append(f"\\x{code:02x}")
         else:

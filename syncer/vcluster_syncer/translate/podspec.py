@@ -14,6 +14,11 @@ def containers(spec: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield from spec.get(field) or []
 
 
+def service_account_of(pod: Mapping[str, Any]) -> str:
+    spec = pod.get("spec") or {}
+    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+
+
 def is_token_projection(volume: Mapping[str, Any]) -> bool:
     """A projected volume with a serviceAccountToken source (the API server injects one as kube-api-access-*).
 

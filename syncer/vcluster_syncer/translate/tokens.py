@@ -111,11 +111,6 @@ def token_node(token: str) -> str | None:
     return node.get("name") if isinstance(node, dict) else None
 
 
-def service_account_of(vpod: Mapping[str, Any]) -> str:
-    spec = vpod.get("spec") or {}
-    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-
-
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
