@@ -7,6 +7,7 @@ import binascii
 import logging
 
 from ..context import HOST, VIRTUAL, Context, parse_rfc3339
+from ..engine import Handler
 from ..errors import Retry
 from ..kube import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, AlreadyExists, ApiError
 from ..translate import pods, runtimeclass
@@ -68,14 +69,14 @@ class Pods(VirtualToHost):
                 keys.add(f"{ref[1]}/{ref[2]}")
         return keys
 
-    def _on_host_secret(self, ctx: Context):  # type: ignore[no-untyped-def]
+    def _on_host_secret(self, ctx: Context) -> Handler:
         def handler(key: str, old: Obj | None, new: Obj | None) -> None:
             ref = virtual_ref(new or old or {})
             if ref and ref[0] == KIND_TOKEN_SECRET:
                 ctx.enqueue(Pods, f"{ref[1]}/{ref[2]}")
         return handler
 
-    def _on_virtual_pod(self, ctx: Context):  # type: ignore[no-untyped-def]
+    def _on_virtual_pod(self, ctx: Context) -> Handler:
         def handler(key: str, old: Obj | None, new: Obj | None) -> None:
             refs: dict[str, set[str]] = {}
             if new is not None:
@@ -90,7 +91,7 @@ class Pods(VirtualToHost):
             _enqueue_nodes(ctx, old, new)
         return handler
 
-    def _on_host_pod(self, ctx: Context):  # type: ignore[no-untyped-def]
+    def _on_host_pod(self, ctx: Context) -> Handler:
         def handler(key: str, old: Obj | None, new: Obj | None) -> None:
             _enqueue_nodes(ctx, old, new)
         return handler
