@@ -121,6 +121,21 @@ app.kubernetes.io/component: {{ .component }}
 vcluster.pytest-vcluster.io/host-namespace: {{ .ctx.Release.Namespace }}
 {{- end -}}
 
+{{/*
+"true" when the version of an image tag is at least .min ("1.37", "3.6"), else "": flags that differ between
+versions follow the image that runs them. Call with (dict "tag" TAG "min" "1.37" "key" "kubernetes" "ctx" $).
+A tag that is no version (a custom build named "dev") counts as the tag of the default minor of
+kubernetes-versions.yaml (.key: its "kubernetes" or its "etcd").
+*/}}
+{{- define "vcluster.atLeast" -}}
+{{- $version := regexFind `^v?[0-9]+\.[0-9]+(\.[0-9]+)?` (toString .tag) -}}
+{{- if not $version -}}
+{{- $table := .ctx.Files.Get "kubernetes-versions.yaml" | fromYaml -}}
+{{- $version = index (index $table.versions $table.default) .key -}}
+{{- end -}}
+{{- if semverCompare (printf ">=%s.0-0" .min) $version }}true{{ end -}}
+{{- end -}}
+
 {{/* "repository:tag" of an image block; call with (dict "image" .Values.x.image "ctx" $). */}}
 {{- define "vcluster.image" -}}
 {{- printf "%s:%s" .image.repository (.image.tag | default .ctx.Chart.AppVersion) -}}

@@ -462,7 +462,7 @@ def test_controller_manager(default: Objects) -> None:
     f = flags(c["args"])
     assert f["controllers"] == (
         "*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,"
-        "-cloud-node-lifecycle,-ttl,-bootstrapsigner,-tokencleaner,-service-lb-controller,-route"
+        "-ttl,-bootstrapsigner,-tokencleaner,-cloud-node-lifecycle,-service-lb-controller,-route"
     )
     assert "use-service-account-credentials" not in f
     # no client-side throttling on the way to default/default (readiness)
@@ -1149,3 +1149,90 @@ def test_every_value_changes_the_manifest() -> None:
 def test_a_value_set_changes_the_manifest(helm: str, default: Objects, effect: Effect) -> None:
     assert effect.read(default) != effect.expected, "the default already gives it"
     assert effect.read(render(helm, *effect.sets)) == effect.expected
+
+
+# --------------------------------------------------------------------------- Kubernetes versions
+
+VERSIONS_FILE = CHART / "kubernetes-versions.yaml"
+VERSION_TABLE = yaml.safe_load(VERSIONS_FILE.read_text())
+NODE_AND_VOLUME_CONTROLLERS = ("*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,"
+                               "-persistentvolume-expander,-ttl,-bootstrapsigner,-tokencleaner")
+# kube-controller-manager 1.37 has no cloud-provider controllers: it refuses their names in --controllers.
+CLOUD_CONTROLLERS = ",-cloud-node-lifecycle,-service-lb-controller,-route"
+# What differs between minors, per minor of the table (docs/kubernetes-versions.md): etcd's --snapshot-count
+# (3.5 only: 3.6's default is the chart's 10000, and 3.6.5/3.6.6 warn that the flag is deprecated) and
+# kube-controller-manager's --controllers.
+PER_MINOR_FLAGS = {
+    "1.33": {"snapshot-count": "10000", "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
+    "1.34": {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
+    "1.35": {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
+    "1.36": {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
+    "1.37": {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS},
+}
+
+
+def version_sets(minor: str) -> tuple[str, ...]:
+    entry = VERSION_TABLE["versions"][minor]
+    return (f"controlPlane.apiServer.image.tag={entry['kubernetes']}",
+            f"controlPlane.controllerManager.image.tag={entry['kubernetes']}",
+            f"controlPlane.etcd.image.tag={entry['etcd']}")
+
+
+def per_minor_flags(objs: Objects) -> dict[str, str | None]:
+    c = containers(objs)
+    return {"snapshot-count": flags(c["etcd"]["args"]).get("snapshot-count"),
+            "controllers": flags(c["kube-controller-manager"]["args"])["controllers"]}
+
+
+def test_every_minor_of_the_table_has_its_flags_pinned() -> None:
+    assert set(PER_MINOR_FLAGS) == set(VERSION_TABLE["versions"])
+
+
+@pytest.mark.parametrize("minor", sorted(PER_MINOR_FLAGS))
+def test_flags_follow_the_minor_of_the_images(helm: str, minor: str) -> None:
+    objs = render(helm, *version_sets(minor))
+    assert per_minor_flags(objs) == PER_MINOR_FLAGS[minor]
+    entry = VERSION_TABLE["versions"][minor]
+    images = {n: c["image"] for n, c in containers(objs).items()}
+    assert images["kube-apiserver"] == f"registry.k8s.io/kube-apiserver:{entry['kubernetes']}"
+    assert images["kube-controller-manager"] == f"registry.k8s.io/kube-controller-manager:{entry['kubernetes']}"
+    assert images["etcd"] == f"registry.k8s.io/etcd:{entry['etcd']}"
+
+
+def test_kube_apiserver_flags_are_the_same_on_every_minor(helm: str, default: Objects) -> None:
+    """Every flag the chart gives kube-apiserver exists undeprecated from 1.33 to 1.37."""
+    expected = containers(default)["kube-apiserver"]["args"]
+    for minor in VERSION_TABLE["versions"]:
+        assert containers(render(helm, *version_sets(minor)))["kube-apiserver"]["args"] == expected, minor
+
+
+def test_defaults_are_the_tables_default_minor(default: Objects) -> None:
+    assert per_minor_flags(default) == PER_MINOR_FLAGS[VERSION_TABLE["default"]]
+    entry = VERSION_TABLE["versions"][VERSION_TABLE["default"]]
+    assert containers(default)["kube-apiserver"]["image"].endswith(":" + entry["kubernetes"])
+    assert containers(default)["etcd"]["image"].endswith(":" + entry["etcd"])
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        # Each container follows its own image: an etcd 3.5 beside a 1.37 control plane keeps --snapshot-count.
+        (("controlPlane.controllerManager.image.tag=v1.37.0", "controlPlane.etcd.image.tag=3.5.21-0"),
+         {"snapshot-count": "10000", "controllers": NODE_AND_VOLUME_CONTROLLERS}),
+        # Pre-releases and later patches of a minor count as that minor.
+        (("controlPlane.controllerManager.image.tag=v1.37.0-alpha.1", "controlPlane.etcd.image.tag=3.6.0-rc.1"),
+         {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS}),
+        (("controlPlane.controllerManager.image.tag=v1.36.99", "controlPlane.etcd.image.tag=v3.5.99"),
+         {"snapshot-count": "10000", "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS}),
+        (("controlPlane.controllerManager.image.tag=v1.38.0", "controlPlane.etcd.image.tag=3.8.0-0"),
+         {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS}),
+    ],
+)
+def test_flags_follow_each_containers_own_tag(helm: str, sets: tuple[str, ...], expected: dict[str, Any]) -> None:
+    assert per_minor_flags(render(helm, *sets)) == expected
+
+
+def test_a_tag_that_is_no_version_counts_as_the_default_minor(helm: str) -> None:
+    """A custom build tagged `dev`: the flags of the table's default minor."""
+    objs = render(helm, "controlPlane.controllerManager.image.tag=dev", "controlPlane.etcd.image.tag=custom")
+    assert per_minor_flags(objs) == PER_MINOR_FLAGS[VERSION_TABLE["default"]]
