@@ -247,7 +247,27 @@ def catalogue(lay: Layout, bins: dict[str, Path], kbins: dict[str, Path]) -> lis
         KImage(LOCAL_PATH_IMAGE, "kind-local-path-provisioner.Dockerfile",
                {"local-path-provisioner": bins["local-path-provisioner"]}),
         KImage(LOCAL_PATH_HELPER_IMAGE, "kind-local-path-helper.Dockerfile", base=(versions.SHELL_IMAGE,)),
+        *default_control_plane_images(),
     ]
+
+
+NODE_CONTROL_PLANE_IMAGES = {versions.APISERVER_IMAGE, versions.CONTROLLER_MANAGER_IMAGE, versions.ETCD_IMAGE}
+
+
+def default_control_plane() -> versions.ControlPlane | None:
+    """The chart's default control plane when it is not the node's own version (whose images the node has):
+    its images are preloaded too, so a virtual cluster with the chart's defaults starts on a kind host."""
+    plane = versions.CONTROL_PLANES[versions.DEFAULT_MINOR]
+    return None if set(plane.images) <= NODE_CONTROL_PLANE_IMAGES else plane
+
+
+def default_control_plane_images() -> list[KImage]:
+    plane = default_control_plane()
+    if plane is None:
+        return []
+    bins = build.build_control_plane(plane)
+    return [KImage(i.name, i.dockerfile, dict(i.files), build_args=dict(i.build_args))
+            for i in images.control_plane_images(plane, bins)]
 
 
 def _copy_into(src: Path, dst: Path) -> None:
@@ -340,6 +360,9 @@ def build_node_image(lay: Layout, bins: dict[str, Path], kbins: dict[str, Path])
         "kube-proxy.tar": [PROXY_IMAGE, versions.ETCD_IMAGE, versions.COREDNS_IMAGE, versions.PAUSE_IMAGE,
                            KINDNETD_IMAGE, LOCAL_PATH_IMAGE, LOCAL_PATH_HELPER_IMAGE],
     }
+    plane = default_control_plane()
+    if plane is not None:  # the chart's default virtual control plane
+        groups["kube-proxy.tar"] += list(plane.images)
     kube_bins = {"kubeadm": kbins["kubeadm"], "kubelet": bins["kubelet"], "kubectl": bins["kubectl"]}
     names = [BASE_IMAGE] + [n for g in groups.values() for n in g]
     key = node_image_key(lay, names, kube_bins)

@@ -122,3 +122,13 @@ def test_control_plane_images_use_upstream_names_and_the_host_dockerfiles(tmp_pa
     assert [i.dockerfile for i in imgs] == ["kube-component.Dockerfile", "kube-component.Dockerfile", "etcd.Dockerfile"]
     assert imgs[0].files == {"component": bins["kube-apiserver"]} and imgs[0].build_args == {"NAME": "kube-apiserver"}
     assert imgs[2].files == {"etcd": bins["etcd"]}
+
+
+def test_kind_preloads_the_charts_default_control_plane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kind node has its own version's images; the chart's default minor's are preloaded beside them."""
+    from _host import kind
+
+    monkeypatch.setattr(versions, "DEFAULT_MINOR", "1.33")
+    assert kind.default_control_plane() is None
+    monkeypatch.setattr(versions, "DEFAULT_MINOR", "1.37")
+    assert kind.default_control_plane() is versions.CONTROL_PLANES["1.37"]
