@@ -3,17 +3,20 @@
 ``prepare_widget_operator(vc)`` is what the template of this example runs once per test run (see
 ``conftest.py``); ``hack/bench`` imports it too, to time a cold cluster plus this install against a fork
 of the template. The CRD and the RBAC are those of ``examples/operator_crd``, used by path (not copied);
-the controller is its standard-library twin ``widget_controller_pod.py``, run by the stock Python image.
+the controller is its standard-library twin ``widget_controller_pod.py``, run by a stock Python image: the one
+the plugin builds its syncer image from (``VCLUSTER_SYNCER_BASE_IMAGE``, default ``python:3.11-slim-bookworm``),
+which ``examples/conftest.py`` loads into the host's nodes when the local docker has it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
 
 from pytest_vcluster import VCluster
 
@@ -36,6 +39,8 @@ SELECTOR = "app.kubernetes.io/name=widget-controller"
 SEED = "seed"
 #: generous: the machine running the examples may be slow and shared
 TIMEOUT = 180.0
+#: the controller's image: a stock Python (standard library only)
+PYTHON_IMAGE = os.environ.get("VCLUSTER_SYNCER_BASE_IMAGE") or "python:3.11-slim-bookworm"
 
 
 def widget(name: str, color: str, size: int | None = None) -> dict[str, Any]:
@@ -48,27 +53,14 @@ def widget(name: str, color: str, size: int | None = None) -> dict[str, Any]:
 def install(vc: VCluster, timeout: float = TIMEOUT) -> None:
     """The CRD and RBAC of examples/operator_crd, then the controller as Deployment widget-system/widget-controller
     (its script in a ConfigMap). Returns once Widgets are served; the Deployment may still be starting."""
-    utils.create_from_yaml(vc.api_client, str(CRD_MANIFEST))
-    utils.create_from_yaml(vc.api_client, str(RBAC_MANIFEST))
-    core = client.CoreV1Api(vc.api_client)
-    core.create_namespaced_config_map(NAMESPACE, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name=SCRIPT_CONFIGMAP),
-        data={"widget_controller.py": CONTROLLER_SCRIPT.read_text()},
-    ))
+    vc.apply(CRD_MANIFEST, timeout=timeout)  # returns once Widgets are served
+    vc.apply(RBAC_MANIFEST)
     deployment = yaml.safe_load(DEPLOYMENT_MANIFEST.read_text())
-    client.AppsV1Api(vc.api_client).create_namespaced_deployment(NAMESPACE, deployment)
-
-    ext = client.ApiextensionsV1Api(vc.api_client)
-
-    def established() -> bool:
-        conditions = ext.read_custom_resource_definition(CRD_NAME).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    vc.wait(f"CRD {CRD_NAME} to be Established", established, timeout=timeout)
-    # Established is not quite served: for a moment a new resource answers 429 (wait_until retries those).
-    custom = client.CustomObjectsApi(vc.api_client)
-    vc.wait("Widgets to be served", lambda: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL) is not None,
-            timeout=timeout)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container["image"] = PYTHON_IMAGE
+    script = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": SCRIPT_CONFIGMAP},
+              "data": {"widget_controller.py": CONTROLLER_SCRIPT.read_text()}}
+    vc.apply([script, deployment], namespace=NAMESPACE)
 
 
 def wait_operator(vc: VCluster, timeout: float = TIMEOUT) -> client.V1Deployment:
@@ -102,18 +94,12 @@ def wait_operator(vc: VCluster, timeout: float = TIMEOUT) -> client.V1Deployment
 
 
 def widget_round_trip(vc: VCluster, name: str, color: str = "blue", size: int = 2,
-                      timeout: float = TIMEOUT) -> client.V1ConfigMap:
+                      timeout: float = TIMEOUT) -> dict[str, Any]:
     """Create Widget ``default/<name>`` and wait until the controller has made ConfigMap ``widget-<name>`` and
-    written the Widget's status; returns the ConfigMap."""
-    custom = client.CustomObjectsApi(vc.api_client)
-    core = client.CoreV1Api(vc.api_client)
-    custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, widget(name, color, size))
-    cm = vc.wait(f"ConfigMap widget-{name} (the controller's reconcile)",
-                 lambda: core.read_namespaced_config_map(f"widget-{name}", "default"), timeout=timeout)
-    vc.wait(f"Widget {name} status",
-            lambda: (custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name).get("status") or {})
-            .get("configMap") == f"widget-{name}",
-            timeout=timeout)
+    written the Widget's status; returns the ConfigMap (a dict, as ``vc.wait_for`` returns objects)."""
+    vc.apply(widget(name, color, size))
+    cm = vc.wait_for(f"configmap/widget-{name}", lambda cm: cm["data"], timeout=timeout)
+    vc.wait_for(f"widget/{name}", lambda w: w["status"]["configMap"] == f"widget-{name}", timeout=timeout)
     return cm
 
 

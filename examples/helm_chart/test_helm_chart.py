@@ -1,16 +1,15 @@
-"""Testing a Helm chart: install it with the helm binary into a virtual cluster, check it really runs.
+"""Testing a Helm chart: install it into a virtual cluster, check it really runs.
 
-``vcluster.kubeconfig_path`` is an ordinary kubeconfig, so any CLI (helm, kubectl, your own tool) can be
-pointed at the virtual cluster from a subprocess. The pods of the chart run on the host, in the virtual
-cluster's host namespace, under ``vcluster.host_name(...)``.
+``vcluster.helm_install`` runs the real helm binary (``helm upgrade --install --wait``) with the virtual
+cluster's kubeconfig; ``vcluster.helm(...)`` runs any other helm command. The pods of the chart run on the
+host, in the virtual cluster's host namespace, under ``vcluster.host_name(...)``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from collections.abc import Callable, Sequence
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,91 +17,40 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster import Host, VCluster, wait_until
+from pytest_vcluster import Host, VCluster
 
 CHART = Path(__file__).resolve().parent / "hello-web"
-BUSYBOX_IMAGE = "pytest-vcluster.local/busybox:1.35"
+BUSYBOX_IMAGE = "busybox:1.36"
 TIMEOUT = 180.0
 
 
-
-def helm(vcluster: VCluster, *args: str) -> str:
-    """Run ``helm --kubeconfig <the virtual cluster's kubeconfig> ARGS``; fail the test with helm's output."""
-    binary = shutil.which("helm")
-    assert binary, "helm is not on PATH (hack/examples puts it there: PATH=$(hack/host tools):$PATH)"
-    command = [binary, "--kubeconfig", str(vcluster.kubeconfig_path), *args]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT + 60)
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(command)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def helm_install(vcluster: VCluster, release: str, namespace: str, values: Sequence[str] = ()) -> None:
-    """``helm install`` the chart, then wait until its Deployment is available and its Service settled.
-
-    The waiting is done here rather than with ``helm install --wait``: the syncer gives every new virtual
-    Service the ClusterIP of its host copy by deleting and re-creating it, and a ``--wait`` poll that falls
-    into that moment fails with ``services "<name>" not found``.
-    """
-    set_args = [arg for value in values for arg in ("--set", value)]
-    helm(vcluster, "install", release, str(CHART), "--namespace", namespace, "--create-namespace", *set_args)
-    apps = client.AppsV1Api(vcluster.api_client)
-    core = client.CoreV1Api(vcluster.api_client)
-    host_core = client.CoreV1Api(vcluster.host.api_client)
-
-    def available() -> bool:
-        deployment = apps.read_namespaced_deployment(release, namespace)
-        return (deployment.status.available_replicas or 0) == deployment.spec.replicas
-
-    def service_settled() -> bool:
-        service = core.read_namespaced_service(release, namespace)
-        host_service = host_core.read_namespaced_service(vcluster.host_name(service), vcluster.host_namespace)
-        return service.spec.cluster_ip == host_service.spec.cluster_ip
-
-    wait_until(f"Deployment {namespace}/{release} to be available", available, timeout=TIMEOUT)
-    wait_until(f"Service {namespace}/{release} to get its host ClusterIP", service_settled, timeout=TIMEOUT)
-
-
-def fetch_in_cluster(vcluster: VCluster, namespace: str, url: str, expected: str) -> None:
-    """Have a busybox pod in the virtual cluster GET ``url`` until the body equals ``expected``.
-
-    The pod reports through its exit code (container logs are not read through the virtual API here).
-    """
-    core = client.CoreV1Api(vcluster.api_client)
-    script = (
-        'for i in $(seq 60); do [ "$(timeout 10 wget -q -O- "$URL")" = "$EXPECTED" ] && exit 0; sleep 1; done; exit 1'
-    )
-    name = "fetch"
-    core.create_namespaced_pod(
-        namespace,
-        client.V1Pod(
-            metadata=client.V1ObjectMeta(name=name),
-            spec=client.V1PodSpec(
-                restart_policy="Never",
-                containers=[
-                    client.V1Container(
-                        name="wget",
-                        image=BUSYBOX_IMAGE,
-                        image_pull_policy="Never",
-                        command=["sh", "-c", script],
-                        env=[client.V1EnvVar(name="URL", value=url), client.V1EnvVar(name="EXPECTED", value=expected)],
-                    )
-                ],
-            ),
-        ),
-    )
-
-    def finished() -> str | None:
-        phase = core.read_namespaced_pod(name, namespace).status.phase
-        return phase if phase in ("Succeeded", "Failed") else None
-
-    phase = wait_until(f"pod {namespace}/{name} to finish", finished, timeout=TIMEOUT)
-    assert phase == "Succeeded", f"{url} did not serve {expected!r}"
-    core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+def fetch_in_cluster(vcluster: VCluster, namespace: str, url: str) -> str:
+    """A busybox pod in the virtual cluster GETs ``url``, as any pod of the cluster would; returns the body
+    (the pod's log). It tries for up to 30 s: a new Service's address may take a moment to route."""
+    script = 'for i in $(seq 30); do wget -q -T 5 -O- "$URL" 2>/tmp/err && exit 0; sleep 1; done; cat /tmp/err; exit 1'
+    vcluster.apply({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "fetch", "namespace": namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "wget", "image": BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", script], "env": [{"name": "URL", "value": url}]}],
+        },
+    })
+    pod = vcluster.wait_for("pod/fetch", lambda pod: pod["status"]["phase"] in ("Succeeded", "Failed"),
+                            namespace=namespace, timeout=TIMEOUT)
+    body = vcluster.logs("fetch", namespace=namespace)
+    assert pod["status"]["phase"] == "Succeeded", f"wget {url} failed: {body}"
+    vcluster.kubectl("delete", "pod", "fetch", "--namespace", namespace)
+    return body
 
 
 def test_install_run_and_uninstall(vcluster: VCluster, vcluster_host: Host) -> None:
-    helm_install(vcluster, "web", "shop", ["replicas=2", "message=hello from the virtual cluster"])
+    release = vcluster.helm_install("web", CHART, namespace="shop",
+                                    values={"replicas": 2, "message": "hello from the virtual cluster"},
+                                    timeout=TIMEOUT)
+    assert release["info"]["status"] == "deployed"
 
     # The Deployment lives only in the virtual cluster; its controller there made pods that really run.
     apps = client.AppsV1Api(vcluster.api_client)
@@ -123,22 +71,26 @@ def test_install_run_and_uninstall(vcluster: VCluster, vcluster_host: Host) -> N
     host_apps = client.AppsV1Api(vcluster_host.api_client)
     assert host_apps.list_namespaced_deployment(vcluster.host_namespace).items == []
 
-    # The virtual Service has the ClusterIP of its host copy, so pods reach it like any Service.
+    # The virtual Service has the ClusterIP of its host copy, so pods reach it like any Service: by name.
     service = core.read_namespaced_service("web", "shop")
     host_service = host_core.read_namespaced_service(vcluster.host_name(service), vcluster.host_namespace)
     assert service.spec.cluster_ip == host_service.spec.cluster_ip
-    fetch_in_cluster(vcluster, "shop", f"http://{service.spec.cluster_ip}:80/", "hello from the virtual cluster")
+    assert fetch_in_cluster(vcluster, "shop", "http://web.shop/") == "hello from the virtual cluster"
 
-    releases = json.loads(helm(vcluster, "list", "--namespace", "shop", "--output", "json"))
+    # From the test itself: a local port forwarded to the Service (through the virtual API server).
+    with vcluster.port_forward("svc/web", 80, namespace="shop") as url:
+        assert urllib.request.urlopen(url, timeout=30).read().decode() == "hello from the virtual cluster"
+
+    releases = json.loads(vcluster.helm("list", "--namespace", "shop", "--output", "json"))
     assert [(r["name"], r["status"]) for r in releases] == [("web", "deployed")]
 
     # helm uninstall removes the release, and the syncer removes the host pods.
-    helm(vcluster, "uninstall", "web", "--namespace", "shop", "--wait", "--timeout", f"{int(TIMEOUT)}s")
+    vcluster.helm("uninstall", "web", "--namespace", "shop", "--wait", "--timeout", f"{int(TIMEOUT)}s")
     with pytest.raises(ApiException) as gone:
         apps.read_namespaced_deployment("web", "shop")
     assert gone.value.status == 404
     host_selector = "vcluster.loft.sh/namespace=shop"
-    wait_until(
+    vcluster.wait(
         "the synced pods to leave the host namespace",
         lambda: host_core.list_namespaced_pod(vcluster.host_namespace, label_selector=host_selector).items == [],
         timeout=TIMEOUT,
@@ -149,14 +101,14 @@ def test_same_release_in_two_clusters(vcluster_factory: Callable[..., VCluster],
     """Two clusters from one test: the same release name installs in each, with its own values, no clash."""
     clusters = {message: vcluster_factory() for message in ("blue", "green")}
     for message, vc in clusters.items():
-        helm_install(vc, "web", "default", [f"message={message}"])
+        vc.helm_install("web", CHART, values={"message": message}, timeout=TIMEOUT)
 
     host_core = client.CoreV1Api(vcluster_host.api_client)
     host_namespaces: set[str] = set()
     for message, vc in clusters.items():
         core = client.CoreV1Api(vc.api_client)
         assert core.read_namespaced_config_map("web-content", "default").data == {"index.html": message}
-        values: dict[str, Any] = json.loads(helm(vc, "get", "values", "web", "--output", "json"))
+        values: dict[str, Any] = json.loads(vc.helm("get", "values", "web", "--output", "json"))
         assert values == {"message": message}
         (pod,) = core.list_namespaced_pod("default", label_selector="app.kubernetes.io/instance=web").items
         assert host_core.read_namespaced_pod(vc.host_name(pod), vc.host_namespace).status.phase == "Running"

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from pytest_vcluster import Host, VCluster, wait_until
+from pytest_vcluster import Host, VCluster
 
-BUSYBOX_IMAGE = "pytest-vcluster.local/busybox:1.35"
+BUSYBOX_IMAGE = "busybox:1.36"
 
 
 def test_first_creates_state(module_vcluster: VCluster, team_namespace: str) -> None:
     core = client.CoreV1Api(module_vcluster.api_client)
-    apps = client.AppsV1Api(module_vcluster.api_client)
     core.create_namespaced_config_map(
         team_namespace,
         client.V1ConfigMap(
@@ -23,31 +22,23 @@ def test_first_creates_state(module_vcluster: VCluster, team_namespace: str) -> 
             data={"value": "1", "cluster": module_vcluster.name},
         ),
     )
-    labels = {"app": "sleeper"}
-    apps.create_namespaced_deployment(
-        team_namespace,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="sleeper"),
-            spec=client.V1DeploymentSpec(
-                replicas=1,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(
-                        termination_grace_period_seconds=1,  # `sleep` as PID 1 ignores SIGTERM
-                        containers=[
-                            client.V1Container(
-                                name="sleep",
-                                image=BUSYBOX_IMAGE,
-                                image_pull_policy="Never",
-                                command=["sleep", "3600"],
-                            )
-                        ],
-                    ),
-                ),
-            ),
-        ),
-    )
+    module_vcluster.apply({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "sleeper"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "sleeper"}},
+            "template": {
+                "metadata": {"labels": {"app": "sleeper"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,  # `sleep` as PID 1 ignores SIGTERM
+                    "containers": [{"name": "sleep", "image": BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                                    "command": ["sleep", "3600"]}],
+                },
+            },
+        },
+    }, namespace=team_namespace)
 
 
 def test_second_sees_and_updates_state(module_vcluster: VCluster, team_namespace: str) -> None:
@@ -58,13 +49,8 @@ def test_second_sees_and_updates_state(module_vcluster: VCluster, team_namespace
 
 
 def test_third_finds_the_workload_running(module_vcluster: VCluster, team_namespace: str, vcluster_host: Host) -> None:
-    apps = client.AppsV1Api(module_vcluster.api_client)
     core = client.CoreV1Api(module_vcluster.api_client)
-    wait_until(
-        "Deployment sleeper to be available",
-        lambda: apps.read_namespaced_deployment("sleeper", team_namespace).status.available_replicas == 1,
-        timeout=120.0,
-    )
+    module_vcluster.wait_for("deployment/sleeper", "Available", namespace=team_namespace, timeout=120.0)
     (pod,) = core.list_namespaced_pod(team_namespace, label_selector="app=sleeper").items
     host_pod = client.CoreV1Api(vcluster_host.api_client).read_namespaced_pod(
         module_vcluster.host_name(pod), module_vcluster.host_namespace
