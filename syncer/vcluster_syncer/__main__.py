@@ -1,5 +1,5 @@
 """Entry point: ``python3 -m vcluster_syncer [--log-level LEVEL]`` (configured by environment variables,
-see config.py; the chart's ``syncer.extraArgs`` arrive here as arguments)."""
+see config.py; ``--log-level`` when run by hand, the chart sets ``LOG_LEVEL``)."""
 
 from __future__ import annotations
 

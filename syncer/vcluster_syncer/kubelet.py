@@ -3,8 +3,8 @@
 The virtual API server serves pods/log, pods/exec, pods/attach and pods/portforward by calling the
 kubelet of the pod's node at ``https://<node address>:<daemonEndpoints.kubeletEndpoint.Port>``, the address
 of the type ``--kubelet-preferred-address-types`` names (the chart: Hostname). Virtual nodes
-(translate/nodes.py) advertise the Hostname address ``127.0.0.1`` and port 10250: this server, in the syncer
-container of the same pod (their InternalIPs are the host nodes' real ones). Each kubelet call is
+(translate/nodes.py) advertise the contract's Hostname address and port (``KUBELET_ADDRESS``,
+``KUBELET_PORT``): this server, in the syncer container of the same pod (their InternalIPs are the host nodes' real ones). Each kubelet call is
 translated to the host pod's API subresource and relayed byte for byte:
 
     GET  /containerLogs/{ns}/{pod}/{container}?follow=..  -> GET  {P}/log?container=..&follow=..
@@ -44,13 +44,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+from . import contract
 from .translate.names import host_name_for
 from .translate.settings import TranslatorSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ADDRESS = "127.0.0.1"
-DEFAULT_PORT = 10250
+DEFAULT_ADDRESS = contract.KUBELET_ADDRESS
+DEFAULT_PORT = contract.KUBELET_PORT
 
 # pods/log options; the kubelet's /containerLogs takes the same names as the API's pods/log
 LOG_PARAMS = ("follow", "previous", "timestamps", "sinceSeconds", "sinceTime", "tailLines", "limitBytes", "stream")

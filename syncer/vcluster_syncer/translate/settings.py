@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import contract
+
 
 @dataclass(frozen=True)
 class TranslatorSettings:
@@ -29,8 +31,8 @@ class TranslatorSettings:
     sync_storage_classes: bool = False
     sync_events: bool = True  # copy host events about synced objects into the virtual cluster
     # where virtual nodes send the virtual API server's kubelet calls (logs, exec...): the syncer's kubelet.py
-    kubelet_address: str = "127.0.0.1"
-    kubelet_port: int = 10250
+    kubelet_address: str = contract.KUBELET_ADDRESS
+    kubelet_port: int = contract.KUBELET_PORT
     # the syncer's own image, which runs the helper init containers of host pods (helpers.py; "" = none)
     syncer_image: str = ""
 
