@@ -4,8 +4,8 @@ The virtual API server serves pods/log, pods/exec, pods/attach and pods/portforw
 kubelet of the pod's node at ``https://<node address>:<daemonEndpoints.kubeletEndpoint.Port>``, the address
 of the type ``--kubelet-preferred-address-types`` names (the chart: Hostname). Virtual nodes
 (translate/nodes.py) advertise the contract's Hostname address and port (``KUBELET_ADDRESS``,
-``KUBELET_PORT``): this server, in the syncer container of the same pod (their InternalIPs are the host nodes' real ones). Each kubelet call is
-translated to the host pod's API subresource and relayed byte for byte:
+``KUBELET_PORT``): this server, in the syncer container of the same pod (their InternalIPs are the host
+nodes' real ones). Each kubelet call is translated to the host pod's API subresource and relayed byte for byte:
 
     GET  /containerLogs/{ns}/{pod}/{container}?follow=..  -> GET  {P}/log?container=..&follow=..
     *    /exec/{ns}/{pod}/{container}?command=..&input=1   -> *    {P}/exec?container=..&command=..&stdin=true
