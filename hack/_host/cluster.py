@@ -875,6 +875,8 @@ def status(layout: Layout) -> int:
         print(f"registry localhost:{REGISTRY_PORT} (distribution {registry.version()}, "
               f"{len(registry.catalog())} repositories in {registry.storage(layout)}); containerd pulls "
               f"{', '.join(registry.MIRRORED_REGISTRIES[:-1])} from it")
+        served = ", ".join(f"{p.minor} ({p.kubernetes}, etcd {p.etcd_tag})" for p in served_control_planes(layout))
+        print(f"virtual control planes served: {served or 'none'} (more: hack/host images --kubernetes MINOR)")
         return 0
     for p in wrong:
         print(f"unhealthy: {p}")
