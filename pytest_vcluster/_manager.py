@@ -577,6 +577,7 @@ class VClusterManager:
             _pool.set_state(self.host.core_v1(), vc.host_namespace, {
                 **_pool.pool_labels(key, _pool.CLAIMED), _pool.LABEL_RESETS: str(vc.resets)})
             fresh = vc._hand_on()
+            fresh._mint_probe_tokens()  # for its next reset, while it waits for or serves the next test
             with self._lock:
                 self._ready.setdefault(key, []).append(fresh)
                 self.summary.pool.recycled += 1

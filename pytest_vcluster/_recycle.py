@@ -472,14 +472,38 @@ def _poll(what: str, check: Any, deadline: float, interval: float = 0.02) -> Non
         interval = min(interval * 1.5, 0.2)
 
 
-def reset(
-    host: Any, namespace: str, release: str, virtual_api: Any, baseline: Baseline, *, timeout: float = 60.0,
-) -> ResetReport:
-    """Bring the virtual cluster ``release`` back to ``baseline`` (see the module's docstring); raises
-    :class:`ResetError` when it is not clean within ``timeout`` seconds."""
+def mint_probe_tokens(virtual_api: Any) -> list[str]:
+    """:data:`PROBE_TOKENS` tokens of ServiceAccount ``default/default``, never shown to the API server: a reset
+    proves with them that tokens minted before it are refused. Several: kube-apiserver caches a successful
+    authentication for 10 s, so a probe that came too early would keep being accepted; each probe uses a token
+    never shown to it before. Any time before the reset will do (the plugin mints them while the cluster waits
+    for, or serves, its next test)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from kubernetes import client
+
+    vcore = client.CoreV1Api(virtual_api)
+
+    def mint(_: int) -> str:
+        minted = vcore.create_namespaced_service_account_token(
+            "default", "default",
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[],
+                                                                               expiration_seconds=3600)),
+            _request_timeout=10,
+        )
+        return str(minted.status.token) if minted.status is not None else ""
+
+    with ThreadPoolExecutor(PROBE_TOKENS) as pool:
+        return list(pool.map(mint, range(PROBE_TOKENS)))
+
+
+def reset(
+    host: Any, namespace: str, release: str, virtual_api: Any, baseline: Baseline, *, timeout: float = 60.0,
+    tokens: list[str] | None = None,
+) -> ResetReport:
+    """Bring the virtual cluster ``release`` back to ``baseline`` (see the module's docstring); raises
+    :class:`ResetError` when it is not clean within ``timeout`` seconds. ``tokens``: probe tokens minted
+    before (:func:`mint_probe_tokens`), else it mints them first."""
     from kubernetes.client.exceptions import ApiException
 
     from ._snapshot import EtcdView, etcd_of
@@ -496,24 +520,13 @@ def reset(
         lap[0] = now
 
     core = host.core_v1()
-    vcore = client.CoreV1Api(virtual_api)
     selector = f"{contract.LABEL_MANAGED_BY}={release}"
     keys = baseline.key_set()
     try:
-        # Several: kube-apiserver caches a successful authentication for 10 s, so a probe that came too early
-        # would keep being accepted; each probe uses a token never shown to it before.
-        def mint(_: int) -> str:
-            minted = vcore.create_namespaced_service_account_token(
-                "default", "default",
-                client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[],
-                                                                                   expiration_seconds=600)),
-                _request_timeout=10,
-            )
-            return str(minted.status.token) if minted.status is not None else ""
-
-        with ThreadPoolExecutor(PROBE_TOKENS) as pool:
-            tokens = list(pool.map(mint, range(PROBE_TOKENS)))
-        mark("probe-token")
+        if not tokens:
+            tokens = mint_probe_tokens(virtual_api)
+            mark("probe-token")
+        tokens = list(tokens)
         with etcd_of(host, namespace, release) as etcd:
             view = EtcdView(etcd)
             current = view.current()

@@ -215,6 +215,9 @@ class FakeCluster:
         self.calls.append("hand on")
         return FakeCluster(self.name, resets=self.resets)
 
+    def _mint_probe_tokens(self) -> None:
+        self.calls.append("mint probe tokens")
+
 
 def recycling_manager(tmp_path: Path, core: FakeCore, **settings: Any) -> VClusterManager:
     manager = VClusterManager(Settings(**settings), run_id="abcdef", worker="gw1", shared_dir=lambda: tmp_path,
@@ -254,6 +257,7 @@ def test_a_reset_cluster_is_held_for_this_process_next_test_then_freed_at_the_en
     calls = core.calls
     again: Any = manager._from_pool(ClusterOptions(), KEY)
     assert again is not None and again is not vc and (again.name, again.resets) == ("vc-a", 1)
+    assert again.calls == ["mint probe tokens"], "the next reset's probe tokens were not minted ahead"
     assert core.calls == calls, "claiming a held cluster called the host"
     manager._recyclable["vc-a"] = KEY
     manager.release(again)
