@@ -71,6 +71,10 @@ def test_install_run_and_uninstall(vcluster: VCluster, vcluster_host: Host) -> N
     host_apps = client.AppsV1Api(vcluster_host.api_client)
     assert host_apps.list_namespaced_deployment(vcluster.host_namespace).items == []
 
+    # A command in a pod of the chart (through the virtual API server, as `kubectl exec`): the page it serves.
+    page = vcluster.exec(pods[0].metadata.name, ["cat", "/usr/share/nginx/html/index.html"], namespace="shop")
+    assert page == "hello from the virtual cluster"
+
     # The virtual Service has the ClusterIP of its host copy, so pods reach it like any Service: by name.
     service = core.read_namespaced_service("web", "shop")
     host_service = host_core.read_namespaced_service(vcluster.host_name(service), vcluster.host_namespace)
