@@ -134,6 +134,8 @@ class VClusterManager:
         self._resetting_keys: dict[str, str] = {}
         #: reset clusters this process holds for its next test, connected, by pool key (claimed with no host call)
         self._ready: dict[str, list[VCluster]] = {}
+        #: this process runs no more tests: a released cluster is deleted, not reset (unless kept for the next run)
+        self._no_more_tests = False
         #: notified when a reset of this process ends (a test waiting for a cluster claims it at once)
         self._reset_ended = threading.Condition()
         self._keys: dict[str, str] = {}
@@ -529,6 +531,8 @@ class VClusterManager:
             key = self._recyclable.pop(vc.name, None)
         started = time.monotonic()
         kept = failed and self.settings.keep_on_failure
+        if key is not None and not kept and self._no_more_tests and not self.settings.pool_keep:
+            key = None  # no test of this process will take it: deleted below
         if key is not None and not kept:
             if vc.resets >= self.settings.recycle_max:
                 with self._lock:
@@ -596,6 +600,11 @@ class VClusterManager:
                 self._resetting_keys.pop(vc.name, None)
             with self._reset_ended:
                 self._reset_ended.notify_all()
+
+    def no_more_tests(self) -> None:
+        """This process runs no more tests (its last one is being torn down): clusters released from now on are
+        deleted rather than reset, unless ``--vcluster-pool-keep`` keeps them for the next run."""
+        self._no_more_tests = True
 
     def wait_resets(self, timeout: float = RESET_TIMEOUT_SECONDS) -> None:
         """Wait (at most ``timeout``) until the resets this process started have ended."""

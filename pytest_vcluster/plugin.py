@@ -165,6 +165,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 report.sections.append((title, text))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, None]:
+    """Before the last test of this process (xdist keeps a worker's last test until it shuts down) tears its
+    fixtures down: its clusters are deleted, not reset for a test that will not come."""
+    if nextitem is None:
+        manager = item.config.stash.get(MANAGER_KEY, None)
+        if manager is not None:
+            manager.no_more_tests()
+    yield
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:

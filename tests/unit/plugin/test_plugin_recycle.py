@@ -282,6 +282,20 @@ def test_a_failed_reset_deletes_the_cluster_and_says_why(tmp_path: Path) -> None
     assert _labels.LABEL_POOL_STATE not in core.items["vc-b"].metadata.labels, "marked (the deletion removes it)"
 
 
+@pytest.mark.parametrize(("pool_keep", "calls"), [(False, ["delete"]), (True, ["reset", "hand on"])])
+def test_the_last_tests_cluster_is_deleted_not_reset_unless_kept(tmp_path: Path, pool_keep: bool,
+                                                                  calls: list[str]) -> None:
+    core = FakeCore()
+    core.add("vc-d", _labels.namespace_labels("abcdef", "gw1"))
+    manager = recycling_manager(tmp_path, core, pool_keep=pool_keep)
+    vc = FakeCluster("vc-d")
+    manager._recyclable["vc-d"] = KEY
+    manager.no_more_tests()
+    manager.release(vc)  # type: ignore[arg-type]
+    manager.wait_resets(10)
+    assert vc.calls == calls
+
+
 def test_a_cluster_reset_recycle_max_times_is_retired(tmp_path: Path) -> None:
     core = FakeCore()
     core.add("vc-c", _labels.namespace_labels("abcdef", "gw1"))
