@@ -195,6 +195,17 @@ class Etcd:
                 return
             start = _next_key(_unb64(kvs[-1]["key"]))
 
+    def compact(self) -> int:
+        """Compact etcd's history up to its current revision (the latest value of every key stays); returns it."""
+        result = self.call("/v3/kv/range", {"key": _b64(PREFIX), "keys_only": True, "limit": 1})
+        revision = int((result.get("header") or {}).get("revision", 0))
+        try:
+            self.call("/v3/kv/compaction", {"revision": revision})
+        except SnapshotError as exc:  # someone (kube-apiserver's compactor) compacted past it already
+            if "compacted" not in str(exc):
+                raise
+        return revision
+
     def get(self, keys: list[bytes]) -> dict[bytes, tuple[bytes, int]]:
         """The value and last revision of each of ``keys`` that exists (transactions of range reads)."""
         found: dict[bytes, tuple[bytes, int]] = {}
