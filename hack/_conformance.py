@@ -392,7 +392,7 @@ def _kubectl() -> str:
 
 def _values(files: Sequence[str]) -> dict[str, Any]:
     """The --values files merged in order (the plugin's reader: a missing or malformed file is named)."""
-    from pytest_vcluster._config import deep_merge, load_values_file
+    from pytest_vcluster.core.values import deep_merge, load_values_file
 
     return deep_merge(*(load_values_file(Path(f), source="--values") for f in files))
 
@@ -466,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.procs < 1:
         parser.error("--procs must be at least 1")
-    from pytest_vcluster._errors import ConfigError
+    from pytest_vcluster.core.errors import ConfigError
 
     try:  # a bad values file is named now, not after the host's suite has run
         args.values_merged = _values(args.values)
@@ -573,8 +573,10 @@ def from_reports(report_dir: Path, markdown_file: Path | None) -> int:
 def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_kubeconfig: Path, report_dir: Path,
                     kubectl: str, steps: Steps, walls: dict[str, float],
                     common: Mapping[str, Any]) -> dict[str, SpecResult] | None:
-    from pytest_vcluster import _labels, _naming, _syncer_image
-    from pytest_vcluster.vcluster import Host, VCluster
+    from pytest_vcluster.core import images as _syncer_image
+    from pytest_vcluster.core import labels as _labels
+    from pytest_vcluster.core import naming as _naming
+    from pytest_vcluster.core.vcluster import Host, VCluster
 
     sys.path.insert(0, str(REPO / "hack"))
     from _host import versions
@@ -587,7 +589,7 @@ def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_ku
             host, base_image=os.environ.get("VCLUSTER_SYNCER_BASE_IMAGE", _syncer_image.DEFAULT_BASE_IMAGE),
             progress=lambda line: print(f"    {line}", flush=True))
         values.update(ref.values())
-    from pytest_vcluster._config import deep_merge
+    from pytest_vcluster.core.values import deep_merge
 
     values = deep_merge(values, args.values_merged)
     run_id = _naming.new_run_id()

@@ -45,8 +45,8 @@ sys.path.insert(0, str(REPO / "hack"))
 from _host import versions  # noqa: E402
 from _host.layout import Layout  # noqa: E402
 
-from pytest_vcluster import _labels  # noqa: E402
-from pytest_vcluster._contract import contract  # noqa: E402
+from pytest_vcluster.core import labels as _labels  # noqa: E402
+from pytest_vcluster.core.contract import contract  # noqa: E402
 
 IMAGE = "pytest-vcluster.local/python:3.11-bookworm"
 

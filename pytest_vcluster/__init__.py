@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0.dev0"
+from .core.version import __version__
 
 if TYPE_CHECKING:
-    from ._errors import (
+    from .core.errors import (
         ApplyError,
         CommandError,
         ContainerStartError,
@@ -26,11 +26,24 @@ if TYPE_CHECKING:
         UnknownKindError,
         VClusterError,
     )
-    from ._hostprovider import Host
-    from ._manager import VClusterManager
-    from ._snapshot import Snapshot, SnapshotError
-    from ._wait import WaitTimeout, wait_until
-    from .vcluster import VCluster
+    from .core.host import Host
+    from .core.snapshot import Snapshot, SnapshotError
+    from .core.vcluster import VCluster
+    from .core.wait import WaitTimeout, wait_until
+    from .plugin.manager import VClusterManager
+
+#: where each public name is defined (imported on first use: ``import pytest_vcluster`` stays cheap)
+_HOMES = {
+    "VCluster": "core.vcluster",
+    "Host": "core.host",
+    "VClusterManager": "plugin.manager",
+    "Snapshot": "core.snapshot",
+    "SnapshotError": "core.snapshot",
+    "WaitTimeout": "core.wait",
+    "wait_until": "core.wait",
+    **dict.fromkeys(("VClusterError", "NotReadyError", "ContainerStartError", "ImageError", "ResetError", "ApplyError",
+                     "CommandError", "ExecError", "ManifestError", "UnknownKindError"), "core.errors"),
+}
 
 __all__ = [
     "ContainerStartError",
@@ -56,32 +69,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "VCluster":
-        from .vcluster import VCluster
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(name)
+    import importlib
 
-        return VCluster
-    if name == "Host":
-        from ._hostprovider import Host
-
-        return Host
-    if name == "VClusterManager":
-        from ._manager import VClusterManager
-
-        return VClusterManager
-    if name in ("VClusterError", "NotReadyError", "ContainerStartError", "ImageError", "ResetError"):
-        from . import _errors
-
-        return getattr(_errors, name)
-    if name in ("Snapshot", "SnapshotError"):
-        from . import _snapshot
-
-        return getattr(_snapshot, name)
-    if name in ("WaitTimeout", "wait_until"):
-        from . import _wait
-
-        return getattr(_wait, name)
-    if name in ("ApplyError", "CommandError", "ExecError", "ManifestError", "UnknownKindError", "HostForbiddenError"):
-        from . import _errors
-
-        return getattr(_errors, name)
-    raise AttributeError(name)
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

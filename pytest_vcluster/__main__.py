@@ -13,11 +13,11 @@ import argparse
 import sys
 import time
 
-from ._errors import VClusterError
+from .core.errors import VClusterError
 
 
 def _syncer_image(args: argparse.Namespace) -> int:
-    from . import _syncer_image as images
+    from .core import images
 
     def progress(line: str) -> None:
         print(f"pytest-vcluster: {line}", file=sys.stderr, flush=True)
@@ -42,7 +42,7 @@ def _syncer_image(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import _syncer_image as images
+    from .core import images
 
     parser = argparse.ArgumentParser(prog="python -m pytest_vcluster", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)

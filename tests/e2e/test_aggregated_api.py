@@ -253,7 +253,7 @@ def test_helm_upgrade_adds_front_proxy_to_an_older_secret(host: Host, host_kubec
     """`helm upgrade` of a release whose Secret R-certs has no front-proxy keys (made by an older chart): they
     are generated once; the CA, serving certificate, service-account key and token stay, so kubeconfigs
     handed out earlier stay valid; a further upgrade keeps the new keys too."""
-    from pytest_vcluster._config import default_chart_path
+    from pytest_vcluster.core.settings import default_chart_path
 
     with created_vcluster(host, f"e2e-agg-up-{suffix()}", labels=LABELS, timeout=CREATE_TIMEOUT) as vc:
         env = Env(vc, host.api_client)

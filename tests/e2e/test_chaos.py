@@ -34,7 +34,7 @@ import pytest
 from kubernetes import client
 
 from pytest_vcluster import Host, VCluster
-from pytest_vcluster._contract import contract
+from pytest_vcluster.core.contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
@@ -422,7 +422,7 @@ INNER_CONFTEST = '''
 import pathlib
 
 def pytest_sessionstart(session):
-    from pytest_vcluster._state import RUN_ID_KEY
+    from pytest_vcluster.plugin.state import RUN_ID_KEY
     (pathlib.Path(__file__).parent / "run-id").write_text(session.config.stash[RUN_ID_KEY])
 '''
 
@@ -564,8 +564,8 @@ def test_host_api_server_restart_during_a_run(pytester: pytest.Pytester, run: An
     result.stdout.no_fnmatch_line("*leaked*")
 
     run_id = (pytester.path / "run-id").read_text().strip()
-    from pytest_vcluster import _labels
-    from pytest_vcluster.vcluster import CLUSTER_SCOPED_LABEL
+    from pytest_vcluster.core import labels as _labels
+    from pytest_vcluster.core.cleanup import CLUSTER_SCOPED_LABEL
 
     wait(f"no host namespace of run {run_id}", lambda: not host_core.list_namespace(
         label_selector=f"{_labels.LABEL_RUN}={run_id}").items, timeout=300)

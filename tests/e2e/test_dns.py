@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client, config
 
 from pytest_vcluster import Host, VCluster
-from pytest_vcluster._contract import contract
+from pytest_vcluster.core.contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from e2e_helpers import create_vcluster, gone, suffix, wait  # noqa: E402
 
 from pytest_vcluster import Host, Snapshot, SnapshotError, VCluster  # noqa: E402
-from pytest_vcluster.vcluster import CLUSTER_SCOPED_LABEL  # noqa: E402
+from pytest_vcluster.core.cleanup import CLUSTER_SCOPED_LABEL  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

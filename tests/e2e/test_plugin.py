@@ -240,7 +240,7 @@ def test_killed_run_is_cleaned_up_by_the_next_run_but_live_runs_are_not(
 
     from kubernetes import client
 
-    from pytest_vcluster import _labels
+    from pytest_vcluster.core import labels as _labels
 
     marker = pytester.path / "ns.txt"
     pytester.makepyfile(

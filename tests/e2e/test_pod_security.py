@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
 from e2e_helpers import Sides, events_text, suffix, wait  # noqa: E402
 
-from pytest_vcluster import _ready  # noqa: E402
-from pytest_vcluster._contract import contract  # noqa: E402
+from pytest_vcluster.core import ready as _ready  # noqa: E402
+from pytest_vcluster.core.contract import contract  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

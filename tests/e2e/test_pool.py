@@ -23,7 +23,8 @@ from kubernetes import client
 sys.path.insert(0, str(Path(__file__).parent))
 from e2e_helpers import E2E_TIMEOUT, namespace_exists, suffix, wait  # noqa: E402
 
-from pytest_vcluster import _labels, _pool  # noqa: E402
+from pytest_vcluster.core import labels as _labels  # noqa: E402
+from pytest_vcluster.core import pool as _pool
 
 pytestmark = pytest.mark.e2e
 

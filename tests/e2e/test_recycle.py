@@ -27,7 +27,8 @@ from test_pool import (  # noqa: E402
     two_runs_at_once,
 )
 
-from pytest_vcluster import _labels, _pool  # noqa: E402
+from pytest_vcluster.core import labels as _labels  # noqa: E402
+from pytest_vcluster.core import pool as _pool
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +43,7 @@ from pathlib import Path
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster._recycle import get_json
+from pytest_vcluster.core.recycle import get_json
 
 HERE = Path(__file__).parent
 SHELL = "{shell}"

@@ -32,7 +32,7 @@ import yaml
 from kubernetes import client, config
 
 from pytest_vcluster import Host, ImageError, VCluster
-from pytest_vcluster._contract import contract
+from pytest_vcluster.core.contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402

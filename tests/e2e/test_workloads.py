@@ -30,7 +30,7 @@ import pytest
 from kubernetes import client
 
 from pytest_vcluster import Host, VCluster
-from pytest_vcluster.vcluster import CLUSTER_SCOPED_LABEL
+from pytest_vcluster.core.cleanup import CLUSTER_SCOPED_LABEL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402

@@ -27,9 +27,13 @@ from vcluster_syncer.translate import metadata as syncer_metadata
 from vcluster_syncer.translate import names as syncer_names
 from vcluster_syncer.translate.settings import TranslatorSettings
 
-from pytest_vcluster import _contract, _kubeconfig, _labels, _naming
-from pytest_vcluster import vcluster as vcluster_module
-from pytest_vcluster.vcluster import VCluster
+from pytest_vcluster.core import cleanup as _cleanup
+from pytest_vcluster.core import contract as _contract
+from pytest_vcluster.core import kubeconfig as _kubeconfig
+from pytest_vcluster.core import labels as _labels
+from pytest_vcluster.core import naming as _naming
+from pytest_vcluster.core import vcluster as vcluster_module
+from pytest_vcluster.core.vcluster import VCluster
 
 helm = test_chart.helm  # the fixture: path of a helm binary (tests fail without one, as in test_chart.py)
 
@@ -121,8 +125,7 @@ def test_the_wheel_ships_the_contract_where_the_plugin_looks() -> None:
     repo = CHART.parent
     shipped = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"][
         "force-include"]
-    package = Path(_contract.__file__).resolve().parent
-    wheel_path = package.parent / shipped["syncer/vcluster_syncer"] / "contract.py"
+    wheel_path = repo / shipped["syncer/vcluster_syncer"] / "contract.py"  # the wheel's root holds the package
     assert _contract.CANDIDATES[0] == wheel_path
     assert _contract.CANDIDATES[1] == repo / "syncer" / "vcluster_syncer" / "contract.py"
 
@@ -199,7 +202,7 @@ def test_plugin_labels_are_not_the_syncers() -> None:
         assert prefix == contract.PLUGIN_DOMAIN
         assert len(name) <= MAX_NAME and _QUALIFIED_NAME.match(name) and len(prefix) <= 253
         assert not syncer_metadata.is_reserved_key(key)
-    assert not syncer_metadata.is_reserved_key(vcluster_module.CLUSTER_SCOPED_LABEL)
+    assert not syncer_metadata.is_reserved_key(_cleanup.CLUSTER_SCOPED_LABEL)
 
 
 def test_cluster_scoped_objects_carry_the_label_the_plugin_deletes_by(helm: str) -> None:
@@ -208,7 +211,7 @@ def test_cluster_scoped_objects_carry_the_label_the_plugin_deletes_by(helm: str)
     assert len(scoped) == 2
     for obj in scoped:
         assert obj["metadata"]["labels"][contract.CLUSTER_SCOPED_LABEL] == NAMESPACE
-    assert vcluster_module.CLUSTER_SCOPED_LABEL == contract.CLUSTER_SCOPED_LABEL
+    assert _cleanup.CLUSTER_SCOPED_LABEL == contract.CLUSTER_SCOPED_LABEL
 
 
 # --------------------------------------------------------------------------- the syncer's environment
@@ -413,7 +416,7 @@ def test_readiness_waits_for_the_pod_and_secret_the_chart_makes(helm: str) -> No
     the rendered chart gives them (a StatefulSet's first pod is ``<statefulset>-0``)."""
     from kubernetes import client
 
-    from pytest_vcluster import _ready
+    from pytest_vcluster.core import ready as _ready
 
     objs = render(helm)
     statefulsets = [name for kind, name in objs if kind == "StatefulSet"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vcluster._config import OPTIONS
+from pytest_vcluster.plugin.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

@@ -3,8 +3,8 @@
 They only run on GitHub, so nothing here would notice a renamed image, a moved
 test command or a dropped lint step: these tests read the real files (the
 workflows, chart/values.yaml, README.md, tox.ini) and compare them. The release
-also needs one version: ``pytest_vcluster.__version__``, which pyproject.toml
-reads and chart/Chart.yaml's appVersion repeats.
+also needs one version: ``pytest_vcluster.__version__`` (written in pytest_vcluster/core/version.py), which
+pyproject.toml reads and chart/Chart.yaml's appVersion repeats.
 """
 
 from __future__ import annotations
@@ -245,13 +245,13 @@ def pyproject() -> dict[str, Any]:
 
 
 def test_the_package_version_is_written_once_in_the_package() -> None:
-    """pyproject.toml takes the version from pytest_vcluster/__init__.py (hatch's version source), and
-    names none of its own."""
+    """pyproject.toml takes the version from pytest_vcluster/core/version.py (hatch's version source; the
+    package's ``__version__`` is that one), and names none of its own."""
     project = pyproject()
     assert "version" not in project["project"]
     assert project["project"]["dynamic"] == ["version"]
-    assert project["tool"]["hatch"]["version"] == {"path": "pytest_vcluster/__init__.py"}
-    source = (ROOT / "pytest_vcluster" / "__init__.py").read_text()
+    assert project["tool"]["hatch"]["version"] == {"path": "pytest_vcluster/core/version.py"}
+    source = (ROOT / "pytest_vcluster" / "core" / "version.py").read_text()
     # The one line hatch's regex source reads, equal to what the import gives.
     assert re.findall(r"(?m)^__version__ = \"([^\"]+)\"$", source) == [pytest_vcluster.__version__]
     assert str(Version(pytest_vcluster.__version__)) == pytest_vcluster.__version__  # PEP 440, normalised

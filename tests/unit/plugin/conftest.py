@@ -34,7 +34,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def clean_vcluster_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No ``VCLUSTER_*``, ``KUBECONFIG`` or ``PYTEST_ADDOPTS`` of the caller leaks into pytester runs."""
-    from pytest_vcluster._config import OPTIONS
+    from pytest_vcluster.plugin.options import OPTIONS
 
     for var in ("KUBECONFIG", "PYTEST_ADDOPTS", *(o.env_var for o in OPTIONS if o.env_var)):
         monkeypatch.delenv(var, raising=False)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_vcluster import _hostprovider
+from pytest_vcluster.core import host as _hostprovider
 
 if TYPE_CHECKING:
     from conftest import FakeAPIServer
@@ -274,7 +274,7 @@ def test_wrong_host_fails_setup(pytester: pytest.Pytester, monkeypatch: pytest.M
 
 
 def test_minimum_version_is_the_charts() -> None:
-    chart = (Path(_hostprovider.__file__).resolve().parent.parent / "chart" / "Chart.yaml").read_text()
+    chart = (Path(_hostprovider.__file__).resolve().parents[2] / "chart" / "Chart.yaml").read_text()
     minimum = ".".join(map(str, _hostprovider.MIN_KUBERNETES))
     assert f'kubeVersion: ">={minimum}.0-0"' in chart
 
@@ -288,13 +288,13 @@ TOOLS = {
                         "or pass --vcluster-syncer-image=REF of an image the host can pull"]),
     "no-image-loader": (("helm",), ("--vcluster-syncer-image=reg.example.com/s:v1",),
                         "def test_a(vcluster_host): vcluster_host.load_image('img:1')",
-                        ["E *pytest_vcluster._errors.HostError: cannot load image 'img:1': a host given by kubeconfig "
-                         "has no way to load images. Pass --vcluster-image-loader='COMMAND' (run as COMMAND IMAGE, "
-                         "with KUBECONFIG set to the host's), or use --vcluster-host=kind"]),
+                        ["E *pytest_vcluster.core.errors.HostError: cannot load image 'img:1': a host given by "
+                         "kubeconfig has no way to load images. Pass --vcluster-image-loader='COMMAND' (run as "
+                         "COMMAND IMAGE, with KUBECONFIG set to the host's), or use --vcluster-host=kind"]),
     "image-loader-not-found": (("helm",), ("--vcluster-syncer-image=reg.example.com/s:v1",
                                            "--vcluster-image-loader=/no/such/loader --fast"),
                                "def test_a(vcluster_host): vcluster_host.load_image('img:1')",
-                               ["E *pytest_vcluster._errors.HostError: loading image 'img:1' with /no/such/loader "
+                               ["E *pytest_vcluster.core.errors.HostError: loading image 'img:1' with /no/such/loader "
                                 "--fast img:1 failed: [[]Errno 2[]] No such file or directory: '/no/such/loader'"]),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pytest_vcluster._snapshot import EtcdView
+from pytest_vcluster.core.snapshot import EtcdView
 
 
 class FakeEtcd:

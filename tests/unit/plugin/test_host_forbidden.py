@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_vcluster import HostForbiddenError
-from pytest_vcluster._errors import forbidden
+from pytest_vcluster.core.errors import forbidden
 
 SA = "system:serviceaccount:ci:pytest-vcluster"
 

@@ -1,4 +1,4 @@
-"""The decision which leftover namespaces belong to dead runs (pytest_vcluster._cleanup)."""
+"""The decision which leftover namespaces belong to dead runs (pytest_vcluster.core.cleanup)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from pytest_vcluster import _cleanup, _labels
-from pytest_vcluster._cleanup import decide
+from pytest_vcluster.core import cleanup as _cleanup
+from pytest_vcluster.core import labels as _labels
+from pytest_vcluster.core.cleanup import decide
 
 NOW = 1_700_000_000.0
 HOUR = 3600.0

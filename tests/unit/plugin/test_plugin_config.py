@@ -1,4 +1,4 @@
-"""Unit tests of option resolution and validation (pytest_vcluster._config)."""
+"""Unit tests of option resolution and validation (pytest_vcluster.plugin.options, core.settings, core.values)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from typing import Any
 
 import pytest
 
-from pytest_vcluster import _config
-from pytest_vcluster._config import (
-    ClusterOptions,
-    Settings,
-    cluster_options,
-    deep_merge,
-    options_values,
-    parse_duration,
-    parse_set,
-    resolve,
-)
-from pytest_vcluster._errors import ConfigError
+import pytest_vcluster
+from pytest_vcluster.core import files
+from pytest_vcluster.core.errors import ConfigError
+from pytest_vcluster.core.settings import Settings, default_chart_path, parse_duration
+from pytest_vcluster.core.values import ClusterOptions, cluster_options, deep_merge, options_values, parse_set
+from pytest_vcluster.plugin import options as _config
+from pytest_vcluster.plugin.options import resolve
 
 
 def _resolve(tmp_path: Path, cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None,
@@ -155,17 +150,17 @@ def test_chart_option_needs_chart_yaml(tmp_path: Path) -> None:
 
 
 def test_default_chart_candidates_wheel_then_checkout() -> None:
-    package_dir = Path(_config.__file__).resolve().parent
-    assert _config.chart_candidates() == [package_dir / "chart", package_dir.parent / "chart"]
+    package_dir = Path(pytest_vcluster.__file__).resolve().parent
+    assert files.candidates("chart") == [package_dir / "chart", package_dir.parent / "chart"]
 
 
 def test_default_chart_missing_is_usage_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(_config, "chart_candidates", lambda: [tmp_path / "a", tmp_path / "b"])
+    monkeypatch.setattr(files, "PACKAGE_DIR", tmp_path / "a")
     with pytest.raises(ConfigError, match="chart shipped with the package was not found"):
-        _config.default_chart_path()
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "Chart.yaml").write_text("name: x\n")
-    assert _config.default_chart_path() == tmp_path / "b"
+        default_chart_path()
+    (tmp_path / "chart").mkdir()
+    (tmp_path / "chart" / "Chart.yaml").write_text("name: x\n")
+    assert default_chart_path() == tmp_path / "chart"
 
 
 # ----------------------------------------------------------------------------- --set parsing
@@ -290,14 +285,19 @@ def test_bad_image_options(tmp_path: Path, cli: dict[str, Any], message: str) ->
 
 
 def test_library_path_imports_no_pytest() -> None:
-    """``VCluster.create`` and the manager are usable without pytest: none of their modules imports it."""
+    """``VCluster.create`` and the rest of the core are usable without pytest: no core module imports it, nor
+    does ``python -m pytest_vcluster`` (the manager's bookkeeping is the pytest layer's, ``pytest_vcluster.plugin``)."""
     import subprocess
     import sys
 
+    import pytest_vcluster.core
+
+    modules = sorted(f"pytest_vcluster.core.{p.stem}" for p in Path(pytest_vcluster.core.__file__).parent.glob("*.py")
+                     if p.stem != "__init__")
+    assert "pytest_vcluster.core.vcluster" in modules
     code = (
         "import sys\n"
-        "import pytest_vcluster.vcluster, pytest_vcluster._manager, pytest_vcluster._hostprovider\n"
-        "import pytest_vcluster._config, pytest_vcluster._syncer_image, pytest_vcluster.__main__\n"
+        f"import {', '.join(modules)}, pytest_vcluster.__main__\n"
         "print(sorted(m for m in sys.modules if m == 'pytest' or m.startswith('_pytest')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -306,7 +306,7 @@ def test_library_path_imports_no_pytest() -> None:
 
 def test_set_parsed_the_same_everywhere() -> None:
     """The marker, the factory, the manager and VCluster.create share one parser (Helm typing for strings)."""
-    from pytest_vcluster._config import set_values
+    from pytest_vcluster.core.values import set_values
 
     assert options_values(cluster_options({"set": ["a=1,b=2"]}, where="w")) == {"a": 1, "b": 2}
     assert set_values(["a=1,b=2"]) == {"a": 1, "b": 2}

@@ -11,12 +11,14 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster import _labels, _ready
-from pytest_vcluster import vcluster as vcluster_module
-from pytest_vcluster._config import ClusterOptions, Settings
-from pytest_vcluster._errors import ConfigError, NotReadyError, VClusterError
-from pytest_vcluster._manager import Summary, VClusterManager
-from pytest_vcluster.vcluster import VCluster
+from pytest_vcluster.core import labels as _labels
+from pytest_vcluster.core import ready as _ready
+from pytest_vcluster.core import vcluster as vcluster_module
+from pytest_vcluster.core.errors import ConfigError, NotReadyError, VClusterError
+from pytest_vcluster.core.settings import Settings
+from pytest_vcluster.core.values import ClusterOptions
+from pytest_vcluster.core.vcluster import VCluster
+from pytest_vcluster.plugin.manager import Summary, VClusterManager
 
 SECRET_KUBECONFIG = yaml.safe_dump({
     "apiVersion": "v1", "kind": "Config", "current-context": "c",
@@ -242,7 +244,7 @@ def test_manager_cluster_context_manager(tmp_path: Path, chart: Path) -> None:
 def test_manager_finish_reports_leaks(tmp_path: Path, chart: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     manager, core, _ = make_manager(tmp_path, chart)
     manager.create(owner="t::a")  # never released: finish deletes it
-    monkeypatch.setattr("pytest_vcluster._manager.wait_namespaces_gone", lambda core, names, timeout: list(names))
+    monkeypatch.setattr("pytest_vcluster.plugin.manager.wait_namespaces_gone", lambda core, names, timeout: list(names))
     assert manager.finish(timeout=0.1) == ["vc-abcdef-gw0-1"]
     assert manager.summary.leaks == ["vc-abcdef-gw0-1"]
 
@@ -259,7 +261,7 @@ def test_summary_roundtrip_for_xdist(tmp_path: Path, chart: Path) -> None:
 
 
 def test_summary_terminal_output(tmp_path: Path, chart: Path) -> None:
-    from pytest_vcluster._report import write_summary
+    from pytest_vcluster.plugin.report import write_summary
 
     manager, _, _ = make_manager(tmp_path, chart, keep_on_failure=True)
     manager.summary.host = "kubeconfig https://host:6443 (Kubernetes v1.33.13)"

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from pytest_vcluster import _hostprovider, _report
-from pytest_vcluster._config import Settings
-from pytest_vcluster._errors import HostError
+from pytest_vcluster.core import host as _hostprovider
+from pytest_vcluster.core.errors import HostError
+from pytest_vcluster.core.settings import Settings
+from pytest_vcluster.plugin import report as _report
 
 if TYPE_CHECKING:
     from conftest import FakeAPIServer

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_vcluster import _hostprovider
-from pytest_vcluster._config import Settings
-from pytest_vcluster._errors import HostError
-from pytest_vcluster._hostprovider import Host, parse_service_cidr
+from pytest_vcluster.core import host as _hostprovider
+from pytest_vcluster.core.errors import HostError
+from pytest_vcluster.core.host import Host, parse_service_cidr
+from pytest_vcluster.core.settings import Settings
 
 REAL_MESSAGE = (
     '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Service '

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_vcluster import _kubeconfig
+from pytest_vcluster.core import kubeconfig as _kubeconfig
 
 SECRET_CONFIG = {
     "apiVersion": "v1",

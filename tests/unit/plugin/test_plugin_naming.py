@@ -1,4 +1,4 @@
-"""Unique names and host-name translation (pytest_vcluster._naming)."""
+"""Unique names and host-name translation (pytest_vcluster.core.naming)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from pytest_vcluster import _naming
-from pytest_vcluster._naming import NameGenerator, make_name, translate_host_name
+from pytest_vcluster.core import naming as _naming
+from pytest_vcluster.core.naming import NameGenerator, make_name, translate_host_name
 
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster import _cleanup, _labels, _pool
-from pytest_vcluster._config import Settings
-from pytest_vcluster._manager import Summary
-from pytest_vcluster._report import pool_line
+from pytest_vcluster.core import cleanup as _cleanup
+from pytest_vcluster.core import labels as _labels
+from pytest_vcluster.core import pool as _pool
+from pytest_vcluster.core.settings import Settings
+from pytest_vcluster.plugin.manager import Summary
+from pytest_vcluster.plugin.report import pool_line
 
 
 class FakeCore:

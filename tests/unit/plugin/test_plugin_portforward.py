@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_vcluster import WaitTimeout, wait_until
-from pytest_vcluster._portforward import PortForward, failing
+from pytest_vcluster.core.portforward import PortForward, failing
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Readiness waiting and diagnostics (pytest_vcluster._ready) with fake API objects."""
+"""Readiness waiting and diagnostics (pytest_vcluster.core.ready) with fake API objects."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from pytest_vcluster import _ready
-from pytest_vcluster._contract import contract
-from pytest_vcluster._ready import ConditionTimeout, Deadline, is_transient, wait_for
+from pytest_vcluster.core import ready as _ready
+from pytest_vcluster.core.contract import contract
+from pytest_vcluster.core.ready import ConditionTimeout, Deadline, is_transient, wait_for
 
 if TYPE_CHECKING:
     from conftest import FakeClock

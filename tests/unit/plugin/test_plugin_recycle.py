@@ -1,4 +1,4 @@
-"""The pure rules of recycling (pytest_vcluster._recycle): what a reset writes back and deletes, which host
+"""The pure rules of recycling (pytest_vcluster.core.recycle): what a reset writes back and deletes, which host
 objects a fresh cluster has, discovery, the stored baseline. The reset itself runs on the real host
 (tests/e2e/test_recycle.py)."""
 
@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from test_plugin_pool import KEY, FakeCore
 
-from pytest_vcluster import _labels, _pool
-from pytest_vcluster._config import ClusterOptions, Settings
-from pytest_vcluster._manager import Summary, VClusterManager
-from pytest_vcluster._recycle import (
+from pytest_vcluster.core import labels as _labels
+from pytest_vcluster.core import pool as _pool
+from pytest_vcluster.core.recycle import (
     Baseline,
     ResetError,
     ResetReport,
@@ -27,7 +26,10 @@ from pytest_vcluster._recycle import (
     touched_resources,
     with_uid,
 )
-from pytest_vcluster._report import recycle_line
+from pytest_vcluster.core.settings import Settings
+from pytest_vcluster.core.values import ClusterOptions
+from pytest_vcluster.plugin.manager import Summary, VClusterManager
+from pytest_vcluster.plugin.report import recycle_line
 
 UID_A = b"0b6f3c1e-2f7a-4c55-9d1e-1a2b3c4d5e6f"
 UID_B = b"11111111-2222-4333-8444-555555555555"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pytest_vcluster import _snapshot
-from pytest_vcluster._config import cluster_options
-from pytest_vcluster._errors import ConfigError
-from pytest_vcluster._snapshot import Snapshot, SnapshotError
+from pytest_vcluster.core import snapshot as _snapshot
+from pytest_vcluster.core.errors import ConfigError
+from pytest_vcluster.core.snapshot import Snapshot, SnapshotError
+from pytest_vcluster.core.values import cluster_options
 
 
 def snap(*keys: tuple[bytes, bytes], version: str | None = "0.1.0") -> Snapshot:

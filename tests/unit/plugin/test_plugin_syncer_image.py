@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from pytest_vcluster import _syncer_image
-from pytest_vcluster._errors import VClusterError
-from pytest_vcluster._syncer_image import ImageRef, content_hash, ensure_on_host, parse_ref
+from pytest_vcluster.core import images as _syncer_image
+from pytest_vcluster.core.errors import VClusterError
+from pytest_vcluster.core.images import ImageRef, content_hash, ensure_on_host, parse_ref
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -196,8 +196,8 @@ def test_cli_help_lists_push() -> None:
 
 
 def _manager(tmp_path: Path, worker: str, **settings: Any) -> Any:
-    from pytest_vcluster._config import Settings
-    from pytest_vcluster._manager import VClusterManager
+    from pytest_vcluster.core.settings import Settings
+    from pytest_vcluster.plugin.manager import VClusterManager
 
     return VClusterManager(Settings(**settings), run_id="abcdef", worker=worker, shared_dir=lambda: tmp_path / "shared",
                            workdir=lambda: tmp_path / worker, env={}, progress=lambda _: None)

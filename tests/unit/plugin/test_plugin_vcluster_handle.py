@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from pytest_vcluster import VCluster as PublicVCluster
-from pytest_vcluster import vcluster as vcluster_module
-from pytest_vcluster._config import set_values
-from pytest_vcluster.vcluster import VCluster
+from pytest_vcluster.core import vcluster as vcluster_module
+from pytest_vcluster.core.values import set_values
+from pytest_vcluster.core.vcluster import VCluster
 
 
 class FakeHost:

@@ -1,4 +1,4 @@
-"""The pure logic behind VCluster's verbs (pytest_vcluster._verbs): manifest loading, target and condition
+"""The pure logic behind VCluster's verbs (pytest_vcluster.core.verbs): manifest loading, target and condition
 parsing, resource-name resolution, selectors and ports, exec status, and kubectl/helm command lines (with fake
 binaries). No cluster."""
 
@@ -22,7 +22,7 @@ from pytest_vcluster import (
     VClusterError,
     WaitTimeout,
 )
-from pytest_vcluster._verbs import (
+from pytest_vcluster.core.verbs import (
     ClusterVerbs,
     ResourceType,
     _exec_status,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ._config import Settings
-from ._manager import Summary, VClusterManager
+from ..core.settings import Settings
+from .manager import Summary, VClusterManager
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 MANAGER_KEY = pytest.StashKey[VClusterManager]()

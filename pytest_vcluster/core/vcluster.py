@@ -20,15 +20,22 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _kubeconfig, _labels, _naming, _ready, _recycle, _snapshot
-from ._config import chart_version, deep_merge, set_values
-from ._contract import contract
-from ._errors import NotReadyError, VClusterError, forbidden
-from ._hostprovider import Host
-from ._portforward import PortForward, kubernetes_stream_opener
-from ._snapshot import Snapshot
-from ._verbs import ClusterVerbs
-from ._wait import wait_until
+from . import kubeconfig as _kubeconfig
+from . import labels as _labels
+from . import naming as _naming
+from . import ready as _ready
+from . import recycle as _recycle
+from . import snapshot as _snapshot
+from .cleanup import delete_cluster_scoped, wait_namespaces_gone
+from .contract import contract
+from .errors import NotReadyError, VClusterError, forbidden
+from .host import Host
+from .portforward import PortForward, kubernetes_stream_opener
+from .settings import chart_version
+from .snapshot import Snapshot
+from .values import deep_merge, set_values
+from .verbs import ClusterVerbs
+from .wait import wait_until
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,8 +164,8 @@ class VCluster(ClusterVerbs):
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
-        from ._config import default_chart_path
-        from ._helm import Helm
+        from .helm import Helm
+        from .settings import default_chart_path
 
         started = time.monotonic()
         # Without pytest there is no run to count in: each standalone cluster is a run of its own.
@@ -572,51 +579,4 @@ def _connect(host: Host, namespace: str, release: str, connect: str) -> tuple[Po
     return forward, f"https://127.0.0.1:{forward.port}"
 
 
-#: label the chart puts on its cluster-scoped objects (they outlive the namespace)
-CLUSTER_SCOPED_LABEL = contract.CLUSTER_SCOPED_LABEL
-
-
-def delete_cluster_scoped(host_api_client: Any, namespace: str) -> None:
-    """Delete the chart's ClusterRoles/ClusterRoleBindings of the cluster in ``namespace`` (best effort)."""
-    from kubernetes import client
-
-    if host_api_client is None:
-        return
-    rbac = client.RbacAuthorizationV1Api(host_api_client)
-    selector = f"{CLUSTER_SCOPED_LABEL}={namespace}"
-    for delete in (rbac.delete_collection_cluster_role_binding, rbac.delete_collection_cluster_role):
-        try:
-            delete(label_selector=selector, _request_timeout=30)
-        except Exception as exc:  # noqa: BLE001 - e.g. no permission: nothing of ours can exist then
-            log.debug("pytest-vcluster: %s(%s): %s", delete.__name__, selector, exc)
-
-
-def wait_namespaces_gone(core_v1: Any, names: Sequence[str], timeout: float) -> list[str]:
-    """Poll until the namespaces are gone; returns those still present at the timeout."""
-    from kubernetes.client.exceptions import ApiException
-
-    remaining = list(names)
-    deadline = time.monotonic() + timeout
-    delay = 0.5
-    while remaining:
-        still = []
-        for name in remaining:
-            try:
-                core_v1.read_namespace(name, _request_timeout=10)
-            except ApiException as exc:
-                if exc.status == 404:
-                    continue
-                still.append(name)
-            except Exception:  # noqa: BLE001 - transient; check again
-                still.append(name)
-            else:
-                still.append(name)
-        remaining = still
-        if not remaining or time.monotonic() >= deadline:
-            break
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 5.0)
-    return remaining
-
-
-__all__ = ["VCluster", "VClusterError", "NotReadyError", "wait_namespaces_gone"]
+__all__ = ["VCluster", "VClusterError", "NotReadyError"]

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._contract import contract
-from ._errors import VClusterError
+from .contract import contract
+from .errors import VClusterError
 
 #: Not copied, and left alone in the fork: objects of the template's running processes (Events, Leases), its
 #: pods (they ran in the template's host namespace: their controllers start them again in the fork, while a
@@ -287,7 +287,7 @@ class EtcdView:
 @contextlib.contextmanager
 def etcd_of(host: Any, namespace: str, release: str) -> Iterator[Etcd]:
     """etcd of virtual cluster ``release``, through a port-forward to its control-plane pod."""
-    from ._portforward import PortForward, kubernetes_stream_opener
+    from .portforward import PortForward, kubernetes_stream_opener
 
     pod = contract.control_plane_pod(release)
     opener = kubernetes_stream_opener(host.new_configuration(), namespace, pod, contract.ETCD_PORT)
@@ -357,7 +357,7 @@ def wait_crds_served(api_client: Any, deadline: Any) -> None:
     etcd is served once the API server's watch has seen it: about a second)."""
     from kubernetes import client
 
-    from . import _ready
+    from . import ready as _ready
 
     crds = client.ApiextensionsV1Api(api_client).list_custom_resource_definition(_request_timeout=30).items
     wanted = {(crd.spec.group, v.name, crd.spec.names.plural) for crd in crds for v in crd.spec.versions if v.served}

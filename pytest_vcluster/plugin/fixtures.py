@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from ._config import ClusterOptions, cluster_options, deep_merge
-from ._errors import ConfigError, VClusterError
-from ._state import TMP_FACTORY_KEY, item_failed, manager_of
+from ..core.errors import ConfigError, VClusterError
+from ..core.values import ClusterOptions, cluster_options, deep_merge
+from .state import TMP_FACTORY_KEY, item_failed, manager_of
 
 if TYPE_CHECKING:
-    from ._hostprovider import Host
-    from ._manager import VClusterManager
-    from ._snapshot import Snapshot
-    from .vcluster import VCluster
+    from ..core.host import Host
+    from ..core.snapshot import Snapshot
+    from ..core.vcluster import VCluster
+    from .manager import VClusterManager
 
 
 def _fail(message: str) -> NoReturn:
@@ -100,7 +100,7 @@ def _resolve_fork(request: pytest.FixtureRequest, options: ClusterOptions, *, wh
     __tracebackhide__ = True
     if not isinstance(options.fork, str):
         return options
-    from ._snapshot import Snapshot
+    from ..core.snapshot import Snapshot
 
     try:
         value = request.getfixturevalue(options.fork)

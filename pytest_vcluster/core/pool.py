@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _cleanup, _labels
+from . import cleanup as _cleanup
+from . import labels as _labels
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._errors import VClusterError, forbidden
+from .errors import VClusterError, forbidden
 
 T = TypeVar("T")
 

@@ -13,34 +13,31 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from . import files
+
 _MODULE = "pytest_vcluster._shared_contract"
-_HERE = Path(__file__).resolve().parent
-#: where the file is looked for, in this order
-CANDIDATES = (
-    _HERE / "_syncer" / "vcluster_syncer" / "contract.py",
-    _HERE.parent / "syncer" / "vcluster_syncer" / "contract.py",
-)
+#: where the file is looked for, in this order (:data:`files.CONTRACT`)
+CANDIDATES = tuple(files.candidates(*files.CONTRACT[:2]))
 
 
 def _load() -> ModuleType:
     if _MODULE in sys.modules:
         return sys.modules[_MODULE]
-    for path in CANDIDATES:
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location(_MODULE, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[_MODULE] = module
-            spec.loader.exec_module(module)
-            return module
-    raise ImportError(
-        "pytest-vcluster: the syncer's contract.py was not found (looked in "
-        f"{', '.join(str(p) for p in CANDIDATES)}); reinstall pytest-vcluster"
-    )
+    path = files.package_file(*files.CONTRACT[:2])
+    if path is None:
+        raise ImportError(
+            "pytest-vcluster: the syncer's contract.py was not found (looked in "
+            f"{files.looked_in(*files.CONTRACT[:2])}); reinstall pytest-vcluster"
+        )
+    spec = importlib.util.spec_from_file_location(_MODULE, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 if TYPE_CHECKING:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import _labels
+from . import labels as _labels
+from .contract import contract
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,6 @@ def delete_if_unchanged(core_v1: Any, ns: Any) -> bool:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from .vcluster import delete_cluster_scoped
-
     body = client.V1DeleteOptions(
         propagation_policy="Background",
         preconditions=client.V1Preconditions(resource_version=ns.metadata.resource_version),
@@ -206,3 +205,50 @@ def remove_stale(core_v1: Any, *, my_host: str, my_run: str, stale_after: float)
         log.info("pytest-vcluster: deleted leftover namespace %s (%s)", name, reason)
         removed.append(name)
     return removed
+
+
+#: label the chart puts on its cluster-scoped objects (they outlive the namespace)
+CLUSTER_SCOPED_LABEL = contract.CLUSTER_SCOPED_LABEL
+
+
+def delete_cluster_scoped(host_api_client: Any, namespace: str) -> None:
+    """Delete the chart's ClusterRoles/ClusterRoleBindings of the cluster in ``namespace`` (best effort)."""
+    from kubernetes import client
+
+    if host_api_client is None:
+        return
+    rbac = client.RbacAuthorizationV1Api(host_api_client)
+    selector = f"{CLUSTER_SCOPED_LABEL}={namespace}"
+    for delete in (rbac.delete_collection_cluster_role_binding, rbac.delete_collection_cluster_role):
+        try:
+            delete(label_selector=selector, _request_timeout=30)
+        except Exception as exc:  # noqa: BLE001 - e.g. no permission: nothing of ours can exist then
+            log.debug("pytest-vcluster: %s(%s): %s", delete.__name__, selector, exc)
+
+
+def wait_namespaces_gone(core_v1: Any, names: Sequence[str], timeout: float) -> list[str]:
+    """Poll until the namespaces are gone; returns those still present at the timeout."""
+    from kubernetes.client.exceptions import ApiException
+
+    remaining = list(names)
+    deadline = time.monotonic() + timeout
+    delay = 0.5
+    while remaining:
+        still = []
+        for name in remaining:
+            try:
+                core_v1.read_namespace(name, _request_timeout=10)
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue
+                still.append(name)
+            except Exception:  # noqa: BLE001 - transient; check again
+                still.append(name)
+            else:
+                still.append(name)
+        remaining = still
+        if not remaining or time.monotonic() >= deadline:
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 5.0)
+    return remaining

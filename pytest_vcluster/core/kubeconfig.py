@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ._contract import contract
-from ._errors import yaml_problem
+from .contract import contract
+from .errors import yaml_problem
 
 T = TypeVar("T")
 

@@ -23,13 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigError, VClusterError
+from . import files
+from .errors import ConfigError, VClusterError
+from .settings import DEFAULT_SYNCER_BASE_IMAGE, default_chart_path
 
 if TYPE_CHECKING:
-    from ._hostprovider import Host
+    from .host import Host
 
 #: the base image of the syncer (Python :data:`IMAGE_PYTHON`); ``--vcluster-syncer-base-image`` changes it
-DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
+DEFAULT_BASE_IMAGE = DEFAULT_SYNCER_BASE_IMAGE
 #: the Python version of the base image: the wheels are fetched for it
 IMAGE_PYTHON = "3.11"
 #: the manylinux tags a Debian bookworm base image (glibc 2.36) runs, newest first; listed one by one
@@ -96,23 +98,16 @@ def has_tag(ref: str) -> bool:
 # --------------------------------------------------------------------------- source and tag
 
 
-def source_candidates() -> list[Path]:
-    """Where the syncer source may be: inside the installed package (wheel), else the checkout's ``syncer/``."""
-    package_dir = Path(__file__).resolve().parent
-    return [package_dir / "_syncer", package_dir.parent / "syncer"]
-
-
 def source_dir() -> Path:
-    """The syncer source shipped with pytest-vcluster (Dockerfile and ``vcluster_syncer/``)."""
-    candidates = source_candidates()
-    for candidate in candidates:
-        if (candidate / "Dockerfile").is_file() and (candidate / "vcluster_syncer").is_dir():
-            return candidate
-    raise ImageBuildError(
-        "the syncer source shipped with pytest-vcluster was not found (looked in "
-        f"{', '.join(str(c) for c in candidates)}): reinstall pytest-vcluster, "
-        "or pass --vcluster-syncer-image=REF of an image you built"
-    )
+    """The syncer source shipped with pytest-vcluster (Dockerfile and ``vcluster_syncer/``, :data:`files.SYNCER`)."""
+    src = files.package_file(*files.SYNCER[:2], holding=files.SYNCER[2])
+    if src is None:
+        raise ImageBuildError(
+            "the syncer source shipped with pytest-vcluster was not found (looked in "
+            f"{files.looked_in(*files.SYNCER[:2])}): reinstall pytest-vcluster, "
+            "or pass --vcluster-syncer-image=REF of an image you built"
+        )
+    return src
 
 
 def source_files(src: Path) -> Iterator[Path]:
@@ -138,7 +133,7 @@ def content_hash(src: Path, base_image: str) -> str:
 
 
 def package_version() -> str:
-    from . import __version__
+    from .version import __version__
 
     return __version__
 
@@ -146,8 +141,6 @@ def package_version() -> str:
 def default_repository() -> str:
     """The chart's default ``syncer.image.repository`` (read from the shipped chart: one source of truth)."""
     import yaml
-
-    from ._config import default_chart_path
 
     values = yaml.safe_load((default_chart_path() / "values.yaml").read_text())
     return str(values["syncer"]["image"]["repository"])

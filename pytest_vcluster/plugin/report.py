@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import _kubeconfig
-from ._config import Settings, chart_candidates, chart_version
-from ._hostprovider import kind_missing
-from ._manager import Summary
+from ..core import kubeconfig as _kubeconfig
+from ..core.host import kind_missing
+from ..core.settings import Settings, chart_version, shipped_chart
+from .manager import Summary
 
 
 def kubeconfig_host(path: Path, context: str | None) -> str:
@@ -45,7 +45,7 @@ def header_line(settings: Settings, env: Mapping[str, str]) -> str:
     parts = [f"vcluster: host={settings.host}", host_part(settings, env)]
     chart = settings.chart
     if chart is None:
-        chart = next((c for c in chart_candidates() if (c / "Chart.yaml").is_file()), None)
+        chart = shipped_chart()
     if chart is None:
         parts.append("chart: not found")
     else:

@@ -22,7 +22,7 @@ import re
 import secrets
 import threading
 
-from ._contract import contract
+from .contract import contract
 
 NAME_PREFIX = "vc"
 MAX_RELEASE_NAME = contract.MAX_RELEASE_NAME  # the chart refuses longer release names

@@ -38,8 +38,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._contract import contract
-from ._errors import ResetError
+from .contract import contract
+from .errors import ResetError
 
 #: the etcd key of a cluster's baseline, in its own etcd (outside the virtual API's /registry/)
 BASELINE_KEY = b"/pytest-vcluster/baseline"
@@ -335,7 +335,7 @@ def take_baseline(host: Any, namespace: str, release: str, api_client: Any) -> B
     """Read a ready cluster's state (see :class:`Baseline`) and keep it in the cluster's own etcd, under
     :data:`BASELINE_KEY` (outside ``/registry/``: the virtual API never sees it, the host namespace holds nothing
     more than a fresh cluster's, and it goes with the cluster)."""
-    from ._snapshot import etcd_of
+    from .snapshot import etcd_of
 
     objects = host_objects(host.core_v1(), namespace)
     chart_made = {kind: frozenset(str(o["metadata"]["name"]) for o in items
@@ -350,7 +350,7 @@ def take_baseline(host: Any, namespace: str, release: str, api_client: Any) -> B
 
 def load_baseline(host: Any, namespace: str, release: str) -> Baseline:
     """The baseline kept in the cluster's etcd; :class:`ResetError` when there is none."""
-    from ._snapshot import SnapshotError, etcd_of
+    from .snapshot import SnapshotError, etcd_of
 
     try:
         with etcd_of(host, namespace, release) as etcd:
@@ -506,7 +506,7 @@ def reset(
     before (:func:`mint_probe_tokens`), else it mints them first."""
     from kubernetes.client.exceptions import ApiException
 
-    from ._snapshot import EtcdView, etcd_of
+    from .snapshot import EtcdView, etcd_of
 
     started = time.monotonic()
     deadline = started + timeout

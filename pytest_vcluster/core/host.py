@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import _kubeconfig
-from ._cleanup import pid_alive
-from ._config import Settings
-from ._errors import HostError
+from . import kubeconfig as _kubeconfig
+from .cleanup import pid_alive
+from .errors import HostError
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +385,7 @@ def require_kind() -> str:
 
 def require_helm() -> str:
     """The helm binary every virtual cluster is installed with (checked before any slow set-up)."""
-    from ._helm import require_helm as helm_binary
+    from .helm import require_helm as helm_binary
 
     return helm_binary()
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import tenacity
 
-from ._contract import contract
-from ._errors import ContainerStartError, ImageError, NotReadyError
+from .contract import contract
+from .errors import ContainerStartError, ImageError, NotReadyError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""pytest-vcluster's hooks and options (the fixtures are in :mod:`pytest_vcluster.fixtures`)."""
+"""pytest-vcluster's hooks (the fixtures are in :mod:`pytest_vcluster.plugin.fixtures`, the options in
+:mod:`pytest_vcluster.plugin.options`)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from typing import Any
 
 import pytest
 
-from . import _config, _naming
-from ._state import MANAGER_KEY, REPORTS_KEY, RUN_ID_KEY, SETTINGS_KEY, SUMMARY_KEY, TMP_FACTORY_KEY
+from ..core import naming as _naming
+from . import options
+from .state import MANAGER_KEY, REPORTS_KEY, RUN_ID_KEY, SETTINGS_KEY, SUMMARY_KEY, TMP_FACTORY_KEY
 
-pytest_plugins = ["pytest_vcluster.fixtures"]
+pytest_plugins = ["pytest_vcluster.plugin.fixtures"]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Every option from its one record in :data:`pytest_vcluster._config.OPTIONS`."""
+    """Every option from its one record in :data:`pytest_vcluster.plugin.options.OPTIONS`."""
     group = parser.getgroup("vcluster", "virtual Kubernetes clusters (pytest-vcluster)")
-    for option in _config.OPTIONS:
+    for option in options.OPTIONS:
         env_note = f" [env {option.env_var}]" if option.env_var else ""
         kwargs: dict[str, Any] = {"dest": option.dest, "default": None,
                                   "help": f"{option.help}{env_note} [ini {option.ini_key}]"}
@@ -64,14 +66,14 @@ def _workdir(config: pytest.Config) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", _config.marker_help())
+    config.addinivalue_line("markers", options.marker_help())
     if config.getoption("help", default=False):
         return
-    from ._errors import ConfigError
-    from ._manager import Summary, VClusterManager
+    from ..core.errors import ConfigError
+    from .manager import Summary, VClusterManager
 
     try:
-        settings = _config.from_pytest_config(config, os.environ)
+        settings = options.from_pytest_config(config, os.environ)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     workerinput = getattr(config, "workerinput", None)
@@ -159,7 +161,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             return
         clusters = manager.clusters_of(item.nodeid)
         if clusters:
-            from ._report import diagnostics_section
+            from .report import diagnostics_section
 
             for title, text in diagnostics_section(clusters):
                 report.sections.append((title, text))
@@ -180,7 +182,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return None
-    from ._report import header_line
+    from .report import header_line
 
     return header_line(settings, os.environ)
 
@@ -212,7 +214,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     settings = config.stash[SETTINGS_KEY]
     if settings.host in ("kind", "auto") and not settings.kind_keep:
-        from ._hostprovider import delete_kind_if_created, kind_state_dir
+        from ..core.host import delete_kind_if_created, kind_state_dir
 
         error = delete_kind_if_created(settings, kind_state_dir(), run_id=config.stash[RUN_ID_KEY])
         if error:
@@ -224,6 +226,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     settings = config.stash.get(SETTINGS_KEY, None)
     if summary is None or settings is None:
         return
-    from ._report import write_summary
+    from .report import write_summary
 
     write_summary(terminalreporter, summary, settings)

@@ -13,12 +13,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _cleanup, _labels, _naming, _pool
-from ._config import ClusterOptions, Settings, chart_version, cluster_options, deep_merge, options_values
-from ._errors import ConfigError, VClusterError
-from ._hostprovider import Host, kind_state_dir, open_host
-from ._snapshot import Snapshot, SnapshotError
-from .vcluster import VCluster, wait_namespaces_gone
+from ..core import cleanup as _cleanup
+from ..core import labels as _labels
+from ..core import naming as _naming
+from ..core import pool as _pool
+from ..core.cleanup import wait_namespaces_gone
+from ..core.errors import ConfigError, VClusterError
+from ..core.host import Host, kind_state_dir, open_host
+from ..core.settings import Settings, chart_version
+from ..core.snapshot import Snapshot, SnapshotError
+from ..core.values import ClusterOptions, cluster_options, deep_merge, options_values
+from ..core.vcluster import VCluster
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +178,7 @@ class VClusterManager:
         returns the chart values selecting it (empty when the user's values choose the image)."""
         from filelock import FileLock
 
-        from . import _syncer_image
+        from ..core import images as _syncer_image
 
         if self.settings.syncer_image:
             return _syncer_image.parse_ref(self.settings.syncer_image).values()
@@ -220,7 +225,7 @@ class VClusterManager:
         self.summary.stale_removed.extend(removed)
 
     def _get_helm(self) -> Any:
-        from ._helm import Helm
+        from ..core.helm import Helm
 
         with self._lock:
             if self._helm is None:
@@ -395,7 +400,7 @@ class VClusterManager:
         the plugin's version. Clusters of one key are claimed from, and recycled into, one pool."""
         import json
 
-        from . import __version__
+        from ..core.version import __version__
 
         self.host  # noqa: B018 - the syncer image decides the values
         values = deep_merge(self._syncer_layer, self.settings.values, options_values(options, where="vcluster"))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._errors import VClusterError
+from .errors import VClusterError
 
 T = TypeVar("T")
 
@@ -23,7 +23,7 @@ def _not_yet(exc: BaseException) -> str | None:
     """A description when ``exc`` means "not yet" (404, transient API or network trouble), else None."""
     from kubernetes.client.exceptions import ApiException
 
-    from ._ready import describe_error, is_transient
+    from .ready import describe_error, is_transient
 
     if isinstance(exc, ApiException) and exc.status == 404:
         return describe_error(exc)
@@ -33,7 +33,7 @@ def _not_yet(exc: BaseException) -> str | None:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    from ._ready import is_transient
+    from .ready import is_transient
 
     return is_transient(exc)
 
@@ -77,7 +77,7 @@ def wait_until(
         sleep(interval)
     details = ""
     if isinstance(last, str) and last_error_was_transient:
-        from ._portforward import failing
+        from .portforward import failing
 
         # a dropped connection through a port-forward hides its cause: name it
         details += "".join(f"\n{line}" for line in failing())

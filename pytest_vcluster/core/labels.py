@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Mapping
 
-from ._contract import contract
+from .contract import contract
 
 PREFIX = contract.PLUGIN_DOMAIN
 LABEL_RUN = f"{PREFIX}/run"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
+from .errors import (
     ApplyError,
     CommandError,
     ExecError,
@@ -37,10 +37,10 @@ from ._errors import (
     VClusterError,
     yaml_problem,
 )
-from ._wait import wait_until
+from .wait import wait_until
 
 if TYPE_CHECKING:
-    from ._hostprovider import Host
+    from .host import Host
 
 #: the field manager of every server-side apply of :meth:`ClusterVerbs.apply`
 FIELD_MANAGER = "pytest-vcluster"
@@ -401,7 +401,7 @@ def require_kubectl() -> str:
 
 def helm_executable() -> str:
     """The Helm binary: ``$HELM_BIN`` or ``helm`` on PATH (a :class:`~pytest_vcluster.VClusterError` if missing)."""
-    from ._helm import require_helm
+    from .helm import require_helm
 
     return require_helm(os.environ.get("HELM_BIN") or "helm")
 
@@ -568,7 +568,7 @@ class ClusterVerbs:
     def _apply_one(self, obj: dict[str, Any], namespace: str | None, timeout: float) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
 
-        from ._ready import describe_error
+        from .ready import describe_error
 
         resource = self._resource(obj["apiVersion"], obj["kind"])
         body = copy.deepcopy(obj)
@@ -703,7 +703,7 @@ class ClusterVerbs:
         """The object's events, oldest first, as ``kubectl describe`` lists them."""
         from kubernetes import client
 
-        from ._ready import MAX_EVENTS, _event_time
+        from .ready import MAX_EVENTS, _event_time
 
         core = client.CoreV1Api(self.api_client)
         selector = f"involvedObject.name={name},involvedObject.kind={kind}"
@@ -832,7 +832,7 @@ class ClusterVerbs:
         pod behind its selector) or ``deploy/x`` (also ``replicaset/``, ``statefulset/``...: a running pod of
         its selector). A running pod is awaited up to ``timeout`` seconds; the pod is chosen once. Each
         connection opens its own stream through the virtual API server (``_portforward.PortForward``)."""
-        from ._portforward import PortForward, kubernetes_stream_opener
+        from .portforward import PortForward, kubernetes_stream_opener
 
         pod_name, pod_port = self._forward_target(target, port, namespace, timeout)
         configuration = copy.deepcopy(self.api_client.configuration)
