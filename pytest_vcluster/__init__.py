@@ -38,11 +38,12 @@ _HOMES = {
     "Host": "core.host",
     "VClusterManager": "plugin.manager",
     "Snapshot": "core.snapshot",
-    "SnapshotError": "core.snapshot",
-    "WaitTimeout": "core.wait",
+    "SnapshotError": "core.errors",
+    "WaitTimeout": "core.errors",
     "wait_until": "core.wait",
     **dict.fromkeys(("VClusterError", "NotReadyError", "ContainerStartError", "ImageError", "ResetError", "ApplyError",
-                     "CommandError", "ExecError", "ManifestError", "UnknownKindError"), "core.errors"),
+                     "CommandError", "ExecError", "ManifestError", "UnknownKindError", "HostForbiddenError"),
+                    "core.errors"),
 }
 
 __all__ = [

@@ -27,6 +27,7 @@ from typing import Any
 
 from . import labels as _labels
 from .contract import contract
+from .wait import Deadline, Expired, growing, poll
 
 log = logging.getLogger(__name__)
 
@@ -227,28 +228,29 @@ def delete_cluster_scoped(host_api_client: Any, namespace: str) -> None:
 
 
 def wait_namespaces_gone(core_v1: Any, names: Sequence[str], timeout: float) -> list[str]:
-    """Poll until the namespaces are gone; returns those still present at the timeout."""
+    """Poll until the namespaces are gone (pauses from 0.5 s growing to 5 s); returns those still present at the
+    timeout."""
+    remaining = list(names)
+
+    def gone() -> bool:
+        remaining[:] = [name for name in remaining if _present(core_v1, name)]
+        return not remaining
+
+    try:
+        poll(gone, Deadline(timeout), pause=growing(0.5, 1.5, 5.0, within_deadline=True), not_yet=lambda _exc: False)
+    except Expired:
+        pass
+    return remaining
+
+
+def _present(core_v1: Any, name: str) -> bool:
+    """False once namespace ``name`` is gone (404); any other answer or error counts as still there."""
     from kubernetes.client.exceptions import ApiException
 
-    remaining = list(names)
-    deadline = time.monotonic() + timeout
-    delay = 0.5
-    while remaining:
-        still = []
-        for name in remaining:
-            try:
-                core_v1.read_namespace(name, _request_timeout=10)
-            except ApiException as exc:
-                if exc.status == 404:
-                    continue
-                still.append(name)
-            except Exception:  # noqa: BLE001 - transient; check again
-                still.append(name)
-            else:
-                still.append(name)
-        remaining = still
-        if not remaining or time.monotonic() >= deadline:
-            break
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 5.0)
-    return remaining
+    try:
+        core_v1.read_namespace(name, _request_timeout=10)
+    except ApiException as exc:
+        return exc.status != 404
+    except Exception:  # noqa: BLE001 - transient; check again
+        return True
+    return True

@@ -1,4 +1,4 @@
-"""Errors raised by pytest-vcluster.
+"""Every error pytest-vcluster raises, in one module.
 
 ``VClusterError`` carries a complete, human-readable message: the fixtures turn
 it into a test failure without a traceback (the message says what went wrong and
@@ -61,6 +61,14 @@ def forbidden(text: str, doing: str) -> HostForbiddenError | None:
         f'resources: ["{resource}"], verbs: ["{verb}"]',
         verb=verb, resource=resource, group=group, user=user,
     )
+
+
+class MissingToolError(VClusterError):
+    """A command pytest-vcluster runs (helm, kind, docker, kubectl) is not on PATH; the message says how to get it."""
+
+
+class ImageBuildError(VClusterError):
+    """The syncer image could not be built, pushed or handed to the host."""
 
 
 class NotReadyError(VClusterError):
@@ -126,3 +134,26 @@ class ExecError(VClusterError):
 
 class ResetError(VClusterError):
     """A used cluster could not be brought back to its first-ready state (it is then deleted, never reused)."""
+
+
+class SnapshotError(VClusterError):
+    """The state of a virtual cluster could not be captured, or a snapshot cannot be used."""
+
+
+class WaitTimeout(VClusterError):
+    """A condition awaited with :func:`~pytest_vcluster.wait_until` / ``VCluster.wait`` did not come true in time."""
+
+
+class ConditionTimeout(Exception):
+    """One readiness condition of a cluster was not met by the cluster's deadline (inside the package: the cluster
+    turns it into a :class:`NotReadyError` with its diagnostics)."""
+
+    def __init__(self, condition: str, waited: float, last: str) -> None:
+        super().__init__(f"{condition}: not met after {waited:.1f}s")
+        self.condition = condition
+        self.waited = waited
+        self.last = last
+
+
+class NoContextError(ValueError):
+    """The kubeconfig has no context of the name asked for (or no context at all)."""

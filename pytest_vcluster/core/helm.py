@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import VClusterError, forbidden
+from .run import require
 
 T = TypeVar("T")
 
@@ -50,13 +50,8 @@ def _stderr_of(exc: BaseException) -> str:
 
 
 def require_helm(executable: str = "helm") -> str:
-    path = shutil.which(executable)
-    if path is None:
-        raise VClusterError(
-            f"pytest-vcluster needs the Helm CLI, but {executable!r} is not on PATH: "
-            "install Helm 3 (https://helm.sh/docs/intro/install/) and make sure `helm` is on PATH"
-        )
-    return path
+    return require(executable, f"pytest-vcluster needs the Helm CLI, but {executable!r} is not on PATH: "
+                               "install Helm 3 (https://helm.sh/docs/intro/install/) and make sure `helm` is on PATH")
 
 
 class Helm:

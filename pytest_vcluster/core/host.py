@@ -19,6 +19,8 @@ from typing import Any
 from . import kubeconfig as _kubeconfig
 from .cleanup import pid_alive
 from .errors import HostError
+from .once import locked
+from .run import require, run
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -373,14 +375,8 @@ def no_host_message(missing: list[str], env: Mapping[str, str]) -> str:
 
 
 def require_kind() -> str:
-    path = shutil.which("kind")
-    if path is None:
-        raise HostError(
-            "--vcluster-host=kind needs the `kind` binary, which is not on PATH: install kind "
-            "(https://kind.sigs.k8s.io/docs/user/quick-start/#installation) or use "
-            "--vcluster-host=kubeconfig --vcluster-host-kubeconfig=PATH"
-        )
-    return path
+    return require("kind", "--vcluster-host=kind needs the `kind` binary, which is not on PATH: install kind "
+                           f"({KIND_INSTALL}) or use --vcluster-host=kubeconfig --vcluster-host-kubeconfig=PATH")
 
 
 def require_helm() -> str:
@@ -406,15 +402,7 @@ def choose_provider(settings: Settings, env: Mapping[str, str]) -> str:
 
 
 def _run(command: list[str], *, what: str, timeout: float) -> str:
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise HostError(f"{what}: `{shlex.join(command)}` did not finish within {timeout:.0f}s") from None
-    except OSError as exc:
-        raise HostError(f"{what}: cannot run `{shlex.join(command)}`: {exc}") from None
-    if proc.returncode != 0:
-        raise HostError(f"{what}: `{shlex.join(command)}` failed (exit {proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
+    return run(command, what=what, timeout=timeout, error=HostError)
 
 
 def kind_state_dir() -> Path:
@@ -463,14 +451,12 @@ def ensure_kind(
     ``run_id``/``run_pid`` register the run as a user of the cluster (``run_pid`` is the process that
     ends the run: the xdist controller), so the cluster is deleted only when its last live user ends.
     """
-    from filelock import FileLock
-
     kind = require_kind()
     require_helm()  # before minutes of creating a cluster and building an image that helm would then install
     name = settings.kind_cluster
     state_dir.mkdir(parents=True, exist_ok=True)
     kubeconfig = state_dir / f"{name}.kubeconfig"
-    with FileLock(str(state_dir / f"{name}.lock"), timeout=900):
+    with locked(state_dir / f"{name}.lock", timeout=900):
         if run_id:
             users = _users_dir(state_dir, name)
             users.mkdir(parents=True, exist_ok=True)
@@ -504,13 +490,11 @@ def delete_kind_if_created(settings: Settings, state_dir: Path, *, run_id: str =
 
     With ``--vcluster-kind-keep`` the cluster is handed over to the user: no later run deletes it.
     """
-    from filelock import FileLock
-
     name = settings.kind_cluster
     marker = kind_marker(state_dir, name)
     if not state_dir.is_dir():
         return None
-    with FileLock(str(state_dir / f"{name}.lock"), timeout=900):
+    with locked(state_dir / f"{name}.lock", timeout=900):
         if run_id:
             entry = _users_dir(state_dir, name) / run_id
             if not entry.exists():

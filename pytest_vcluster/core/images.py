@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import files
-from .errors import ConfigError, VClusterError
+from .errors import ConfigError, ImageBuildError
+from .run import require, run
 from .settings import DEFAULT_SYNCER_BASE_IMAGE, default_chart_path
 
 if TYPE_CHECKING:
@@ -48,10 +49,6 @@ _SKIP_PARTS = {"__pycache__", ".wheels"}
 _ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 
 Progress = Callable[[str], None]
-
-
-class ImageBuildError(VClusterError):
-    """The syncer image could not be built, pushed or handed to the host."""
 
 
 @dataclass(frozen=True)
@@ -161,26 +158,12 @@ def default_ref(base_image: str = DEFAULT_BASE_IMAGE, repository: str | None = N
 
 
 def docker_binary() -> str:
-    path = shutil.which("docker")
-    if path is None:
-        raise ImageBuildError(
-            "building the syncer image needs the `docker` command, which is not on PATH: install docker, "
-            "or pass --vcluster-syncer-image=REF of an image the host can pull"
-        )
-    return path
+    return require("docker", "building the syncer image needs the `docker` command, which is not on PATH: install "
+                             "docker, or pass --vcluster-syncer-image=REF of an image the host can pull")
 
 
 def _run(command: list[str], *, what: str, timeout: float = 900, env: dict[str, str] | None = None) -> str:
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise ImageBuildError(f"{what}: `{' '.join(command)}` did not finish within {timeout:.0f}s") from None
-    except OSError as exc:
-        raise ImageBuildError(f"{what}: cannot run `{' '.join(command)}`: {exc}") from None
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise ImageBuildError(f"{what}: `{' '.join(command)}` failed (exit {proc.returncode}):\n{tail}")
-    return proc.stdout
+    return run(command, what=what, timeout=timeout, env=env, error=ImageBuildError)
 
 
 def docker_has(ref: ImageRef | str, docker: str | None = None) -> bool:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .contract import contract
-from .errors import yaml_problem
+from .errors import NoContextError, yaml_problem
 
 T = TypeVar("T")
 
@@ -31,10 +31,6 @@ def environ_race_safe(make: Callable[[], T], attempts: int = 5) -> T:
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
-
-
-class NoContextError(ValueError):
-    """The kubeconfig has no context of the name asked for (or no context at all)."""
 
 
 def load(text: str | bytes) -> dict[str, Any]:

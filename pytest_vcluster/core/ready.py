@@ -14,19 +14,14 @@ naming the container, the image, the kubelet's message and the fix for the host'
 
 from __future__ import annotations
 
-import http.client
 import logging
-import socket
-import ssl
-import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import tenacity
-
 from .contract import contract
-from .errors import ContainerStartError, ImageError, NotReadyError
+from .errors import ConditionTimeout, ContainerStartError, ImageError, NotReadyError
+from .wait import Deadline, describe_error, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -35,113 +30,6 @@ MAX_EVENTS = 30
 #: the longest pause between two reads of pod ``R-0`` while waiting for it to be Ready (one cheap GET;
 #: the back-off of the other waits, 2 s, would leave a Ready pod unseen for 1 s on average)
 POD_MAX_WAIT = 0.5
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying: network trouble, 429 and 5xx. False for 4xx and bugs."""
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        status = exc.status or 0
-        return status == 0 or status == 429 or status >= 500
-    try:
-        import urllib3.exceptions
-
-        if isinstance(exc, urllib3.exceptions.HTTPError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(exc, (OSError, ssl.SSLError, socket.timeout, http.client.HTTPException, EOFError))
-
-
-def describe_error(exc: BaseException) -> str:
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        text = f"HTTP {exc.status} {exc.reason}".strip()
-        message = _status_message(exc.body)
-        return f"{text}: {message}" if message else text
-    reason = getattr(exc, "reason", None)
-    if reason is not None:
-        return f"{type(exc).__name__}: {reason}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _status_message(body: Any) -> str | None:
-    """The ``message`` of a Kubernetes ``Status`` response body, if any."""
-    import json
-
-    if not body:
-        return None
-    try:
-        data = json.loads(body)
-    except (TypeError, ValueError):
-        return None
-    message = data.get("message") if isinstance(data, dict) else None
-    return str(message) if message else None
-
-
-class Deadline:
-    """One time budget shared by all the conditions awaited for one cluster."""
-
-    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.timeout = timeout
-        self.clock = clock
-        self.start = clock()
-
-    @property
-    def elapsed(self) -> float:
-        return self.clock() - self.start
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.timeout - self.elapsed)
-
-
-class ConditionTimeout(Exception):
-    def __init__(self, condition: str, waited: float, last: str) -> None:
-        super().__init__(f"{condition}: not met after {waited:.1f}s")
-        self.condition = condition
-        self.waited = waited
-        self.last = last
-
-
-def wait_for(
-    condition: str,
-    check: Callable[[], bool],
-    deadline: Deadline,
-    *,
-    state: Callable[[], str] | None = None,
-    max_wait: float = 2.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Call ``check`` until it returns True; retry transient errors; stop at the deadline.
-
-    Raises :class:`ConditionTimeout` (with the last state or error) when time runs out, and
-    re-raises a non-transient error at once.
-    """
-    last: dict[str, str] = {"value": "not checked yet"}
-
-    def attempt() -> bool:
-        try:
-            ok = check()
-        except BaseException as exc:
-            last["value"] = describe_error(exc)
-            raise
-        last["value"] = state() if state is not None else "condition not met"
-        return ok
-
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_delay(max(deadline.remaining, 0.0)),
-        wait=tenacity.wait_exponential(multiplier=0.2, min=0.2, max=max_wait),
-        retry=tenacity.retry_if_exception(is_transient) | tenacity.retry_if_result(lambda ok: not ok),
-        sleep=sleep,
-        reraise=False,
-    )
-    try:
-        retrying(attempt)
-    except tenacity.RetryError:
-        raise ConditionTimeout(condition, deadline.elapsed, last["value"]) from None
 
 
 # --------------------------------------------------------------------------- checks on the host

@@ -40,6 +40,7 @@ from typing import Any
 
 from .contract import contract
 from .errors import ResetError
+from .wait import Deadline, Expired, growing, poll
 
 #: the etcd key of a cluster's baseline, in its own etcd (outside the virtual API's /registry/)
 BASELINE_KEY = b"/pytest-vcluster/baseline"
@@ -464,12 +465,13 @@ def prove_webhooks(virtual_api: Any, kind: str, deadline: float) -> None:
     _poll(f"a create to pass once the sentinel {kind} is deleted", passes, deadline)
 
 
-def _poll(what: str, check: Any, deadline: float, interval: float = 0.02) -> None:
-    while not check():
-        if time.monotonic() >= deadline:
-            raise ResetError(f"reset: timed out waiting for {what}")
-        time.sleep(interval)
-        interval = min(interval * 1.5, 0.2)
+def _poll(what: str, check: Any, deadline: float) -> None:
+    """Until ``check()`` is true (pauses from 0.02 s growing to 0.2 s), by ``deadline`` (``time.monotonic()``);
+    its errors are raised at once."""
+    try:
+        poll(check, Deadline(deadline - time.monotonic()), pause=growing(0.02, 1.5, 0.2), not_yet=lambda _exc: False)
+    except Expired:
+        raise ResetError(f"reset: timed out waiting for {what}") from None
 
 
 def mint_probe_tokens(virtual_api: Any) -> list[str]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .contract import contract
-from .errors import VClusterError
+from .errors import SnapshotError
 
 #: Not copied, and left alone in the fork: objects of the template's running processes (Events, Leases), its
 #: pods (they ran in the template's host namespace: their controllers start them again in the fork, while a
@@ -57,10 +57,6 @@ PREFIX = b"/registry/"
 MAX_TXN_OPS = 100
 MAX_TXN_BYTES = 1024 * 1024
 FORMAT = 1
-
-
-class SnapshotError(VClusterError):
-    """The state of a virtual cluster could not be captured, or a snapshot cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -357,7 +353,7 @@ def wait_crds_served(api_client: Any, deadline: Any) -> None:
     etcd is served once the API server's watch has seen it: about a second)."""
     from kubernetes import client
 
-    from . import ready as _ready
+    from .wait import wait_for
 
     crds = client.ApiextensionsV1Api(api_client).list_custom_resource_definition(_request_timeout=30).items
     wanted = {(crd.spec.group, v.name, crd.spec.names.plural) for crd in crds for v in crd.spec.versions if v.served}
@@ -380,5 +376,5 @@ def wait_crds_served(api_client: Any, deadline: Any) -> None:
         return True
 
     if wanted:
-        _ready.wait_for(f"the {len(crds)} CustomResourceDefinition(s) of the snapshot to be served", served, deadline,
+        wait_for(f"the {len(crds)} CustomResourceDefinition(s) of the snapshot to be served", served, deadline,
                         max_wait=0.3)

@@ -297,10 +297,33 @@ def set_values(option: Any, *, where: str = "set") -> dict[str, Any]:
 
 def options_values(options: ClusterOptions, *, where: str = "vcluster") -> dict[str, Any]:
     """The chart values given by per-cluster options: files, then ``values``, then ``set``."""
-    layers: list[Mapping[str, Any]] = [
-        load_values_file(p, source=f"{where} values_files") for p in options.values_files
-    ]
-    layers.append(options.values)
-    layers.append(options.set)
+    return resolve_values(options=options, where=where)
+
+
+def resolve_values(
+    *,
+    image: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    options: ClusterOptions | None = None,
+    values: Mapping[str, Any] | None = None,
+    set: Mapping[str, Any] | None = None,  # noqa: A002 - mirrors helm --set
+    fork: Mapping[str, Any] | None = None,
+    service_cidr: str | None = None,
+    where: str = "vcluster",
+) -> dict[str, Any]:
+    """A cluster's chart values, the one place they are merged (like Helm: a later layer wins, mappings merge).
+
+    The layers, lowest first: ``serviceCIDR`` (the host's ``service_cidr``), the ``fork``'s values (the template's
+    chart values), the syncer ``image``, the session's ``settings`` values (``--vcluster-values`` files then
+    ``--vcluster-set``), then the cluster's own: ``options``' values files, ``values`` and ``set``, then
+    ``values`` and ``set`` given here (``VCluster.create``'s). Each caller passes what it knows: the manager the
+    image, the settings and the options; ``VCluster.create`` its values, set, fork and the service CIDR.
+    """
+    layers: list[Mapping[str, Any] | None] = [{"serviceCIDR": service_cidr} if service_cidr else None, fork, image,
+                                              settings]
+    if options is not None:
+        layers.extend(load_values_file(p, source=f"{where} values_files") for p in options.values_files)
+        layers.extend((options.values, options.set))
+    layers.extend((values, set))
     return deep_merge(*layers)
 

@@ -28,14 +28,14 @@ from . import recycle as _recycle
 from . import snapshot as _snapshot
 from .cleanup import delete_cluster_scoped, wait_namespaces_gone
 from .contract import contract
-from .errors import NotReadyError, VClusterError, forbidden
+from .errors import ConditionTimeout, NotReadyError, VClusterError, forbidden
 from .host import Host
 from .portforward import PortForward, kubernetes_stream_opener
 from .settings import chart_version
 from .snapshot import Snapshot
-from .values import deep_merge, set_values
+from .values import resolve_values, set_values
 from .verbs import ClusterVerbs
-from .wait import wait_until
+from .wait import Deadline, describe_error, wait_until
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -178,17 +178,18 @@ class VCluster(ClusterVerbs):
         chart_path = Path(chart).resolve() if chart is not None else default_chart_path()
         set_layer = set_values(set, where="VCluster.create()")
         version = chart_version(chart_path) if chart_path.is_dir() else None
+        fork_values = None
         if fork is not None:
             _snapshot.check_usable(fork, version)
-            values = deep_merge(fork.values, values)
+            fork_values = fork.values
         # Checked before anything exists on the host: the namespace is labelled with it.
-        pod_security = pod_security_level(deep_merge(values, set_layer))
+        pod_security = pod_security_level(resolve_values(fork=fork_values, values=values, set=set_layer))
         owned_dir, workdir_path = _workdir(name, workdir)
         namespace = name
         ns_labels = dict(labels) if labels is not None else _labels.namespace_labels(standalone_run, "standalone")
         ns_labels.update(pod_security_labels(pod_security))
         core = host.core_v1()
-        deadline = _ready.Deadline(timeout)
+        deadline = Deadline(timeout)
         phases: dict[str, float] = {}
 
         def lap(phase: str, since: float) -> float:
@@ -213,7 +214,8 @@ class VCluster(ClusterVerbs):
         forward: PortForward | None = None
         state: _recycle.Baseline | None = None
         try:
-            chart_values = deep_merge({"serviceCIDR": host.service_cidr(namespace)}, values, set_layer)
+            chart_values = resolve_values(service_cidr=host.service_cidr(namespace), fork=fork_values, values=values,
+                                          set=set_layer)
             t = lap("service-cidr", t)
             host.check_persistence(chart_values)
             helm = helm if helm is not None else Helm(host.kubeconfig_path, host.context)
@@ -235,7 +237,7 @@ class VCluster(ClusterVerbs):
                 if baseline:
                     state = _recycle.take_baseline(host, namespace, name, api_client)
                     lap("baseline", t)
-            except _ready.ConditionTimeout as exc:
+            except ConditionTimeout as exc:
                 details = _ready.diagnostics(core, namespace, name)
                 if forward is not None and forward.last_error:
                     details += f"\nlast port-forward error: {forward.last_error}"
@@ -323,8 +325,8 @@ class VCluster(ClusterVerbs):
         try:
             forward, server = _connect(host, name, name, connect)
             kubeconfig_path, api_client, kubeconfig = _open_client(secret, name, server, workdir_path)
-            _ready.wait_virtual_side(api_client, server, _ready.Deadline(timeout))
-        except _ready.ConditionTimeout as exc:
+            _ready.wait_virtual_side(api_client, server, Deadline(timeout))
+        except ConditionTimeout as exc:
             if forward is not None:
                 forward.close()
             raise _ready.not_ready_error(name, timeout, exc, _ready.diagnostics(core, name, name)) from None
@@ -430,7 +432,7 @@ class VCluster(ClusterVerbs):
         try:
             warnings = _ready.virtual_warnings(client.CoreV1Api(self.api_client))
         except Exception as exc:  # noqa: BLE001
-            warnings = [f"  (cannot list: {_ready.describe_error(exc)})"]
+            warnings = [f"  (cannot list: {describe_error(exc)})"]
         return "\n".join([text, "warnings in the virtual cluster:", *warnings])
 
     @property

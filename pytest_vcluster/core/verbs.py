@@ -37,6 +37,7 @@ from .errors import (
     VClusterError,
     yaml_problem,
 )
+from .run import require
 from .wait import wait_until
 
 if TYPE_CHECKING:
@@ -391,12 +392,10 @@ def _run(command: list[str], *, input: str | None, check: bool, timeout: float,
 
 
 def require_kubectl() -> str:
-    """The path of ``kubectl`` on PATH, or a :class:`~pytest_vcluster.VClusterError` saying how to get it."""
-    path = shutil.which("kubectl")
-    if path is None:
-        raise VClusterError(f"vc.kubectl needs kubectl, but it is not on PATH: install it ({KUBECTL_INSTALL}) "
-                            "and put it on PATH")
-    return path
+    """The path of ``kubectl`` on PATH, or a :class:`~pytest_vcluster.core.errors.MissingToolError` saying how to get
+    it."""
+    return require("kubectl", f"vc.kubectl needs kubectl, but it is not on PATH: install it ({KUBECTL_INSTALL}) "
+                              "and put it on PATH")
 
 
 def helm_executable() -> str:
@@ -568,7 +567,7 @@ class ClusterVerbs:
     def _apply_one(self, obj: dict[str, Any], namespace: str | None, timeout: float) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
 
-        from .ready import describe_error
+        from .wait import describe_error
 
         resource = self._resource(obj["apiVersion"], obj["kind"])
         body = copy.deepcopy(obj)

@@ -18,11 +18,13 @@ from ..core import labels as _labels
 from ..core import naming as _naming
 from ..core import pool as _pool
 from ..core.cleanup import wait_namespaces_gone
-from ..core.errors import ConfigError, VClusterError
+from ..core.errors import ConfigError, ImageBuildError, SnapshotError, VClusterError
 from ..core.host import Host, kind_state_dir, open_host
+from ..core.images import ImageRef
+from ..core.once import run_once
 from ..core.settings import Settings, chart_version
-from ..core.snapshot import Snapshot, SnapshotError
-from ..core.values import ClusterOptions, cluster_options, deep_merge, options_values
+from ..core.snapshot import Snapshot
+from ..core.values import ClusterOptions, cluster_options, resolve_values
 from ..core.vcluster import VCluster
 
 log = logging.getLogger(__name__)
@@ -176,8 +178,6 @@ class VClusterManager:
     def _ensure_syncer_image(self, host: Host) -> dict[str, Any]:
         """Once per run (first process to get the lock): make the host able to start the syncer image;
         returns the chart values selecting it (empty when the user's values choose the image)."""
-        from filelock import FileLock
-
         from ..core import images as _syncer_image
 
         if self.settings.syncer_image:
@@ -185,44 +185,37 @@ class VClusterManager:
         chosen = (self.settings.values.get("syncer") or {}).get("image") or {}
         if isinstance(chosen, Mapping) and (chosen.get("repository") or chosen.get("tag")):
             return {}
-        shared = self._shared_dir()
-        shared.mkdir(parents=True, exist_ok=True)
-        marker = shared / f"syncer-image-{self.run_id}.ref"
-        failed = shared / f"syncer-image-{self.run_id}.error"
-        with FileLock(str(shared / "syncer-image.lock"), timeout=1800):
-            if failed.exists():  # another xdist worker tried already: the same error, at once
-                raise _syncer_image.ImageBuildError(failed.read_text())
-            if marker.exists():
-                ref = _syncer_image.parse_ref(marker.read_text().strip(), source=str(marker))
-            else:
-                try:
-                    ref = _syncer_image.ensure_on_host(
-                        host, base_image=self.settings.syncer_base_image, progress=self._progress
-                    )
-                except VClusterError as exc:
-                    failed.write_text(str(exc))
-                    raise
-                marker.write_text(str(ref))
-        return ref.values()
+
+        def make(path: Path) -> ImageRef:
+            ref = _syncer_image.ensure_on_host(host, base_image=self.settings.syncer_base_image,
+                                               progress=self._progress)
+            path.write_text(str(ref))
+            return ref
+
+        def read(path: Path) -> ImageRef:
+            return _syncer_image.parse_ref(path.read_text().strip(), source=str(path))
+
+        done = run_once(self._shared_dir(), "syncer-image", self.run_id, make=make, read=read, timeout=1800,
+                        result="ref", failed=ImageBuildError)
+        return done.value.values()
 
     def _remove_stale(self, host: Host) -> None:
         """Once per run (first process to get the lock): delete namespaces of dead runs."""
-        from filelock import FileLock
 
-        shared = self._shared_dir()
-        shared.mkdir(parents=True, exist_ok=True)
-        marker = shared / f"stale-cleanup-{self.run_id}.done"
-        with FileLock(str(shared / "stale-cleanup.lock"), timeout=120):
-            if marker.exists():
-                return
+        def make(path: Path) -> list[str]:
             removed = _cleanup.remove_stale(
                 host.core_v1(),
                 my_host=_labels.hostname(),
                 my_run=_labels.label_value(self.run_id),
                 stale_after=self.settings.stale_after,
             )
-            marker.write_text("\n".join(removed))
-        self.summary.stale_removed.extend(removed)
+            path.write_text("\n".join(removed))
+            return removed
+
+        done = run_once(self._shared_dir(), "stale-cleanup", self.run_id, make=make, read=lambda _path: [],
+                        timeout=120, catch=())
+        if done.made:
+            self.summary.stale_removed.extend(done.value)
 
     def _get_helm(self) -> Any:
         from ..core.helm import Helm
@@ -285,12 +278,17 @@ class VClusterManager:
         self._start_heartbeat()
         return vc
 
+    def values_of(self, options: ClusterOptions, *, where: str = "vcluster") -> dict[str, Any]:
+        """The chart values of a cluster of ``options`` (without the service CIDR its creation adds): the syncer
+        image, the session's values, the options' (:func:`~pytest_vcluster.core.values.resolve_values`)."""
+        return resolve_values(image=self._syncer_layer, settings=self.settings.values, options=options, where=where)
+
     def _create_cold(
         self, host: Host, options: ClusterOptions, *, owner: str, where: str,
         labels: Mapping[str, str] | None = None, name: str | None = None, baseline: bool = False,
     ) -> VCluster:
         helm = self._get_helm()
-        values = deep_merge(self._syncer_layer, self.settings.values, options_values(options, where=where))
+        values = self.values_of(options, where=where)
         name = name or self._names.next()
         workdir = self._workdir()
         try:
@@ -328,30 +326,26 @@ class VClusterManager:
         cluster; the other processes read the snapshot from the run's shared directory. Forks start from
         it: ``vcluster_factory(fork=snapshot)`` or ``@pytest.mark.vcluster(fork="<fixture returning it>")``.
         A failed preparation fails every process that asks for the template, with its message."""
-        from filelock import FileLock
-
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", name):
             raise ConfigError(f"template name {name!r} is not valid: use 1-40 of a-z, 0-9 and '-'")
         parsed = cluster_options(options, where=f"vcluster_manager.template({name!r})")
-        shared = self._shared_dir()
-        shared.mkdir(parents=True, exist_ok=True)
-        path = shared / f"template-{name}-{self.run_id}.snapshot"
-        failed = path.with_suffix(".error")
-        with FileLock(str(shared / f"template-{name}.lock"), timeout=3600):
-            if failed.exists():
-                raise SnapshotError(failed.read_text())
-            if path.exists():
-                return Snapshot.read(path)
+        started = time.monotonic()
+
+        def make(path: Path) -> Snapshot:
+            nonlocal started
             started = time.monotonic()
-            try:
-                with self.cluster_of(parsed, owner=f"template {name}") as vc:
-                    prepare(vc)
-                    snapshot = vc.snapshot()
-            except Exception as exc:
-                message = f"preparing template {name!r} failed: {type(exc).__name__}: {exc}"
-                failed.write_text(message)
-                raise SnapshotError(message) from exc
+            with self.cluster_of(parsed, owner=f"template {name}") as vc:
+                prepare(vc)
+                snapshot = vc.snapshot()
             snapshot.write(path)
+            return snapshot
+
+        done = run_once(self._shared_dir(), f"template-{name}", self.run_id, make=make, read=Snapshot.read,
+                        timeout=3600, result="snapshot", failed=SnapshotError, catch=(Exception,), wrap=True,
+                        describe=lambda exc: f"preparing template {name!r} failed: {type(exc).__name__}: {exc}")
+        snapshot = done.value
+        if not done.made:
+            return snapshot
         with self._lock:
             self.summary.templates.append(
                 f"template {name}: prepared in {time.monotonic() - started:.1f}s, {len(snapshot.keys)} objects, "
@@ -403,7 +397,7 @@ class VClusterManager:
         from ..core.version import __version__
 
         self.host  # noqa: B018 - the syncer image decides the values
-        values = deep_merge(self._syncer_layer, self.settings.values, options_values(options, where="vcluster"))
+        values = self.values_of(options)
         chart = options.chart or self.settings.chart_path()
         memo = f"{chart}\0{json.dumps(values, sort_keys=True, default=str)}"
         with self._lock:
@@ -463,8 +457,7 @@ class VClusterManager:
             if filler is not None:  # this process fills the pool: refill now, not at its next look
                 filler.wake()
             vc.setup_seconds = time.monotonic() - started
-            vc.values = deep_merge(self._syncer_layer, self.settings.values,
-                                   options_values(options, where="vcluster"))
+            vc.values = self.values_of(options)
             vc.chart_version = chart_version(options.chart or self.settings.chart_path())
             vc.resets = _pool.resets_of(claimed)
             return vc

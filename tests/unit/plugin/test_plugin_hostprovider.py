@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pytest_vcluster.core import host as _hostprovider
-from pytest_vcluster.core.errors import HostError
+from pytest_vcluster.core.errors import HostError, MissingToolError
 from pytest_vcluster.core.host import Host, parse_service_cidr
 from pytest_vcluster.core.settings import Settings
 
@@ -62,7 +62,7 @@ def test_choose_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_kind_missing_binary_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: None)
-    with pytest.raises(HostError, match=r"needs the `kind` binary, which is not on PATH: install kind .* or use "
+    with pytest.raises(MissingToolError, match=r"needs the `kind` binary, which is not on PATH: install kind .* or use "
                                         r"--vcluster-host=kubeconfig"):
         _hostprovider.open_host(Settings(host="kind"), tmp_path, {})
 

@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from pytest_vcluster.core import ready as _ready
 from pytest_vcluster.core.contract import contract
-from pytest_vcluster.core.ready import ConditionTimeout, Deadline, is_transient, wait_for
+from pytest_vcluster.core.wait import ConditionTimeout, Deadline, is_transient, wait_for
 
 if TYPE_CHECKING:
     from conftest import FakeClock

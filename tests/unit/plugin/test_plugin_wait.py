@@ -48,3 +48,44 @@ def test_timeout_after_errors_says_the_last_error(clock: Any) -> None:
 
     with pytest.raises(WaitTimeout, match=r"waiting for cm; last seen: 'HTTP 404 Not Found'$"):
         wait_until("cm", probe, timeout=1, interval=0.5, sleep=clock.sleep, clock=clock)
+
+
+def test_timeout_after_a_dropped_connection_keeps_the_port_forward_cause_and_the_diagnostics(
+    clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both explanations: why the port-forward could not open its stream, and ``diagnose()`` (VCluster.wait always
+    passes one; the port-forward's line was once overwritten by it)."""
+    from pytest_vcluster.core import portforward
+
+    monkeypatch.setattr(portforward, "failing", lambda: ["port-forward 127.0.0.1:1 (r): cannot open a stream: boom"])
+
+    def probe() -> None:
+        raise ConnectionResetError("reset by peer")
+
+    with pytest.raises(WaitTimeout) as info:
+        wait_until("cm", probe, timeout=1, interval=0.5, sleep=clock.sleep, clock=clock,
+                   diagnose=lambda: "warnings in the virtual cluster:\n  (none)")
+    assert str(info.value) == ("timed out after 1s waiting for cm; last seen: 'ConnectionResetError: reset by peer'\n"
+                               "port-forward 127.0.0.1:1 (r): cannot open a stream: boom\n"
+                               "warnings in the virtual cluster:\n  (none)")
+
+
+def test_namespaces_gone_waits_with_the_one_primitive_and_returns_those_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_vcluster.core import cleanup
+
+    reads: list[str] = []
+
+    class Core:
+        def read_namespace(self, name: str, **_: Any) -> None:
+            reads.append(name)
+            if name == "gone" or (name == "later" and reads.count("later") > 2):
+                raise ApiException(status=404, reason="Not Found")
+            if name == "flaky" and reads.count("flaky") == 1:
+                raise ConnectionResetError()
+
+    sleeps: list[float] = []
+    monkeypatch.setattr("time.sleep", sleeps.append)
+    assert cleanup.wait_namespaces_gone(Core(), ["gone", "later"], timeout=60) == []
+    assert sleeps == [0.5, 0.75]  # growing pauses
+    assert cleanup.wait_namespaces_gone(Core(), [], timeout=60) == []
+    assert cleanup.wait_namespaces_gone(Core(), ["stays", "flaky"], timeout=0) == ["stays", "flaky"]
