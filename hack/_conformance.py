@@ -573,33 +573,26 @@ def from_reports(report_dir: Path, markdown_file: Path | None) -> int:
 def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_kubeconfig: Path, report_dir: Path,
                     kubectl: str, steps: Steps, walls: dict[str, float],
                     common: Mapping[str, Any]) -> dict[str, SpecResult] | None:
-    from pytest_vcluster.core import images as _syncer_image
-    from pytest_vcluster.core import labels as _labels
-    from pytest_vcluster.core import naming as _naming
-    from pytest_vcluster.core.vcluster import Host, VCluster
+    from pytest_vcluster import Host, VCluster
+    from pytest_vcluster.core import labels, naming
+    from pytest_vcluster.core.settings import DEFAULT_SYNCER_BASE_IMAGE
 
     sys.path.insert(0, str(REPO / "hack"))
     from _host import versions
 
     host = Host.from_kubeconfig(str(host_kubeconfig))
-    values: dict[str, Any] = {}
-    with steps.step("syncer image of this checkout on the host"):
-        host.image_loader = os.environ.get("VCLUSTER_IMAGE_LOADER")
-        ref = _syncer_image.ensure_on_host(
-            host, base_image=os.environ.get("VCLUSTER_SYNCER_BASE_IMAGE", _syncer_image.DEFAULT_BASE_IMAGE),
-            progress=lambda line: print(f"    {line}", flush=True))
-        values.update(ref.values())
-    from pytest_vcluster.core.values import deep_merge
-
-    values = deep_merge(values, args.values_merged)
-    run_id = _naming.new_run_id()
+    host.image_loader = os.environ.get("VCLUSTER_IMAGE_LOADER")
+    run_id = naming.new_run_id()
     vc = None
     try:
-        with steps.step("virtual cluster"):
+        with steps.step("virtual cluster (with the syncer image of this checkout, put on the host first)"):
             # The plugin's labels (run, pid, host, created): the reaper removes it if this process dies.
-            vc = VCluster.create(host, values=values, set=args.set or None, timeout=300,
-                                 name=_naming.make_name(run_id, "conformance", 1),
-                                 labels=_labels.namespace_labels(run_id, "conformance"))
+            vc = VCluster.create(host, values=args.values_merged, set=args.set or None, timeout=300,
+                                 name=naming.make_name(run_id, "conformance", 1),
+                                 labels=labels.namespace_labels(run_id, "conformance"), syncer_image="auto",
+                                 syncer_base_image=os.environ.get("VCLUSTER_SYNCER_BASE_IMAGE",
+                                                                  DEFAULT_SYNCER_BASE_IMAGE),
+                                 progress=lambda line: print(f"    {line}", flush=True))
             print(f"    {vc.name} in host namespace {vc.host_namespace}", flush=True)
         with steps.step("a node in the virtual cluster (anchor pod)"):
             print(f"    node {_anchor_node(vc, versions.PAUSE_IMAGE)}", flush=True)

@@ -45,8 +45,8 @@ sys.path.insert(0, str(REPO / "hack"))
 from _host import versions  # noqa: E402
 from _host.layout import Layout  # noqa: E402
 
-from pytest_vcluster.core import labels as _labels  # noqa: E402
 from pytest_vcluster.core.contract import contract  # noqa: E402
+from pytest_vcluster.core.labels import LABEL_RUN  # noqa: E402
 
 IMAGE = "pytest-vcluster.local/python:3.11-bookworm"
 
@@ -288,7 +288,7 @@ def leaks(api: client.ApiClient, runs: set[str], namespaces: set[str], before: d
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     found: dict[str, list[str]] = {}
     labelled = {n.metadata.name for run in runs
-                for n in core.list_namespace(label_selector=f"{_labels.LABEL_RUN}={run}").items}
+                for n in core.list_namespace(label_selector=f"{LABEL_RUN}={run}").items}
     named = {n.metadata.name for n in core.list_namespace().items} & namespaces
     found["namespaces"] = sorted(labelled | named)
     scoped = contract.CLUSTER_SCOPED_LABEL
@@ -386,7 +386,7 @@ def main() -> int:
     before = machine_state()
 
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "PYTEST_ADDOPTS")}
-    env.update(SOAK_LOG=str(log), SOAK_RUN_LABEL=_labels.LABEL_RUN, PYTHONPATH=str(work))
+    env.update(SOAK_LOG=str(log), SOAK_RUN_LABEL=LABEL_RUN, PYTHONPATH=str(work))
     cmd = [sys.executable, "-m", "pytest", str(work / "test_soak.py"), "-p", "no:cacheprovider", "-q",
            "-n", str(args.workers), "--rootdir", str(work), "--basetemp", str(work / "tmp"),
            "--vcluster-host=kubeconfig", f"--vcluster-host-kubeconfig={kubeconfig}",

@@ -278,6 +278,18 @@ def on_every_node(core_v1: Any, ref: ImageRef) -> bool | None:
     return True
 
 
+def chart_values(host: Host, syncer_image: str | None, *, base_image: str = DEFAULT_BASE_IMAGE,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """The chart values selecting the syncer image ``syncer_image``: none for ``None`` (the chart's default);
+    for ``"auto"`` this package's image, made startable on the host first (:func:`ensure_on_host`); else the
+    ``REPOSITORY:TAG`` given."""
+    if syncer_image is None:
+        return {}
+    if syncer_image == "auto":
+        return ensure_on_host(host, base_image=base_image, progress=progress or (lambda _line: None)).values()
+    return parse_ref(syncer_image, source="syncer_image").values()
+
+
 def ensure_on_host(host: Host, *, base_image: str = DEFAULT_BASE_IMAGE, progress: Progress) -> ImageRef:
     """Make the host able to start this package's syncer image, and return its reference.
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import images as _images
 from . import kubeconfig as _kubeconfig
 from . import labels as _labels
 from . import naming as _naming
@@ -31,7 +32,7 @@ from .contract import contract
 from .errors import ConditionTimeout, NotReadyError, VClusterError, forbidden
 from .host import Host
 from .portforward import PortForward, kubernetes_stream_opener
-from .settings import chart_version
+from .settings import DEFAULT_SYNCER_BASE_IMAGE, chart_version
 from .snapshot import Snapshot
 from .values import resolve_values, set_values
 from .verbs import ClusterVerbs
@@ -148,6 +149,9 @@ class VCluster(ClusterVerbs):
         keep_on_error: bool = False,
         fork: Snapshot | None = None,
         baseline: bool = False,
+        syncer_image: str | None = None,
+        syncer_base_image: str = DEFAULT_SYNCER_BASE_IMAGE,
+        progress: Callable[[str], None] | None = None,
     ) -> VCluster:
         """Create a virtual cluster and wait until it is ready (bounded by ``timeout`` seconds).
 
@@ -158,6 +162,9 @@ class VCluster(ClusterVerbs):
         API is ready (see :meth:`fork`).
         ``baseline``: record the state the cluster has once ready (kept in its own etcd), so that
         :meth:`reset` can bring it back to it later (about 0.1 s more).
+        ``syncer_image``: ``None``, the chart's default; ``"auto"``, this package's own syncer image, built from
+        ``syncer_base_image`` and handed to the host when its nodes lack it (as the plugin does; ``progress``
+        gets a line per step); ``REPOSITORY:TAG``, an image the host can start.
         On failure the host namespace is deleted (unless ``keep_on_error``) and
         :class:`~pytest_vcluster.VClusterError` says what was awaited and why it failed.
         """
@@ -177,13 +184,14 @@ class VCluster(ClusterVerbs):
                                  f"{_naming.MAX_RELEASE_NAME} of a-z, 0-9 and '-', starting with a letter")
         chart_path = Path(chart).resolve() if chart is not None else default_chart_path()
         set_layer = set_values(set, where="VCluster.create()")
+        image = _images.chart_values(host, syncer_image, base_image=syncer_base_image, progress=progress)
         version = chart_version(chart_path) if chart_path.is_dir() else None
         fork_values = None
         if fork is not None:
             _snapshot.check_usable(fork, version)
             fork_values = fork.values
         # Checked before anything exists on the host: the namespace is labelled with it.
-        pod_security = pod_security_level(resolve_values(fork=fork_values, values=values, set=set_layer))
+        pod_security = pod_security_level(resolve_values(fork=fork_values, image=image, values=values, set=set_layer))
         owned_dir, workdir_path = _workdir(name, workdir)
         namespace = name
         ns_labels = dict(labels) if labels is not None else _labels.namespace_labels(standalone_run, "standalone")
@@ -214,8 +222,8 @@ class VCluster(ClusterVerbs):
         forward: PortForward | None = None
         state: _recycle.Baseline | None = None
         try:
-            chart_values = resolve_values(service_cidr=host.service_cidr(namespace), fork=fork_values, values=values,
-                                          set=set_layer)
+            chart_values = resolve_values(service_cidr=host.service_cidr(namespace), fork=fork_values, image=image,
+                                          values=values, set=set_layer)
             t = lap("service-cidr", t)
             host.check_persistence(chart_values)
             helm = helm if helm is not None else Helm(host.kubeconfig_path, host.context)

@@ -256,3 +256,22 @@ def test_wheels_fetched_for_every_manylinux_tag(monkeypatch: pytest.MonkeyPatch,
     platforms = [download[i + 1] for i, arg in enumerate(download) if arg == "--platform"]
     assert platforms[0] == "manylinux_2_36_x86_64" and "manylinux2014_x86_64" in platforms
     assert "manylinux_2_34_x86_64" in platforms  # today's cryptography wheels
+
+
+def test_chart_values_of_a_syncer_image_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``VCluster.create(host, syncer_image=...)``: None keeps the chart's image, a REPOSITORY:TAG is used as given,
+    "auto" puts this package's image on the host first (what hack/conformance and hack/bench use)."""
+    host = object()
+    assert _syncer_image.chart_values(host, None) == {}  # type: ignore[arg-type]
+    assert _syncer_image.chart_values(host, "reg.example.com/s:v1") == {  # type: ignore[arg-type]
+        "syncer": {"image": {"repository": "reg.example.com/s", "tag": "v1"}}}
+    seen: list[Any] = []
+
+    def ensure_on_host(on: Any, *, base_image: str, progress: Any) -> Any:
+        seen.append((on, base_image))
+        return _syncer_image.ImageRef("local/syncer", "0-abc")
+
+    monkeypatch.setattr(_syncer_image, "ensure_on_host", ensure_on_host)
+    assert _syncer_image.chart_values(host, "auto", base_image="py:3.11") == {  # type: ignore[arg-type]
+        "syncer": {"image": {"repository": "local/syncer", "tag": "0-abc"}}}
+    assert seen == [(host, "py:3.11")]
