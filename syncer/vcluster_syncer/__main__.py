@@ -108,9 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         coredns.start_keeper(virtual, dns, stopping, wake)
     starter = threading.Thread(target=syncer.start, name="start", daemon=True)
     starter.start()
-    while not stopping.is_set() and not syncer.default_service_account.is_set():
-        syncer.check_default_service_account()
-        stopping.wait(0.1)  # on the critical path of the cluster's readiness: a GET every 0.1 s, until found
+    # on the critical path of the cluster's readiness: a GET every 0.1 s, until found
+    syncer.wait_for_default_service_account(stopping, interval=0.1)
     while not stopping.is_set() and not syncer.ready():
         stopping.wait(0.05)  # no API call: the first sync and the DNS check run in their own threads
     if not stopping.is_set():

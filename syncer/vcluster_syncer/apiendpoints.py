@@ -89,24 +89,3 @@ def update_patch(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[
         if differs(value, actual.get(field)):
             patch[field] = copy.deepcopy(value)
     return patch or None
-
-
-def slice_matches_endpoints(endpoints: Mapping[str, Any], slices: list[Mapping[str, Any]]) -> bool:
-    """What conformance checks ("should have Endpoints and EndpointSlices pointing to API Server"): the set of
-    addresses (ready and not) and of ports of the Endpoints equals that of the slices of their address family."""
-    ep_addresses: set[str] = set()
-    ep_ports: set[int] = set()
-    for subset in endpoints.get("subsets") or []:
-        for field in ("addresses", "notReadyAddresses"):
-            ep_addresses.update(a.get("ip") for a in subset.get(field) or [])
-        ep_ports.update(p.get("port") for p in subset.get("ports") or [])
-    family = address_type(next(iter(ep_addresses), "") or "")
-    sl_addresses: set[str] = set()
-    sl_ports: set[int] = set()
-    for endpoint_slice in slices:
-        if endpoint_slice.get("addressType") != family:
-            continue
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            sl_addresses.update(endpoint.get("addresses") or [])
-        sl_ports.update(p.get("port") for p in endpoint_slice.get("ports") or [] if p.get("port") is not None)
-    return bool(ep_addresses) and ep_addresses == sl_addresses and ep_ports == sl_ports

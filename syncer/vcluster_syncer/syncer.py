@@ -280,9 +280,12 @@ class Syncer:
                 last_full = now
                 self.enqueue_all()
 
-    def wait_for_default_service_account(self) -> None:
-        while not self._stop.is_set() and not self.check_default_service_account():
-            self._stop.wait(1.0)
+    def wait_for_default_service_account(self, stopping: threading.Event | None = None, interval: float = 1.0) -> None:
+        """Until ServiceAccount ``default/default`` exists (asked every ``interval`` seconds), or ``stopping`` (else
+        :meth:`stop`) is set."""
+        stop = stopping or self._stop
+        while not stop.is_set() and not self.check_default_service_account():
+            stop.wait(interval)
 
     def stop(self) -> None:
         self._stop.set()
