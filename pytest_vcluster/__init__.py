@@ -23,13 +23,15 @@ if TYPE_CHECKING:
         ManifestError,
         NotReadyError,
         ResetError,
+        SnapshotError,
         UnknownKindError,
         VClusterError,
+        WaitTimeout,
     )
     from .core.host import Host
-    from .core.snapshot import Snapshot, SnapshotError
+    from .core.snapshot import Snapshot
     from .core.vcluster import VCluster
-    from .core.wait import WaitTimeout, wait_until
+    from .core.wait import wait_until
     from .plugin.manager import VClusterManager
 
 #: where each public name is defined (imported on first use: ``import pytest_vcluster`` stays cheap)

@@ -250,7 +250,7 @@ def _present(core_v1: Any, name: str) -> bool:
     try:
         core_v1.read_namespace(name, _request_timeout=10)
     except ApiException as exc:
-        return exc.status != 404
+        return bool(exc.status != 404)
     except Exception:  # noqa: BLE001 - transient; check again
         return True
     return True

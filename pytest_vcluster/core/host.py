@@ -18,7 +18,7 @@ from typing import Any
 
 from . import kubeconfig as _kubeconfig
 from .cleanup import pid_alive
-from .errors import HostError
+from .errors import HostError, NoContextError
 from .once import locked
 from .run import require, run
 from .settings import Settings
@@ -93,7 +93,7 @@ class Host:
         try:
             raw = _kubeconfig.load(self.kubeconfig_path.read_text())
             self.server = _kubeconfig.server_of(raw, context)
-        except _kubeconfig.NoContextError as exc:
+        except NoContextError as exc:
             fix = ("pass --vcluster-host-context=NAME with one of them, or leave it out to use the current context"
                    if context else "pass --vcluster-host-context=NAME with one of them, or fix its current-context")
             raise HostError(f"cannot use host kubeconfig {self.kubeconfig_path}: {exc}: {fix}") from None
@@ -128,9 +128,11 @@ class Host:
         """A fresh ``kubernetes.client.Configuration`` for the host."""
         from kubernetes import client, config
 
+        load_kube_config: Any = config.load_kube_config  # untyped in the kubernetes client
+
         def load() -> Any:
             configuration = client.Configuration()
-            config.load_kube_config(
+            load_kube_config(
                 config_file=str(self.kubeconfig_path),
                 context=self.context,
                 client_configuration=configuration,

@@ -99,4 +99,4 @@ def translate_host_name(name: str, namespace: str, release: str) -> str:
     longer than 63: its first 52 characters (without a trailing ``.``), ``-`` and the first 10 hex
     characters of the sha256 of the full name.
     """
-    return contract.host_name(name, namespace, release)
+    return str(contract.host_name(name, namespace, release))

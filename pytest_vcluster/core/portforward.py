@@ -44,7 +44,7 @@ def kubernetes_stream_opener(configuration: Any, namespace: str, pod: str, port:
         from kubernetes import client
         from kubernetes.stream import portforward
 
-        api_client = client.ApiClient(configuration)
+        api_client: Any = client.ApiClient(configuration)
         try:
             core = client.CoreV1Api(api_client)
             forward = portforward(core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))

@@ -351,7 +351,8 @@ def take_baseline(host: Any, namespace: str, release: str, api_client: Any) -> B
 
 def load_baseline(host: Any, namespace: str, release: str) -> Baseline:
     """The baseline kept in the cluster's etcd; :class:`ResetError` when there is none."""
-    from .snapshot import SnapshotError, etcd_of
+    from .errors import SnapshotError
+    from .snapshot import etcd_of
 
     try:
         with etcd_of(host, namespace, release) as etcd:

@@ -29,7 +29,7 @@ from . import recycle as _recycle
 from . import snapshot as _snapshot
 from .cleanup import delete_cluster_scoped, wait_namespaces_gone
 from .contract import contract
-from .errors import ConditionTimeout, NotReadyError, VClusterError, forbidden
+from .errors import ConditionTimeout, NotReadyError, ResetError, SnapshotError, VClusterError, forbidden
 from .host import Host
 from .portforward import PortForward, kubernetes_stream_opener
 from .settings import DEFAULT_SYNCER_BASE_IMAGE, chart_version
@@ -358,7 +358,7 @@ class VCluster(ClusterVerbs):
         values and chart version it was made with. Forks made from it start from this state; the
         snapshot outlives the cluster (e.g. prepare a template, take a snapshot, delete the template)."""
         if self._deleted:
-            raise _snapshot.SnapshotError(f"cannot take a snapshot of virtual cluster {self.name}: it was deleted")
+            raise SnapshotError(f"cannot take a snapshot of virtual cluster {self.name}: it was deleted")
         return _snapshot.take(self.host, self.host_namespace, self.release, chart_version=self.chart_version,
                               values=self.values)
 
@@ -379,7 +379,7 @@ class VCluster(ClusterVerbs):
         :class:`~pytest_vcluster.ResetError` when the cluster is not verifiably fresh within ``timeout``
         (then delete it: it must not be used again)."""
         if self._deleted:
-            raise _recycle.ResetError(f"cannot reset virtual cluster {self.name}: it was deleted")
+            raise ResetError(f"cannot reset virtual cluster {self.name}: it was deleted")
         if self.baseline is None:
             self.baseline = _recycle.load_baseline(self.host, self.host_namespace, self.release)
         tokens = None
@@ -568,8 +568,10 @@ def _write_client(kubeconfig: dict[str, Any], path: Path) -> tuple[Path, Any]:
     """Write ``kubeconfig`` to ``path`` and open an API client with it."""
     from kubernetes import config as kube_config
 
+    new_client: Any = kube_config.new_client_from_config_dict  # untyped in the kubernetes client
+
     path = _kubeconfig.write(path, kubeconfig)
-    return path, _kubeconfig.environ_race_safe(lambda: kube_config.new_client_from_config_dict(kubeconfig))
+    return path, _kubeconfig.environ_race_safe(lambda: new_client(kubeconfig))
 
 
 def _connect(host: Host, namespace: str, release: str, connect: str) -> tuple[PortForward | None, str]:

@@ -482,9 +482,10 @@ class ClusterVerbs:
                 return self._verbs_dynamic
             from kubernetes import dynamic
 
+            dynamic_client: Any = dynamic.DynamicClient  # untyped in the kubernetes client
             self._verbs_dynamic = wait_until(
                 f"the discovery of virtual cluster {self.name}",
-                lambda: dynamic.DynamicClient(self.api_client, cache_file=str(cache)),
+                lambda: dynamic_client(self.api_client, cache_file=str(cache)),
                 timeout=60.0,
             )
             return self._verbs_dynamic
@@ -767,7 +768,7 @@ class ClusterVerbs:
             out = self.helm(*args, timeout=timeout + 60)
         start = out.find("{")
         try:
-            return json.loads(out[start:]) if start >= 0 else {"output": out}  # type: ignore[no-any-return]
+            return json.loads(out[start:]) if start >= 0 else {"output": out}
         except ValueError:
             return {"output": out}
 
@@ -882,7 +883,7 @@ class ClusterVerbs:
             found = pick_pod(self.api_client.sanitize_for_serialization(p) for p in pods)
             return found or _Seen(f"{len(pods)} pod(s) with labels {selector}, none running")
 
-        return wait_until(f"a running pod of {owner}", find, timeout=timeout)  # type: ignore[no-any-return]
+        return wait_until(f"a running pod of {owner}", find, timeout=timeout)
 
     # ------------------------------------------------------------------ images
 
