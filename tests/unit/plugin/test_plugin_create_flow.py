@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import FakeAPIServer
 from kubernetes.client.exceptions import ApiException
 
+from pytest_vcluster.core import images
 from pytest_vcluster.core import labels as _labels
 from pytest_vcluster.core import ready as _ready
 from pytest_vcluster.core import vcluster as vcluster_module
@@ -19,6 +21,9 @@ from pytest_vcluster.core.settings import Settings
 from pytest_vcluster.core.values import ClusterOptions
 from pytest_vcluster.core.vcluster import VCluster
 from pytest_vcluster.plugin.manager import Summary, VClusterManager
+
+#: the package's own syncer image, as the plugin names it (built from the syncer source it ships)
+SYNCER_IMAGE = images.default_ref()[0]
 
 SECRET_KUBECONFIG = yaml.safe_dump({
     "apiVersion": "v1", "kind": "Config", "current-context": "c",
@@ -32,6 +37,7 @@ class FakeCore:
     def __init__(self, pod_ready: bool = True) -> None:
         self.namespaces: dict[str, dict[str, str]] = {}
         self.deleted: list[str] = []
+        self.listed: list[str] = []
         self.pod_ready = pod_ready
 
     def create_namespace(self, body: Any, **kw: Any) -> None:
@@ -45,6 +51,14 @@ class FakeCore:
 
     def read_namespace(self, name: str, **kw: Any) -> Any:
         raise ApiException(status=404)
+
+    def list_namespace(self, label_selector: str = "", **kw: Any) -> Any:
+        self.listed.append(label_selector)
+        return NS(items=[])
+
+    def list_node(self, **kw: Any) -> Any:
+        """One node holding the package's syncer image (the syncer image step finds it there)."""
+        return NS(items=[NS(metadata=NS(name="n"), status=NS(images=[NS(names=[str(SYNCER_IMAGE)])]))])
 
     def read_namespaced_pod(self, name: str, namespace: str, **kw: Any) -> Any:
         ready = "True" if self.pod_ready else "False"
@@ -189,25 +203,57 @@ def test_helm_failure_deletes_namespace(tmp_path: Path, chart: Path) -> None:
     assert core.deleted == ["vc-a-m-1"]
 
 
-def make_manager(tmp_path: Path, chart: Path, **settings: Any) -> tuple[VClusterManager, FakeCore, FakeHelm]:
-    """A manager on the fake host; recycling off unless asked for (the fake host has no etcd to reset)."""
-    settings.setdefault("recycle", False)
+@pytest.fixture
+def make_manager(tmp_path: Path, fake_apiserver: FakeAPIServer, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A manager that opens its host the real way: a ``Host`` from a kubeconfig, checked reachable (``GET /version``
+    of a fake API server), the stale namespaces' sweep and the syncer image step once per run (the image is on
+    every node already), then clusters through the real ``VCluster.create``. Fakes stand only for I/O: the host's
+    core API (:class:`FakeCore`), Helm (:class:`FakeHelm`), the helm binary's lookup and the service CIDR probe.
+    Recycling off unless asked for (the fake host has no etcd to reset)."""
+    from pytest_vcluster.core import helm as helm_module
+    from pytest_vcluster.core import host as host_module
+    from pytest_vcluster.core.host import Host
+
     core, helm = FakeCore(), FakeHelm()
-    manager = VClusterManager(Settings(chart=chart, **settings), run_id="abcdef", worker="gw0",
-                              shared_dir=lambda: tmp_path / "shared", workdir=lambda: tmp_path / "work", env={})
-    manager._host = FakeHost(tmp_path, core)  # type: ignore[assignment]
-    manager._helm = helm
-    return manager, core, helm
+    monkeypatch.setattr(Host, "core_v1", lambda self: core)
+    monkeypatch.setattr(Host, "service_cidr", lambda self, namespace: "10.96.0.0/12")
+    monkeypatch.setattr(host_module, "require_helm", lambda: "/usr/bin/helm")
+    monkeypatch.setattr(helm_module, "Helm", lambda kubeconfig, context=None: helm)
+    kubeconfig = fake_apiserver.kubeconfig(tmp_path / "host.kubeconfig")
+
+    def make(chart: Path, **settings: Any) -> tuple[VClusterManager, FakeCore, FakeHelm]:
+        settings.setdefault("recycle", False)
+        manager = VClusterManager(Settings(host="kubeconfig", host_kubeconfig=kubeconfig, chart=chart, **settings),
+                                  run_id="abcdef", worker="gw0", shared_dir=lambda: tmp_path / "shared",
+                                  workdir=lambda: tmp_path / "work", env={})
+        return manager, core, helm
+
+    return make
 
 
-def test_manager_names_labels_and_settings_values(tmp_path: Path, chart: Path) -> None:
-    manager, core, helm = make_manager(tmp_path, chart, values={"a": 1, "b": {"c": 1}})
+def test_manager_opens_its_host_once_with_the_sweep_and_the_syncer_image(tmp_path: Path, chart: Path,
+                                                                          make_manager: Any) -> None:
+    manager, core, helm = make_manager(chart)
+    manager.release(manager.create(owner="t::a"))
+    manager.release(manager.create(owner="t::b"))
+    assert manager.summary.host == f"kubeconfig {manager.host.server} (Kubernetes v1.33.13)"
+    assert core.listed == [_labels.SELECTOR]  # the sweep of dead runs' namespaces: once
+    image = SYNCER_IMAGE.values()["syncer"]["image"]
+    assert [install[3]["syncer"]["image"] for install in helm.installs] == [image, image]
+    assert (tmp_path / "shared" / "syncer-image-abcdef.ref").read_text() == str(SYNCER_IMAGE)
+    assert (tmp_path / "shared" / "stale-cleanup-abcdef.done").exists()
+    assert manager.finish(timeout=1) == []
+
+
+def test_manager_names_labels_and_settings_values(tmp_path: Path, chart: Path, make_manager: Any) -> None:
+    manager, core, helm = make_manager(chart, values={"a": 1, "b": {"c": 1}})
     vc1 = manager.create(ClusterOptions(values={"b": {"d": 2}}), owner="t::a", fixture="vcluster")
     vc2 = manager.create(owner="t::a")
     assert (vc1.name, vc2.name) == ("vc-abcdef-gw0-1", "vc-abcdef-gw0-2")
     labels = core.namespaces["vc-abcdef-gw0-1"]
     assert labels[_labels.LABEL_RUN] == "abcdef" and labels[_labels.LABEL_WORKER] == "gw0"
-    assert helm.installs[0][3] == {"serviceCIDR": "10.96.0.0/12", "a": 1, "b": {"c": 1, "d": 2}}
+    assert helm.installs[0][3] == {"serviceCIDR": "10.96.0.0/12", **SYNCER_IMAGE.values(), "a": 1,
+                                   "b": {"c": 1, "d": 2}}
     assert manager.clusters_of("t::a") == [vc1, vc2]
     manager.release(vc1)
     manager.release(vc2)
@@ -218,8 +264,8 @@ def test_manager_names_labels_and_settings_values(tmp_path: Path, chart: Path) -
     assert all(r.teardown_seconds is not None for r in manager.summary.records)
 
 
-def test_manager_keep_on_failure(tmp_path: Path, chart: Path) -> None:
-    manager, core, _ = make_manager(tmp_path, chart, keep_on_failure=True)
+def test_manager_keep_on_failure(tmp_path: Path, chart: Path, make_manager: Any) -> None:
+    manager, core, _ = make_manager(chart, keep_on_failure=True)
     vc = manager.create(owner="t::a", fixture="vcluster")
     record = manager.release(vc, failed=True)
     assert core.deleted == []
@@ -231,8 +277,8 @@ def test_manager_keep_on_failure(tmp_path: Path, chart: Path) -> None:
     assert core.deleted == [ok.name]
 
 
-def test_manager_cluster_context_manager(tmp_path: Path, chart: Path) -> None:
-    manager, core, _ = make_manager(tmp_path, chart)
+def test_manager_cluster_context_manager(tmp_path: Path, chart: Path, make_manager: Any) -> None:
+    manager, core, _ = make_manager(chart)
     with manager.cluster(set={"x": 1}) as vc:
         assert vc.name == "vc-abcdef-gw0-1"
     assert core.deleted == ["vc-abcdef-gw0-1"]
@@ -241,16 +287,17 @@ def test_manager_cluster_context_manager(tmp_path: Path, chart: Path) -> None:
             pass
 
 
-def test_manager_finish_reports_leaks(tmp_path: Path, chart: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    manager, core, _ = make_manager(tmp_path, chart)
+def test_manager_finish_reports_leaks(tmp_path: Path, chart: Path, monkeypatch: pytest.MonkeyPatch,
+                                     make_manager: Any) -> None:
+    manager, core, _ = make_manager(chart)
     manager.create(owner="t::a")  # never released: finish deletes it
     monkeypatch.setattr("pytest_vcluster.plugin.manager.wait_namespaces_gone", lambda core, names, timeout: list(names))
     assert manager.finish(timeout=0.1) == ["vc-abcdef-gw0-1"]
     assert manager.summary.leaks == ["vc-abcdef-gw0-1"]
 
 
-def test_summary_roundtrip_for_xdist(tmp_path: Path, chart: Path) -> None:
-    manager, _, _ = make_manager(tmp_path, chart)
+def test_summary_roundtrip_for_xdist(tmp_path: Path, chart: Path, make_manager: Any) -> None:
+    manager, _, _ = make_manager(chart)
     manager.release(manager.create(owner="t::a"))
     manager.summary.leaks.append("leaky")
     merged = Summary()
@@ -260,11 +307,10 @@ def test_summary_roundtrip_for_xdist(tmp_path: Path, chart: Path) -> None:
     assert merged.leaks == ["leaky", "leaky"]
 
 
-def test_summary_terminal_output(tmp_path: Path, chart: Path) -> None:
+def test_summary_terminal_output(tmp_path: Path, chart: Path, make_manager: Any) -> None:
     from pytest_vcluster.plugin.report import write_summary
 
-    manager, _, _ = make_manager(tmp_path, chart, keep_on_failure=True)
-    manager.summary.host = "kubeconfig https://host:6443 (Kubernetes v1.33.13)"
+    manager, _, _ = make_manager(chart, keep_on_failure=True)
     manager.release(manager.create(owner="t.py::test_a", fixture="vcluster"), failed=True)
     manager.summary.leaks.append("vc-old-m-1")
     lines: list[str] = []
@@ -279,7 +325,7 @@ def test_summary_terminal_output(tmp_path: Path, chart: Path) -> None:
     write_summary(TR(), manager.summary, manager.settings)
     text = "\n".join(lines)
     assert "== vcluster" in text
-    assert "host: kubeconfig https://host:6443 (Kubernetes v1.33.13)" in text
+    assert f"host: kubeconfig {manager.host.server} (Kubernetes v1.33.13)" in text
     assert "vc-abcdef-gw0-1  setup" in text and "vcluster  t.py::test_a" in text
     assert "kept cluster vc-abcdef-gw0-1 (test t.py::test_a) in host namespace vc-abcdef-gw0-1:" in text
     assert "WARNING: pytest-vcluster: host namespaces still present after teardown (leaked): vc-old-m-1" in text
