@@ -82,6 +82,9 @@ def test_processes_are_found_by_program_and_marker(tmp_path: Path) -> None:
     argv = ["/bin/sh", "-c", "sleep 60; true", marker]  # the shell stays, with the marker on its command line
     pid = procs.spawn(argv, tmp_path / "sh.log")
     try:
+        # Popen returns once the exec has begun (the error pipe closes): for a moment after, the kernel
+        # has not yet set the new command line and /proc/PID/cmdline reads empty (seen on a loaded machine).
+        procs.wait_for("the shell's command line", lambda: procs.cmdline(pid) == argv, timeout=10)
         assert pid in procs.pids_of(["containerd-shim-runc-v2", "/sh"], marker)
         assert pid not in procs.pids_of(["containerd-shim-runc-v2"], marker)
         assert pid not in procs.pids_of(["/sh"], str(tmp_path / "other.sock"))
