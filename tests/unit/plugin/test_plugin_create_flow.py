@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 from types import SimpleNamespace as NS
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from conftest import FakeAPIServer
 from kubernetes.client.exceptions import ApiException
 
 from pytest_vcluster.core import images
@@ -21,6 +20,9 @@ from pytest_vcluster.core.settings import Settings
 from pytest_vcluster.core.values import ClusterOptions
 from pytest_vcluster.core.vcluster import VCluster
 from pytest_vcluster.plugin.manager import Summary, VClusterManager
+
+if TYPE_CHECKING:  # for annotations only: under pytest 7 "conftest" may name another directory's conftest
+    from conftest import FakeAPIServer
 
 #: the package's own syncer image, as the plugin names it (built from the syncer source it ships)
 SYNCER_IMAGE = images.default_ref()[0]
