@@ -75,7 +75,7 @@ def test_an_unsupported_version_names_the_supported_ones(bad: str) -> None:
 
 def test_requested_control_planes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VCLUSTER_HOST_KUBERNETES", raising=False)
-    assert [p.minor for p in versions.requested_control_planes()] == ["1.37", "1.35"]
+    assert [p.minor for p in versions.requested_control_planes()] == [versions.DEFAULT_MINOR] == ["1.33"]
     monkeypatch.setenv("VCLUSTER_HOST_KUBERNETES", "1.36, 1.34,1.36")
     assert [p.minor for p in versions.requested_control_planes()] == ["1.36", "1.34"]
     assert [p.minor for p in versions.requested_control_planes("all")] == list(versions.CONTROL_PLANES)
