@@ -4,6 +4,9 @@
 [ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
 hack/install-deps
 hack/venv
+# Virtual control planes `hack/host up` builds (once, cached per version) and serves besides the chart's default
+# (docs/kubernetes-versions.md): the newest minor and the oldest one upstream supports.
+export VCLUSTER_HOST_KUBERNETES="${VCLUSTER_HOST_KUBERNETES:-1.37,1.35}"
 hack/host up
 hack/syncer-image
 export PATH="$(hack/host tools):$PATH"

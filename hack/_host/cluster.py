@@ -496,6 +496,7 @@ def _mend(layout: Layout) -> bool:
     # Still rebuild images whose Dockerfile or binary changed.
     images.import_images(layout, images.build_images(layout, build_outputs()))
     registry.publish_mirrored(layout)
+    serve_control_planes(layout, host_control_planes())
     return True
 
 
@@ -547,6 +548,7 @@ def _images(layout: Layout, bins: dict[str, Path]) -> None:
         names = images.build_images(layout, bins)
         images.import_images(layout, names)
         registry.publish_mirrored(layout)
+    serve_control_planes(layout, host_control_planes())
 
 
 def serve_control_planes(layout: Layout, planes: list[versions.ControlPlane]) -> list[str]:
@@ -566,6 +568,17 @@ def serve_control_planes(layout: Layout, planes: list[versions.ControlPlane]) ->
         images.import_images(layout, names)
         registry.push(layout, [(n, n) for n in names])
     return names
+
+
+def host_control_planes() -> list[versions.ControlPlane]:
+    """The virtual control planes `up` serves: those of VCLUSTER_HOST_KUBERNETES (default
+    versions.HOST_DEFAULT_KUBERNETES, 1.37 and 1.35) and the chart's default."""
+    try:
+        planes = versions.requested_control_planes()
+    except ValueError as e:
+        raise HostError(f"VCLUSTER_HOST_KUBERNETES: {e}") from None
+    default = versions.CONTROL_PLANES[versions.DEFAULT_MINOR]
+    return planes if default in planes else [default, *planes]
 
 
 def served_control_planes(layout: Layout) -> list[versions.ControlPlane]:

@@ -132,3 +132,18 @@ def test_kind_preloads_the_charts_default_control_plane(monkeypatch: pytest.Monk
     assert kind.default_control_plane() is None
     monkeypatch.setattr(versions, "DEFAULT_MINOR", "1.37")
     assert kind.default_control_plane() is versions.CONTROL_PLANES["1.37"]
+
+
+def test_host_up_serves_the_requested_control_planes_and_the_charts_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from _host import cluster
+    from _host._util import HostError
+
+    monkeypatch.delenv("VCLUSTER_HOST_KUBERNETES", raising=False)
+    default = versions.CONTROL_PLANES[versions.DEFAULT_MINOR]
+    planes = cluster.host_control_planes()
+    assert [p.minor for p in planes if p is not default] == ["1.37", "1.35"] and default in planes
+    monkeypatch.setenv("VCLUSTER_HOST_KUBERNETES", "1.36")
+    assert cluster.host_control_planes() == [default, versions.CONTROL_PLANES["1.36"]] or default.minor == "1.36"
+    monkeypatch.setenv("VCLUSTER_HOST_KUBERNETES", "1.29")
+    with pytest.raises(HostError, match="VCLUSTER_HOST_KUBERNETES: Kubernetes '1.29' is not a supported"):
+        cluster.host_control_planes()
