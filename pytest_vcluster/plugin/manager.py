@@ -430,6 +430,10 @@ class VClusterManager:
                     coming += starting
                     if not unused:
                         with self._lock:
+                            # one look at both: a reset hands its cluster on before it stops counting as
+                            # resetting, so one that ended during the host calls above is found held here
+                            if self._ready.get(key):
+                                continue
                             coming += sum(1 for k in self._resetting_keys.values() if k == key)
                     if free == 0 and (coming == 0 or time.monotonic() - started > POOL_WAIT_SECONDS):
                         return None

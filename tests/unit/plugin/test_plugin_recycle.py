@@ -5,6 +5,7 @@ objects a fresh cluster has, discovery, the stored baseline. The reset itself ru
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -268,6 +269,47 @@ def test_a_reset_cluster_is_held_for_this_process_next_test_then_freed_at_the_en
     assert (labels[_labels.LABEL_POOL_STATE], labels[_labels.LABEL_RESETS]) == ("free", "2")
     assert (labels[_labels.LABEL_RUN], labels[_labels.LABEL_WORKER], labels[_labels.LABEL_PID]) == \
         ("abcdef", "pool", "4242"), "at the end the run's sweep must own it"
+
+
+class BlockedCluster(FakeCluster):
+    """A cluster whose reset waits until ``go`` is set."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.go = threading.Event()
+
+    def reset(self, timeout: float = 60.0) -> ResetReport:
+        assert self.go.wait(10), "the reset was never let go"
+        return super().reset(timeout)
+
+
+class ResetEndsDuringTheLook(FakeCore):
+    """The host answers the pool's look (claim, counts) only after the blocked reset has ended: the reset ends
+    between the look at the held clusters and the count of resets still running."""
+
+    def __init__(self, manager: list[VClusterManager], vc: BlockedCluster) -> None:
+        super().__init__()
+        self.manager, self.vc = manager, vc
+
+    def list_namespace(self, label_selector: str, _request_timeout: Any = None) -> Any:
+        if not self.vc.go.is_set():
+            self.vc.go.set()
+            self.manager[0].wait_resets(10)
+        return super().list_namespace(label_selector, _request_timeout)
+
+
+def test_a_reset_ending_while_the_next_test_looks_at_the_host_is_still_handed_on(tmp_path: Path) -> None:
+    vc = BlockedCluster("vc-r")
+    holder: list[VClusterManager] = []
+    core = ResetEndsDuringTheLook(holder, vc)
+    core.add("vc-r", _labels.namespace_labels("abcdef", "gw1"))
+    manager = recycling_manager(tmp_path, core)
+    holder.append(manager)
+    manager._recyclable["vc-r"] = KEY
+    manager.release(vc)  # type: ignore[arg-type]
+    got: Any = manager._from_pool(ClusterOptions(), KEY)
+    assert got is not None and got.name == "vc-r", "a cold cluster was made while the reset one was held"
+    assert vc.calls == ["reset", "hand on"]
 
 
 def test_a_failed_reset_deletes_the_cluster_and_says_why(tmp_path: Path) -> None:
