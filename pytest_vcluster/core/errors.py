@@ -105,7 +105,8 @@ class ApplyError(VClusterError):
 
 
 class CommandError(VClusterError):
-    """A ``kubectl`` or ``helm`` command run by ``VCluster.kubectl`` / ``VCluster.helm`` failed.
+    """A command run to its end failed, could not start or did not finish: ``kubectl`` or ``helm`` run by
+    ``VCluster.kubectl`` / ``VCluster.helm`` (the runner, ``core/run.py``, raises it unless told another type).
 
     Attributes: ``command`` (the argument list), ``returncode`` (None when it timed out), ``stdout``, ``stderr``.
     """

@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -310,16 +309,8 @@ class Host:
                 "Pass --vcluster-image-loader='COMMAND' (run as COMMAND IMAGE, with KUBECONFIG set to the host's), "
                 "or use --vcluster-host=kind"
             )
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig_path)}
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise HostError(f"loading image {name!r} with {shlex.join(command)} failed: {exc}") from None
-        if proc.returncode != 0:
-            raise HostError(
-                f"loading image {name!r} with {shlex.join(command)} failed (exit {proc.returncode}): "
-                f"{(proc.stderr or proc.stdout).strip()}"
-            )
+        _run(command, what=f"loading image {name!r}", timeout=600,
+             env={**os.environ, "KUBECONFIG": str(self.kubeconfig_path)})
 
     def close(self) -> None:
         with self._lock:
@@ -403,8 +394,8 @@ def choose_provider(settings: Settings, env: Mapping[str, str]) -> str:
     return "kind"
 
 
-def _run(command: list[str], *, what: str, timeout: float) -> str:
-    return run(command, what=what, timeout=timeout, error=HostError)
+def _run(command: list[str], *, what: str, timeout: float, env: Mapping[str, str] | None = None) -> str:
+    return run(command, what=what, timeout=timeout, env=env, error=HostError)
 
 
 def kind_state_dir() -> Path:

@@ -16,7 +16,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import files
 from .errors import ConfigError, ImageBuildError
-from .run import require, run
+from .run import complete, require, run
 from .settings import DEFAULT_SYNCER_BASE_IMAGE, default_chart_path
 
 if TYPE_CHECKING:
@@ -168,12 +167,8 @@ def _run(command: list[str], *, what: str, timeout: float = 900, env: dict[str, 
 
 def docker_has(ref: ImageRef | str, docker: str | None = None) -> bool:
     """True when the local docker holds the image."""
-    proc = subprocess.run(
-        [docker or docker_binary(), "image", "inspect", "--format", "{{.Id}}", str(ref)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = complete([docker or docker_binary(), "image", "inspect", "--format", "{{.Id}}", str(ref)],
+                    what=f"asking docker for the image {ref}", timeout=60, error=ImageBuildError)
     return proc.returncode == 0
 
 
@@ -187,7 +182,8 @@ def _build_env(docker: str) -> dict[str, str]:
     """Without the buildx plugin the docker client needs the classic builder."""
     env = dict(os.environ)
     if "DOCKER_BUILDKIT" not in env:
-        has_buildx = subprocess.run([docker, "buildx", "version"], capture_output=True, timeout=60).returncode == 0
+        has_buildx = complete([docker, "buildx", "version"], what="asking docker for buildx", timeout=60,
+                              error=ImageBuildError).returncode == 0
         if not has_buildx:
             env["DOCKER_BUILDKIT"] = "0"
     return env

@@ -19,7 +19,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -37,7 +36,7 @@ from .errors import (
     VClusterError,
     yaml_problem,
 )
-from .run import require
+from .run import require, run
 from .wait import wait_until
 
 if TYPE_CHECKING:
@@ -366,29 +365,6 @@ def pick_pod(pods: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 # ---------------------------------------------------------------------------------------- commands
-
-
-def _run(command: list[str], *, input: str | None, check: bool, timeout: float,
-         env: Mapping[str, str] | None = None) -> str:
-    """Run ``command``; its stdout. A :class:`~pytest_vcluster.CommandError` naming the command, the exit
-    code and stderr when it fails (with ``check``) or does not finish in ``timeout`` seconds."""
-    shown = shlex.join(command)
-    try:
-        proc = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout,
-                              env=dict(env) if env is not None else None)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        raise CommandError(f"`{shown}` did not finish within {timeout:.0f}s" + (f": {err.strip()}" if err else ""),
-                           command=command, returncode=None, stdout=out, stderr=err) from None
-    except OSError as exc:
-        raise CommandError(f"cannot run `{shown}`: {exc}", command=command, returncode=None) from None
-    if check and proc.returncode != 0:
-        raise CommandError(
-            f"`{shown}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip() or '(no output)'}",
-            command=command, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr,
-        )
-    return proc.stdout
 
 
 def require_kubectl() -> str:
@@ -732,14 +708,14 @@ class ClusterVerbs:
         :class:`~pytest_vcluster.VClusterError` saying how to get it.
         """
         command = [require_kubectl(), "--kubeconfig", str(self.kubeconfig_path), *map(str, args)]
-        return _run(command, input=input, check=check, timeout=timeout, env=self._command_env())
+        return run(command, input=input, check=check, timeout=timeout, env=self._command_env(), error=CommandError)
 
     def helm(self, *args: str | os.PathLike[str], input: str | None = None,
              check: bool = True, timeout: float = 600.0) -> str:
         """Run ``helm --kubeconfig <this cluster's> ARGS...`` (``$HELM_BIN``, else ``helm`` from PATH); returns
         its stdout. Failures as :meth:`kubectl`."""
         command = [helm_executable(), "--kubeconfig", str(self.kubeconfig_path), *map(str, args)]
-        return _run(command, input=input, check=check, timeout=timeout, env=self._command_env())
+        return run(command, input=input, check=check, timeout=timeout, env=self._command_env(), error=CommandError)
 
     def helm_install(
         self,

@@ -294,8 +294,9 @@ TOOLS = {
     "image-loader-not-found": (("helm",), ("--vcluster-syncer-image=reg.example.com/s:v1",
                                            "--vcluster-image-loader=/no/such/loader --fast"),
                                "def test_a(vcluster_host): vcluster_host.load_image('img:1')",
-                               ["E *pytest_vcluster.core.errors.HostError: loading image 'img:1' with /no/such/loader "
-                                "--fast img:1 failed: [[]Errno 2[]] No such file or directory: '/no/such/loader'"]),
+                               ["E *pytest_vcluster.core.errors.HostError: loading image 'img:1': cannot run "
+                                "`/no/such/loader --fast img:1`: [[]Errno 2[]] No such file or directory: "
+                                "'/no/such/loader'"]),
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_vcluster.core import helm, host, images, run, verbs
-from pytest_vcluster.core.errors import HostError, ImageBuildError, MissingToolError, SnapshotError
+from pytest_vcluster.core.errors import CommandError, HostError, ImageBuildError, MissingToolError, SnapshotError
 from pytest_vcluster.core.once import run_once
 from pytest_vcluster.core.values import ClusterOptions, resolve_values
 
@@ -33,6 +33,23 @@ def test_one_runner_names_the_command_and_the_end_of_its_output(error: type[Exce
     assert str(info.value).endswith("failed (exit 3):\n" + "\n".join(str(i) for i in range(5, 20)))
     with pytest.raises(error, match=r"^t: cannot run `/no/such/tool`"):
         run.run(["/no/such/tool"], what="t", error=error)  # type: ignore[arg-type]
+
+
+def test_one_runner_hands_back_a_failed_process_and_carries_the_output_of_a_failure() -> None:
+    """``complete``: the process whatever its exit code (docker image inspect, docker buildx version); the default
+    error, :class:`CommandError`, carries the command, the exit code and the output (``vc.kubectl``, ``vc.helm``)."""
+    code = "import sys; print('out'); print('err', file=sys.stderr); sys.exit(4)"
+    proc = run.complete([sys.executable, "-c", code], what="w", error=ImageBuildError)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (4, "out\n", "err\n")
+    with pytest.raises(ImageBuildError, match=r"^w: cannot run `/no/such/tool`"):
+        run.complete(["/no/such/tool"], what="w", error=ImageBuildError)
+    with pytest.raises(CommandError) as info:
+        run.run([sys.executable, "-c", code])
+    assert str(info.value).startswith("`") and str(info.value).endswith("failed (exit 4): err")
+    assert (info.value.command[1:], info.value.returncode, info.value.stdout, info.value.stderr) == (
+        ["-c", code], 4, "out\n", "err\n")
+    assert run.run([sys.executable, "-c", code], check=False) == "out\n"
+    assert run.run([sys.executable, "-c", "print(input()[::-1])"], input="abc\n") == "cba\n"
 
 
 def test_values_are_layered_in_one_fixed_order(tmp_path: Path) -> None:

@@ -22,11 +22,11 @@ from pytest_vcluster import (
     VClusterError,
     WaitTimeout,
 )
+from pytest_vcluster.core.run import run
 from pytest_vcluster.core.verbs import (
     ClusterVerbs,
     ResourceType,
     _exec_status,
-    _run,
     apply_order,
     condition_met,
     container_port,
@@ -372,15 +372,15 @@ def test_exec_status(channel: str, status: tuple[int | None, str]) -> None:
 def test_run_failure_names_command_exit_and_stderr() -> None:
     command = [sys.executable, "-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(3)"]
     with pytest.raises(CommandError, match=r"`.*python.* -c .*` failed \(exit 3\): boom$") as info:
-        _run(command, input=None, check=True, timeout=30)
+        run(command, check=True, timeout=30)
     assert (info.value.returncode, info.value.stderr, info.value.command) == (3, "boom\n", command)
-    assert _run(command, input=None, check=False, timeout=30) == ""
+    assert run(command, check=False, timeout=30) == ""
 
 
 def test_run_input_and_timeout() -> None:
-    assert _run([sys.executable, "-c", "print(input().upper())"], input="hi\n", check=True, timeout=30) == "HI\n"
+    assert run([sys.executable, "-c", "print(input().upper())"], input="hi\n", timeout=30) == "HI\n"
     with pytest.raises(CommandError, match=r"did not finish within 1s") as info:
-        _run([sys.executable, "-c", "import time; time.sleep(30)"], input=None, check=True, timeout=1)
+        run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=1)
     assert info.value.returncode is None
 
 
