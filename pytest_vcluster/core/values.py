@@ -308,22 +308,28 @@ def resolve_values(
     values: Mapping[str, Any] | None = None,
     set: Mapping[str, Any] | None = None,  # noqa: A002 - mirrors helm --set
     fork: Mapping[str, Any] | None = None,
-    service_cidr: str | None = None,
     where: str = "vcluster",
 ) -> dict[str, Any]:
     """A cluster's chart values, the one place they are merged (like Helm: a later layer wins, mappings merge).
 
-    The layers, lowest first: ``serviceCIDR`` (the host's ``service_cidr``), the ``fork``'s values (the template's
-    chart values), the syncer ``image``, the session's ``settings`` values (``--vcluster-values`` files then
-    ``--vcluster-set``), then the cluster's own: ``options``' values files, ``values`` and ``set``, then
-    ``values`` and ``set`` given here (``VCluster.create``'s). Each caller passes what it knows: the manager the
-    image, the settings and the options; ``VCluster.create`` its values, set, fork and the service CIDR.
+    The layers, lowest first: the ``fork``'s values (the template's chart values), the syncer ``image``, the
+    session's ``settings`` values (``--vcluster-values`` files then ``--vcluster-set``), then the cluster's own:
+    ``options``' values files, ``values`` and ``set``, then ``values`` and ``set`` given here. Each path calls it
+    once, with what it knows: the plugin's manager (``values_of``) the fork, the image, the settings and the
+    options, and passes the result down as ``VCluster.create(chart_values=...)``; ``VCluster.create`` itself,
+    without ``chart_values``, its fork, image, values and set. Under them all goes the host's ``serviceCIDR``
+    (:func:`under_service_cidr`), known only once the cluster's host namespace exists.
     """
-    layers: list[Mapping[str, Any] | None] = [{"serviceCIDR": service_cidr} if service_cidr else None, fork, image,
-                                              settings]
+    layers: list[Mapping[str, Any] | None] = [fork, image, settings]
     if options is not None:
         layers.extend(load_values_file(p, source=f"{where} values_files") for p in options.values_files)
         layers.extend((options.values, options.set))
     layers.extend((values, set))
     return deep_merge(*layers)
 
+
+def under_service_cidr(values: Mapping[str, Any], service_cidr: str | None) -> dict[str, Any]:
+    """``values`` (of :func:`resolve_values`) over the host's ``serviceCIDR``, the lowest layer: a
+    ``serviceCIDR`` in ``values`` wins. Added last because it is discovered last (a probe in the cluster's host
+    namespace, which is made, and labelled with ``values``' pod security level, before)."""
+    return {"serviceCIDR": service_cidr, **values} if service_cidr else dict(values)

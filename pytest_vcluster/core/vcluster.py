@@ -34,7 +34,7 @@ from .host import Host
 from .portforward import PortForward, kubernetes_stream_opener
 from .settings import DEFAULT_SYNCER_BASE_IMAGE, chart_version
 from .snapshot import Snapshot
-from .values import resolve_values, set_values
+from .values import resolve_values, set_values, under_service_cidr
 from .verbs import ClusterVerbs
 from .wait import Deadline, describe_error, wait_until
 
@@ -152,6 +152,7 @@ class VCluster(ClusterVerbs):
         syncer_image: str | None = None,
         syncer_base_image: str = DEFAULT_SYNCER_BASE_IMAGE,
         progress: Callable[[str], None] | None = None,
+        chart_values: Mapping[str, Any] | None = None,
     ) -> VCluster:
         """Create a virtual cluster and wait until it is ready (bounded by ``timeout`` seconds).
 
@@ -165,6 +166,9 @@ class VCluster(ClusterVerbs):
         ``syncer_image``: ``None``, the chart's default; ``"auto"``, this package's own syncer image, built from
         ``syncer_base_image`` and handed to the host when its nodes lack it (as the plugin does; ``progress``
         gets a line per step); ``REPOSITORY:TAG``, an image the host can start.
+        ``chart_values``: values already resolved by :func:`~pytest_vcluster.core.values.resolve_values` (every
+        layer, a ``fork``'s values too, as the plugin's manager does), installed as given over the discovered
+        ``serviceCIDR``; instead of ``values``, ``set`` and ``syncer_image``.
         On failure the host namespace is deleted (unless ``keep_on_error``) and
         :class:`~pytest_vcluster.VClusterError` says what was awaited and why it failed.
         """
@@ -183,15 +187,21 @@ class VCluster(ClusterVerbs):
             raise VClusterError(f"{name!r} cannot name a virtual cluster: use at most "
                                  f"{_naming.MAX_RELEASE_NAME} of a-z, 0-9 and '-', starting with a letter")
         chart_path = Path(chart).resolve() if chart is not None else default_chart_path()
-        set_layer = set_values(set, where="VCluster.create()")
-        image = _images.chart_values(host, syncer_image, base_image=syncer_base_image, progress=progress)
+        if chart_values is not None and (values is not None or set is not None or syncer_image is not None):
+            raise VClusterError("VCluster.create(): chart_values= are resolved already: give values=, set= and "
+                                "syncer_image= to resolve_values, not with them")
+        own = chart_values is None  # values to resolve here: none on the plugin's path
+        set_layer = set_values(set, where="VCluster.create()") if own else None
+        image = (_images.chart_values(host, syncer_image, base_image=syncer_base_image, progress=progress)
+                 if own else None)
         version = chart_version(chart_path) if chart_path.is_dir() else None
-        fork_values = None
         if fork is not None:
             _snapshot.check_usable(fork, version)
-            fork_values = fork.values
+        # The one resolution (the host's serviceCIDR goes under it once the namespace exists).
+        resolved = chart_values if chart_values is not None else resolve_values(
+            fork=fork.values if fork is not None else None, image=image, values=values, set=set_layer)
         # Checked before anything exists on the host: the namespace is labelled with it.
-        pod_security = pod_security_level(resolve_values(fork=fork_values, image=image, values=values, set=set_layer))
+        pod_security = pod_security_level(resolved)
         owned_dir, workdir_path = _workdir(name, workdir)
         namespace = name
         ns_labels = dict(labels) if labels is not None else _labels.namespace_labels(standalone_run, "standalone")
@@ -222,12 +232,11 @@ class VCluster(ClusterVerbs):
         forward: PortForward | None = None
         state: _recycle.Baseline | None = None
         try:
-            chart_values = resolve_values(service_cidr=host.service_cidr(namespace), fork=fork_values, image=image,
-                                          values=values, set=set_layer)
+            installed = under_service_cidr(resolved, host.service_cidr(namespace))
             t = lap("service-cidr", t)
-            host.check_persistence(chart_values)
+            host.check_persistence(installed)
             helm = helm if helm is not None else Helm(host.kubeconfig_path, host.context)
-            helm.install(name, namespace, chart_path, chart_values, timeout=max(deadline.remaining, 10))
+            helm.install(name, namespace, chart_path, installed, timeout=max(deadline.remaining, 10))
             t = lap("helm-install", t)
             try:
                 secret = _ready.wait_host_side(
@@ -285,7 +294,7 @@ class VCluster(ClusterVerbs):
         vc._kubeconfig = kubeconfig
         vc.setup_seconds = time.monotonic() - started
         vc.phase_seconds = phases
-        vc.values = chart_values
+        vc.values = installed
         vc.chart_version = version
         vc.baseline = state
         return vc

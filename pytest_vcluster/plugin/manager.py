@@ -279,9 +279,12 @@ class VClusterManager:
         return vc
 
     def values_of(self, options: ClusterOptions, *, where: str = "vcluster") -> dict[str, Any]:
-        """The chart values of a cluster of ``options`` (without the service CIDR its creation adds): the syncer
-        image, the session's values, the options' (:func:`~pytest_vcluster.core.values.resolve_values`)."""
-        return resolve_values(image=self._syncer_layer, settings=self.settings.values, options=options, where=where)
+        """The chart values of a cluster of ``options``, resolved once
+        (:func:`~pytest_vcluster.core.values.resolve_values`): a fork's values, the syncer image, the session's
+        values, the options'. ``VCluster.create`` installs them as they are, over the service CIDR it discovers."""
+        fork = options.fork.values if isinstance(options.fork, Snapshot) else None
+        return resolve_values(fork=fork, image=self._syncer_layer, settings=self.settings.values, options=options,
+                              where=where)
 
     def _create_cold(
         self, host: Host, options: ClusterOptions, *, owner: str, where: str,
@@ -295,7 +298,7 @@ class VClusterManager:
             return VCluster.create(
                 host,
                 name=name,
-                values=values,
+                chart_values=values,
                 chart=options.chart or self.settings.chart_path(),
                 timeout=options.timeout or self.settings.timeout,
                 connect=options.connect or self.settings.connect,

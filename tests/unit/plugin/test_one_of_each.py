@@ -12,7 +12,7 @@ import pytest
 from pytest_vcluster.core import helm, host, images, run, verbs
 from pytest_vcluster.core.errors import CommandError, HostError, ImageBuildError, MissingToolError, SnapshotError
 from pytest_vcluster.core.once import run_once
-from pytest_vcluster.core.values import ClusterOptions, resolve_values
+from pytest_vcluster.core.values import ClusterOptions, resolve_values, under_service_cidr
 
 
 @pytest.mark.parametrize("require", [helm.require_helm, host.require_kind, images.docker_binary,
@@ -56,19 +56,20 @@ def test_values_are_layered_in_one_fixed_order(tmp_path: Path) -> None:
     """Lowest first: service CIDR, fork, syncer image, session values, the cluster's files, values and set."""
     values_file = tmp_path / "v.yaml"
     values_file.write_text("k: {files: 1, values: 1, set: 1}\n")
-    layers = resolve_values(
-        service_cidr="10.0.0.0/16",
+    layers = under_service_cidr(resolve_values(
         fork={"serviceCIDR": "10.1.0.0/16", "k": {"fork": 1, "image": 1}},
         image={"k": {"image": 2, "settings": 1}},
         settings={"k": {"settings": 2, "files": 0}},
         options=ClusterOptions(values_files=(values_file,), values={"k": {"values": 2, "set": 0}},
                                set={"k": {"set": 2}}),
-    )
+    ), "10.0.0.0/16")
     assert layers == {"serviceCIDR": "10.1.0.0/16",
                       "k": {"fork": 1, "image": 2, "settings": 2, "files": 1, "values": 2, "set": 2}}
-    assert resolve_values(service_cidr="10.0.0.0/16", values={"a": 1}, set={"a": 2}) == {"serviceCIDR": "10.0.0.0/16",
-                                                                                        "a": 2}
-    assert resolve_values() == {}
+    assert under_service_cidr(resolve_values(values={"a": 1}, set={"a": 2}), "10.0.0.0/16") == {
+        "serviceCIDR": "10.0.0.0/16", "a": 2}
+    assert list(under_service_cidr({"a": 1, "serviceCIDR": None}, "10.0.0.0/16").items()) == [
+        ("serviceCIDR", None), ("a", 1)]  # as the lowest layer of a merge: first, and any value above wins
+    assert resolve_values() == {} and under_service_cidr({}, None) == {}
 
 
 def test_run_once_makes_once_and_repeats_a_failure(tmp_path: Path) -> None:

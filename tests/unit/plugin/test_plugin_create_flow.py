@@ -247,6 +247,35 @@ def test_manager_opens_its_host_once_with_the_sweep_and_the_syncer_image(tmp_pat
     assert manager.finish(timeout=1) == []
 
 
+def test_values_are_resolved_once_on_the_way_to_helm(tmp_path: Path, chart: Path, make_manager: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """fixture -> manager (values_of: the one resolve_values) -> VCluster.create (chart_values=, under the service
+    CIDR) -> helm; a fork's values are the lowest layer of that one resolution."""
+    from pytest_vcluster.core import values as values_module
+    from pytest_vcluster.core.snapshot import Snapshot
+    from pytest_vcluster.plugin import manager as manager_module
+
+    resolved: list[dict[str, Any]] = []
+
+    def resolve_values(**layers: Any) -> dict[str, Any]:
+        resolved.append(layers)
+        return values_module.resolve_values(**layers)
+
+    monkeypatch.setattr(manager_module, "resolve_values", resolve_values)
+    monkeypatch.setattr(vcluster_module, "resolve_values", resolve_values)
+    monkeypatch.setattr(vcluster_module._snapshot, "restore", lambda *a: 0)
+    monkeypatch.setattr(vcluster_module._snapshot, "wait_crds_served", lambda *a: None)
+    manager, core, helm = make_manager(chart, values={"a": 1, "b": {"c": 1}})
+    fork = Snapshot(source="vc-t", chart_version="0.1.0", taken_at=1.0,
+                    values={"serviceCIDR": "10.1.0.0/16", "a": 0, "f": 1})
+    vc = manager.create(ClusterOptions(values={"b": {"d": 2}}, fork=fork), owner="t::a", fixture="vcluster")
+    assert len(resolved) == 1
+    assert helm.installs[0][3] == vc.values == {"serviceCIDR": "10.1.0.0/16", "a": 1, "f": 1,
+                                                **SYNCER_IMAGE.values(), "b": {"c": 1, "d": 2}}
+    with pytest.raises(VClusterError, match=r"chart_values= are resolved already"):
+        VCluster.create(manager.host, chart_values={}, values={"a": 1})
+
+
 def test_manager_names_labels_and_settings_values(tmp_path: Path, chart: Path, make_manager: Any) -> None:
     manager, core, helm = make_manager(chart, values={"a": 1, "b": {"c": 1}})
     vc1 = manager.create(ClusterOptions(values={"b": {"d": 2}}), owner="t::a", fixture="vcluster")
