@@ -29,10 +29,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "disruptive: stops and restarts the host cluster; runs last")
-
-
 @pytest.fixture(scope="session")
 def host_kubeconfig() -> Path:
     """Path of the host's admin kubeconfig (VCLUSTER_HOST_KUBECONFIG or `hack/host kubeconfig`)."""

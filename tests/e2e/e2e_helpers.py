@@ -21,29 +21,25 @@ E2E_TIMEOUT = os.environ.get("VCLUSTER_E2E_TIMEOUT", "300")
 
 def wait(what: str, check: Callable[[], Any], timeout: float = 180, every: float = 0.5,
          diagnose: Callable[[], str] | None = None) -> Any:
-    """Polls check() until it returns something truthy and returns that; API errors and dropped
-    connections count as "not yet". On timeout the test fails naming what was awaited, the last value
-    or error seen, and what diagnose() reports."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except client.ApiException as e:
-            last = f"{e.status} {e.reason}"
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            last = f"{type(e).__name__}: {e}"
-        time.sleep(every)
-    seen = ""
-    if diagnose:
-        try:
-            seen = f"\n{diagnose()}"
-        except Exception as e:  # noqa: BLE001 - diagnostics must not hide the timeout
-            seen = f"\n(no diagnostics: {e})"
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last}{seen}")
+    """Polls check() until it returns something truthy and returns that (the package's one poll loop,
+    ``pytest_vcluster.core.wait.poll``); every API error and dropped connection counts as "not yet" (an e2e
+    test waits through a cluster's warm-up, where 401s and 403s come and go). On timeout the test fails
+    naming what was awaited, the last value or error seen, and what diagnose() reports."""
+    from pytest_vcluster.core.wait import Deadline, Expired, fixed, poll
+
+    def not_yet(exc: BaseException) -> bool:
+        return isinstance(exc, (client.ApiException, urllib3.exceptions.HTTPError, OSError))
+
+    try:
+        return poll(check, Deadline(timeout), pause=fixed(every), not_yet=not_yet)
+    except Expired as exc:
+        seen = ""
+        if diagnose:
+            try:
+                seen = f"\n{diagnose()}"
+            except Exception as e:  # noqa: BLE001 - diagnostics must not hide the timeout
+                seen = f"\n(no diagnostics: {e})"
+        pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {exc.last}{seen}")
 
 
 def kubectl(vc: Any, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
