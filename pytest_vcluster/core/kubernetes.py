@@ -95,3 +95,28 @@ def versions_of(chart: Path) -> Versions:
         raise ConfigError(f"the chart at {chart} has no {TABLE} ({exc.strerror}): a Kubernetes version can be "
                           "chosen by name only with pytest-vcluster's chart; set the image tags as values") from None
     return parse_table(yaml.safe_load(text), source=str(path))
+
+
+def _api_server_tag(values: Mapping[str, Any] | None) -> str | None:
+    node: Any = values or {}
+    for key in ("controlPlane", "apiServer", "image", "tag"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return str(node) if node else None
+
+
+def version_layer(chart: Path, version: str | None, *, fork_values: Mapping[str, Any] | None = None,
+                  where: str) -> dict[str, Any] | None:
+    """The chart values of Kubernetes ``version`` (``None``: no layer, the chart's default) for the chart at
+    ``chart``. A fork runs its template's version: ``fork_values`` (the template's values) of another version is
+    a :class:`ConfigError`, as is a version the chart's table lacks (both naming ``where``)."""
+    if version is None:
+        return None
+    versions = versions_of(chart)
+    plane = versions.get(version, where=where)
+    if fork_values is not None:
+        template = _api_server_tag(fork_values) or versions.planes[versions.default].kubernetes
+        if template != plane.kubernetes:
+            raise ConfigError(f"{where}: kubernetes={version!r} cannot fork a template of Kubernetes {template}: a "
+                              "fork runs its template's version (its etcd data is that version's); drop kubernetes= "
+                              f"or fork a template made with kubernetes={plane.minor!r}")
+    return plane.values()

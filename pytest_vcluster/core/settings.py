@@ -57,6 +57,8 @@ class Settings:
     recycle: bool = True
     #: resets after which a recycled cluster is deleted instead (a guard against slow growth)
     recycle_max: int = DEFAULT_RECYCLE_MAX
+    #: the Kubernetes version of the control planes (a minor of the chart's table; None: the chart's default)
+    kubernetes: str | None = None
     #: the merged content of ``values_files`` then ``set_values``
     values: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 

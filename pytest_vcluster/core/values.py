@@ -191,6 +191,8 @@ CLUSTER_KEYWORDS: tuple[ClusterKeyword, ...] = (
     ClusterKeyword("connect", f"connect mode ({', '.join(CONNECT_CHOICES)})"),
     ClusterKeyword("recycle", "False: a never-used cluster, deleted after the test instead of reset and reused "
                               "(for a test that breaks its control plane)"),
+    ClusterKeyword("kubernetes", "Kubernetes version of the control plane: a minor of the chart's table, e.g. '1.35' "
+                                 "(default: --vcluster-kubernetes, else the chart's default)"),
     ClusterKeyword("fork", "start from a Snapshot (e.g. of vcluster_manager.template()), or, in the marker, the name "
                            "of the fixture returning one (e.g. 'vcluster_template')"),
 )
@@ -212,6 +214,9 @@ class ClusterOptions:
     fork: Any = None
     #: ``False``: a never-used cluster, not recycled after the test (``None``: the session's ``--vcluster-recycle``)
     recycle: bool | None = None
+    #: the Kubernetes version asked for (``"1.35"``; ``None``: the session's ``--vcluster-kubernetes``), checked against
+    #: the chart's table when the cluster's values are resolved
+    kubernetes: str | None = None
 
 
 def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions:
@@ -256,6 +261,12 @@ def cluster_options(options: Mapping[str, Any], *, where: str) -> ClusterOptions
         if not isinstance(recycle, bool):
             raise ConfigError(f"{where}: recycle={recycle!r} is not valid: use recycle=False (or True)")
         kwargs["recycle"] = recycle
+    kubernetes = options.get("kubernetes")
+    if kubernetes is not None:
+        if not isinstance(kubernetes, str):
+            raise ConfigError(f"{where}: kubernetes={kubernetes!r} is not valid: give the version as a string, "
+                              "e.g. kubernetes='1.35'")
+        kwargs["kubernetes"] = kubernetes
     fork = options.get("fork")
     if fork is not None:
         from .snapshot import Snapshot
@@ -308,11 +319,13 @@ def resolve_values(
     values: Mapping[str, Any] | None = None,
     set: Mapping[str, Any] | None = None,  # noqa: A002 - mirrors helm --set
     fork: Mapping[str, Any] | None = None,
+    kubernetes: Mapping[str, Any] | None = None,
     where: str = "vcluster",
 ) -> dict[str, Any]:
     """A cluster's chart values, the one place they are merged (like Helm: a later layer wins, mappings merge).
 
     The layers, lowest first: the ``fork``'s values (the template's chart values), the syncer ``image``, the
+    image tags of the ``kubernetes`` version asked for (:func:`~pytest_vcluster.core.kubernetes.version_layer`), the
     session's ``settings`` values (``--vcluster-values`` files then ``--vcluster-set``), then the cluster's own:
     ``options``' values files, ``values`` and ``set``, then ``values`` and ``set`` given here. Each path calls it
     once, with what it knows: the plugin's manager (``values_of``) the fork, the image, the settings and the
@@ -320,7 +333,7 @@ def resolve_values(
     without ``chart_values``, its fork, image, values and set. Under them all goes the host's ``serviceCIDR``
     (:func:`under_service_cidr`), known only once the cluster's host namespace exists.
     """
-    layers: list[Mapping[str, Any] | None] = [fork, image, settings]
+    layers: list[Mapping[str, Any] | None] = [fork, image, kubernetes, settings]
     if options is not None:
         layers.extend(load_values_file(p, source=f"{where} values_files") for p in options.values_files)
         layers.extend((options.values, options.set))

@@ -31,6 +31,7 @@ from .cleanup import delete_cluster_scoped, wait_namespaces_gone
 from .contract import contract
 from .errors import ConditionTimeout, NotReadyError, ResetError, SnapshotError, VClusterError, forbidden
 from .host import Host
+from .kubernetes import version_layer
 from .portforward import PortForward, kubernetes_stream_opener
 from .settings import DEFAULT_SYNCER_BASE_IMAGE, chart_version
 from .snapshot import Snapshot
@@ -153,6 +154,7 @@ class VCluster(ClusterVerbs):
         syncer_base_image: str = DEFAULT_SYNCER_BASE_IMAGE,
         progress: Callable[[str], None] | None = None,
         chart_values: Mapping[str, Any] | None = None,
+        kubernetes: str | None = None,
     ) -> VCluster:
         """Create a virtual cluster and wait until it is ready (bounded by ``timeout`` seconds).
 
@@ -166,6 +168,8 @@ class VCluster(ClusterVerbs):
         ``syncer_image``: ``None``, the chart's default; ``"auto"``, this package's own syncer image, built from
         ``syncer_base_image`` and handed to the host when its nodes lack it (as the plugin does; ``progress``
         gets a line per step); ``REPOSITORY:TAG``, an image the host can start.
+        ``kubernetes``: the Kubernetes version of the control plane, a minor of the chart's table
+        (``kubernetes-versions.yaml``), e.g. ``"1.35"``; ``None``, the chart's default. A fork runs its template's.
         ``chart_values``: values already resolved by :func:`~pytest_vcluster.core.values.resolve_values` (every
         layer, a ``fork``'s values too, as the plugin's manager does), installed as given over the discovered
         ``serviceCIDR``; instead of ``values``, ``set`` and ``syncer_image``.
@@ -187,9 +191,10 @@ class VCluster(ClusterVerbs):
             raise VClusterError(f"{name!r} cannot name a virtual cluster: use at most "
                                  f"{_naming.MAX_RELEASE_NAME} of a-z, 0-9 and '-', starting with a letter")
         chart_path = Path(chart).resolve() if chart is not None else default_chart_path()
-        if chart_values is not None and (values is not None or set is not None or syncer_image is not None):
-            raise VClusterError("VCluster.create(): chart_values= are resolved already: give values=, set= and "
-                                "syncer_image= to resolve_values, not with them")
+        if chart_values is not None and (values is not None or set is not None or syncer_image is not None
+                                         or kubernetes is not None):
+            raise VClusterError("VCluster.create(): chart_values= are resolved already: give values=, set=, "
+                                "syncer_image= and kubernetes= to resolve_values, not with them")
         own = chart_values is None  # values to resolve here: none on the plugin's path
         set_layer = set_values(set, where="VCluster.create()") if own else None
         image = (_images.chart_values(host, syncer_image, base_image=syncer_base_image, progress=progress)
@@ -198,8 +203,11 @@ class VCluster(ClusterVerbs):
         if fork is not None:
             _snapshot.check_usable(fork, version)
         # The one resolution (the host's serviceCIDR goes under it once the namespace exists).
+        version_values = version_layer(chart_path, kubernetes, fork_values=fork.values if fork is not None else None,
+                                       where="VCluster.create()") if own else None
         resolved = chart_values if chart_values is not None else resolve_values(
-            fork=fork.values if fork is not None else None, image=image, values=values, set=set_layer)
+            fork=fork.values if fork is not None else None, image=image, kubernetes=version_values, values=values,
+            set=set_layer)
         # Checked before anything exists on the host: the namespace is labelled with it.
         pod_security = pod_security_level(resolved)
         owned_dir, workdir_path = _workdir(name, workdir)

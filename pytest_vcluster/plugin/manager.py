@@ -21,6 +21,7 @@ from ..core.cleanup import wait_namespaces_gone
 from ..core.errors import ConfigError, ImageBuildError, SnapshotError, VClusterError
 from ..core.host import Host, kind_state_dir, open_host
 from ..core.images import ImageRef
+from ..core.kubernetes import version_layer
 from ..core.once import run_once
 from ..core.settings import Settings, chart_version
 from ..core.snapshot import Snapshot
@@ -280,11 +281,14 @@ class VClusterManager:
 
     def values_of(self, options: ClusterOptions, *, where: str = "vcluster") -> dict[str, Any]:
         """The chart values of a cluster of ``options``, resolved once
-        (:func:`~pytest_vcluster.core.values.resolve_values`): a fork's values, the syncer image, the session's
-        values, the options'. ``VCluster.create`` installs them as they are, over the service CIDR it discovers."""
+        (:func:`~pytest_vcluster.core.values.resolve_values`): a fork's values, the syncer image, the Kubernetes
+        version's image tags (the options', else ``--vcluster-kubernetes``), the session's values, the options'.
+        ``VCluster.create`` installs them as they are, over the service CIDR it discovers."""
         fork = options.fork.values if isinstance(options.fork, Snapshot) else None
-        return resolve_values(fork=fork, image=self._syncer_layer, settings=self.settings.values, options=options,
-                              where=where)
+        version = version_layer(options.chart or self.settings.chart_path(),
+                                options.kubernetes or self.settings.kubernetes, fork_values=fork, where=where)
+        return resolve_values(fork=fork, image=self._syncer_layer, kubernetes=version, settings=self.settings.values,
+                              options=options, where=where)
 
     def _create_cold(
         self, host: Host, options: ClusterOptions, *, owner: str, where: str,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.kubernetes import versions_of
 from ..core.settings import (
     CONNECT_CHOICES,
     DEFAULT_KIND_CLUSTER,
@@ -26,6 +27,7 @@ from ..core.settings import (
     Settings,
     as_bool,
     choice,
+    default_chart_path,
     parse_duration,
 )
 from ..core.values import CLUSTER_KEYWORDS, deep_merge, load_values_file, parse_set
@@ -101,6 +103,12 @@ def _chart(raw: _Raw, so_far: Mapping[str, Any]) -> Path:
             "or leave the option out to use the chart shipped with pytest-vcluster"
         )
     return chart
+
+
+def _kubernetes(raw: _Raw, so_far: Mapping[str, Any]) -> str:
+    """A version of the chart's table (the chart of ``--vcluster-chart``, parsed before), as its minor."""
+    chart = so_far.get("chart") or default_chart_path()
+    return versions_of(chart).get(str(raw.value), where=raw.source).minor
 
 
 def _duration(raw: _Raw, so_far: Mapping[str, Any]) -> float:
@@ -224,6 +232,10 @@ OPTIONS: tuple[Option, ...] = (
            metavar="REF", parse=_kind_image),
     Option("chart", "chart", "Helm chart of the virtual cluster (default: the chart shipped with pytest-vcluster).",
            metavar="PATH", parse=_chart),
+    Option("kubernetes", "kubernetes",
+           "Kubernetes version of the virtual control planes: a minor of the chart's table (kubernetes-versions.yaml), "
+           "e.g. 1.35; @pytest.mark.vcluster(kubernetes=...) sets one cluster's. Default: the chart's default.",
+           metavar="VERSION", parse=_kubernetes),
     Option("values", "values_files", "extra chart values file (repeatable; later files win).",
            metavar="FILE", env=False, repeat=True),
     Option("set", "set_values", "extra chart value, Helm --set syntax (repeatable), e.g. syncer.logLevel=debug.",

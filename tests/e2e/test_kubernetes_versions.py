@@ -1,8 +1,8 @@
 """A virtual cluster of each supported Kubernetes minor on the real host (`hack/host up`).
 
 The minors and their images are the table chart/kubernetes-versions.yaml (hack/_host/versions.py reads it).
-Per minor: a cluster made with that minor's image tags as chart values (kube-apiserver,
-kube-controller-manager, etcd), its control-plane pod on the host running exactly those images,
+Per minor: a cluster made with ``VCluster.create(kubernetes=minor)`` (the chart's image tags of that minor:
+kube-apiserver, kube-controller-manager, etcd), its control-plane pod on the host running exactly those images,
 ``/version`` answering the minor's patch, a pod (its log read through the syncer's kubelet) and a
 Deployment of two replicas running.
 
@@ -82,7 +82,7 @@ def test_a_cluster_of_each_minor_serves_its_version_and_runs_a_pod_and_a_deploym
                     f"VCLUSTER_HOST_KUBERNETES for hack/host up), or leave {minor} out of VCLUSTER_E2E_KUBERNETES",
                     pytrace=False)
     name = f"kv{minor.replace('.', '')}-{suffix()}"
-    with created_vcluster(host, name, labels=LABELS, timeout=CREATE_TIMEOUT, set=plane.chart_values()) as vc:
+    with created_vcluster(host, name, labels=LABELS, timeout=CREATE_TIMEOUT, kubernetes=minor) as vc:
         print(f"Kubernetes {plane.kubernetes} (etcd {plane.etcd_tag}): ready in {vc.setup_seconds:.1f}s")
         # The host runs the minor's images.
         r0 = host_core.read_namespaced_pod(contract.control_plane_pod(vc.name), vc.host_namespace)

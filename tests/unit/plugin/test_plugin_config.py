@@ -210,7 +210,7 @@ def test_cluster_options_unknown_keyword_names_allowed() -> None:
         cluster_options({"valuez": {}}, where="@pytest.mark.vcluster")
     assert str(info.value) == (
         "@pytest.mark.vcluster: unknown keyword valuez; allowed keywords: "
-        "values, set, values_files, timeout, chart, connect, recycle, fork"
+        "values, set, values_files, timeout, chart, connect, recycle, kubernetes, fork"
     )
 
 
@@ -337,3 +337,19 @@ def test_bad_pool_size_names_value_and_range(tmp_path: Path, raw: str) -> None:
         _resolve(tmp_path, cli={"vcluster_pool": raw})
     assert str(info.value) == (f"--vcluster-pool={raw!r} is not valid: give the number of ready clusters to keep, "
                                "0 to 20 (e.g. 2: one per xdist worker)")
+
+
+def test_the_kubernetes_option_takes_a_minor_of_the_charts_table(tmp_path: Path) -> None:
+    assert _resolve(tmp_path).kubernetes is None
+    assert _resolve(tmp_path, cli={"vcluster_kubernetes": "v1.37.2"}).kubernetes == "1.37"
+    assert _resolve(tmp_path, env={"VCLUSTER_KUBERNETES": "1.35"}).kubernetes == "1.35"
+    assert _resolve(tmp_path, ini={"vcluster_kubernetes": "1.36"}).kubernetes == "1.36"
+    with pytest.raises(ConfigError) as info:
+        _resolve(tmp_path, cli={"vcluster_kubernetes": "1.32"})
+    assert str(info.value) == (
+        "--vcluster-kubernetes: Kubernetes '1.32' is not a supported virtual control plane; give one of '1.33', "
+        "'1.34', '1.35', '1.36', '1.37' (supported: 1.33 (v1.33.13), 1.34 (v1.34.4), 1.35 (v1.35.4), 1.36 (v1.36.3), "
+        "1.37 (v1.37.2))")
+    with pytest.raises(ConfigError, match=r"^@pytest.mark.vcluster: kubernetes=1.35 is not valid: give the version "
+                                          r"as a string, e.g. kubernetes='1.35'$"):
+        cluster_options({"kubernetes": 1.35}, where="@pytest.mark.vcluster")

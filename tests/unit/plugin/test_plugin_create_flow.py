@@ -360,3 +360,47 @@ def test_summary_terminal_output(tmp_path: Path, chart: Path, make_manager: Any)
     assert "vc-abcdef-gw0-1  setup" in text and "vcluster  t.py::test_a" in text
     assert "kept cluster vc-abcdef-gw0-1 (test t.py::test_a) in host namespace vc-abcdef-gw0-1:" in text
     assert "WARNING: pytest-vcluster: host namespaces still present after teardown (leaked): vc-old-m-1" in text
+
+
+TABLE = """default: "1.33"
+versions:
+  "1.33": {kubernetes: v1.33.13, etcd: 3.5.24-0}
+  "1.35": {kubernetes: v1.35.4, etcd: 3.6.6-0}
+  "1.37": {kubernetes: v1.37.2, etcd: 3.7.0-0}
+"""
+
+
+def tags(values: dict[str, Any]) -> tuple[str, str, str]:
+    plane = values["controlPlane"]
+    return (plane["apiServer"]["image"]["tag"], plane["controllerManager"]["image"]["tag"],
+            plane["etcd"]["image"]["tag"])
+
+
+def test_the_kubernetes_version_picks_the_image_tags_and_the_pool(tmp_path: Path, chart: Path,
+                                                                  make_manager: Any) -> None:
+    """--vcluster-kubernetes for the run, kubernetes= for one cluster (it wins), explicit values over both; clusters
+    of two versions have two pool keys; a fork of another version and a version the table lacks are refused."""
+    from pytest_vcluster.core.snapshot import Snapshot
+
+    (chart / "kubernetes-versions.yaml").write_text(TABLE)
+    manager, core, helm = make_manager(chart, kubernetes="1.35")
+    manager.create(owner="t::a")
+    manager.create(ClusterOptions(kubernetes="1.37"), owner="t::b")
+    manager.create(ClusterOptions(kubernetes="v1.37.2",
+                                  set={"controlPlane": {"etcd": {"image": {"tag": "3.7.1-0"}}}}), owner="t::c")
+    assert [tags(install[3]) for install in helm.installs] == [
+        ("v1.35.4", "v1.35.4", "3.6.6-0"), ("v1.37.2", "v1.37.2", "3.7.0-0"), ("v1.37.2", "v1.37.2", "3.7.1-0")]
+    assert manager.cluster_key(ClusterOptions()) != manager.cluster_key(ClusterOptions(kubernetes="1.37"))
+    assert manager.cluster_key(ClusterOptions(kubernetes="1.35")) == manager.cluster_key(ClusterOptions())
+    with pytest.raises(ConfigError) as info:
+        manager.create(ClusterOptions(kubernetes="1.36"), owner="t::d", fixture="vcluster")
+    assert str(info.value) == ("vcluster: Kubernetes '1.36' is not a supported virtual control plane; give one of "
+                               "'1.33', '1.35', '1.37' (supported: 1.33 (v1.33.13), 1.35 (v1.35.4), 1.37 (v1.37.2))")
+    fork = Snapshot(source="vc-t", chart_version="0.1.0", taken_at=1.0,
+                    values={"controlPlane": {"apiServer": {"image": {"tag": "v1.35.4"}}}})
+    with pytest.raises(ConfigError) as info:
+        manager.create(ClusterOptions(kubernetes="1.37", fork=fork), owner="t::e", fixture="vcluster_factory")
+    assert str(info.value) == (
+        "vcluster_factory: kubernetes='1.37' cannot fork a template of Kubernetes v1.35.4: a fork runs its template's "
+        "version (its etcd data is that version's); drop kubernetes= or fork a template made with kubernetes='1.37'")
+    assert len(helm.installs) == 3, "a refused cluster was installed"

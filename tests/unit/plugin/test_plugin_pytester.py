@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-ALLOWED = "values, set, values_files, timeout, chart, connect, recycle, fork"
+ALLOWED = "values, set, values_files, timeout, chart, connect, recycle, kubernetes, fork"
 OPTIONS = [
     "--vcluster-host=*",
     "--vcluster-host-kubeconfig=PATH",
@@ -44,7 +44,7 @@ def test_help_works_even_with_bad_env(pytester: pytest.Pytester, monkeypatch: py
 def test_marker_is_registered_with_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.vcluster(values=None, set=None, values_files=None, timeout=None, "
-                                 "chart=None, connect=None, recycle=None, fork=None): *"])
+                                 "chart=None, connect=None, recycle=None, kubernetes=None, fork=None): *"])
 
 
 def test_bad_host(pytester: pytest.Pytester) -> None:
