@@ -104,13 +104,20 @@ def widget(name: str, color: str, size: int | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- tests
 
 
+#: The Kubernetes minors the operator is tested on: the oldest one upstream supports and the newest. Each is a
+#: cluster of its own (``@pytest.mark.vcluster(kubernetes=...)``); the host's version does not matter.
+KUBERNETES = ["1.35", "1.37"]
+
+
 # Chart values for this test's cluster: copy every virtual ConfigMap to the host namespace (by default
 # only those that pods use are copied), so the test can see the controller's output from the host side.
 @pytest.mark.vcluster(set={"sync.toHost.configMaps.all": True})
+@pytest.mark.parametrize("kubernetes", [pytest.param(v, marks=pytest.mark.vcluster(kubernetes=v)) for v in KUBERNETES])
 def test_controller_creates_a_configmap_per_widget(
-    operator_installed: VCluster, controller: Path, vcluster_host: Host
+    kubernetes: str, operator_installed: VCluster, controller: Path, vcluster_host: Host
 ) -> None:
     vcluster = operator_installed
+    assert client.VersionApi(vcluster.api_client).get_code().minor == kubernetes.split(".")[1]
     custom = client.CustomObjectsApi(vcluster.api_client)
 
     custom.create_namespaced_custom_object(GROUP, VERSION, "default", "widgets", widget("sprocket", "blue", 3))

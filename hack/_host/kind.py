@@ -254,20 +254,22 @@ def catalogue(lay: Layout, bins: dict[str, Path], kbins: dict[str, Path]) -> lis
 NODE_CONTROL_PLANE_IMAGES = {versions.APISERVER_IMAGE, versions.CONTROLLER_MANAGER_IMAGE, versions.ETCD_IMAGE}
 
 
-def default_control_plane() -> versions.ControlPlane | None:
-    """The chart's default control plane when it is not the node's own version (whose images the node has):
-    its images are preloaded too, so a virtual cluster with the chart's defaults starts on a kind host."""
-    plane = versions.CONTROL_PLANES[versions.DEFAULT_MINOR]
-    return None if set(plane.images) <= NODE_CONTROL_PLANE_IMAGES else plane
+def preloaded_control_planes() -> list[versions.ControlPlane]:
+    """The virtual control planes whose images the node image carries besides its own version's: the chart's
+    default and those of VCLUSTER_HOST_KUBERNETES (the ones hack/host serves; the examples run 1.35 and 1.37), so
+    their virtual clusters start on a kind host that cannot pull."""
+    planes = [versions.CONTROL_PLANES[versions.DEFAULT_MINOR], *versions.requested_control_planes()]
+    out: list[versions.ControlPlane] = []
+    for plane in planes:
+        if not set(plane.images) <= NODE_CONTROL_PLANE_IMAGES and plane not in out:
+            out.append(plane)
+    return out
 
 
 def default_control_plane_images() -> list[KImage]:
-    plane = default_control_plane()
-    if plane is None:
-        return []
-    bins = build.build_control_plane(plane)
     return [KImage(i.name, i.dockerfile, dict(i.files), build_args=dict(i.build_args))
-            for i in images.control_plane_images(plane, bins)]
+            for plane in preloaded_control_planes()
+            for i in images.control_plane_images(plane, build.build_control_plane(plane))]
 
 
 def _copy_into(src: Path, dst: Path) -> None:
@@ -360,8 +362,7 @@ def build_node_image(lay: Layout, bins: dict[str, Path], kbins: dict[str, Path])
         "kube-proxy.tar": [PROXY_IMAGE, versions.ETCD_IMAGE, versions.COREDNS_IMAGE, versions.PAUSE_IMAGE,
                            KINDNETD_IMAGE, LOCAL_PATH_IMAGE, LOCAL_PATH_HELPER_IMAGE],
     }
-    plane = default_control_plane()
-    if plane is not None:  # the chart's default virtual control plane
+    for plane in preloaded_control_planes():  # the chart's default virtual control plane, those hack/host serves
         groups["kube-proxy.tar"] += list(plane.images)
     kube_bins = {"kubeadm": kbins["kubeadm"], "kubelet": bins["kubelet"], "kubectl": bins["kubectl"]}
     names = [BASE_IMAGE] + [n for g in groups.values() for n in g]

@@ -124,14 +124,21 @@ def test_control_plane_images_use_upstream_names_and_the_host_dockerfiles(tmp_pa
     assert imgs[2].files == {"etcd": bins["etcd"]}
 
 
-def test_kind_preloads_the_charts_default_control_plane(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kind node has its own version's images; the chart's default minor's are preloaded beside them."""
+def test_kind_preloads_the_charts_default_and_the_served_control_planes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kind node has its own version's images; the chart's default minor's and VCLUSTER_HOST_KUBERNETES' (what
+    hack/host serves, the examples' versions) are preloaded beside them, each once."""
     from _host import kind
 
+    planes = versions.CONTROL_PLANES
     monkeypatch.setattr(versions, "DEFAULT_MINOR", "1.33")
-    assert kind.default_control_plane() is None
+    monkeypatch.setenv("VCLUSTER_HOST_KUBERNETES", "1.33")
+    assert kind.preloaded_control_planes() == []
+    monkeypatch.setenv("VCLUSTER_HOST_KUBERNETES", "1.37,1.35")
+    assert kind.preloaded_control_planes() == [planes["1.37"], planes["1.35"]]
     monkeypatch.setattr(versions, "DEFAULT_MINOR", "1.37")
-    assert kind.default_control_plane() is versions.CONTROL_PLANES["1.37"]
+    assert kind.preloaded_control_planes() == [planes["1.37"], planes["1.35"]]
+    monkeypatch.setattr(versions, "DEFAULT_MINOR", "1.36")
+    assert kind.preloaded_control_planes() == [planes["1.36"], planes["1.37"], planes["1.35"]]
 
 
 def test_host_up_serves_the_requested_control_planes_and_the_charts_default(monkeypatch: pytest.MonkeyPatch) -> None:
