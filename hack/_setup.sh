@@ -5,8 +5,9 @@
 hack/install-deps
 hack/venv
 # Virtual control planes `hack/host up` builds (once, cached per version) and serves besides the chart's default
-# (docs/kubernetes-versions.md): the newest minor and the oldest one upstream supports.
-export VCLUSTER_HOST_KUBERNETES="${VCLUSTER_HOST_KUBERNETES:-1.37,1.35}"
+# (docs/kubernetes-versions.md): the oldest minor upstream supports (hack/_host/versions.py HOST_DEFAULT_KUBERNETES);
+# VCLUSTER_HOST_KUBERNETES=1.37,1.35 or =all for more.
+export VCLUSTER_HOST_KUBERNETES="${VCLUSTER_HOST_KUBERNETES:-1.35}"
 hack/host up
 hack/syncer-image
 export PATH="$(hack/host tools):$PATH"

@@ -104,9 +104,10 @@ def widget(name: str, color: str, size: int | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- tests
 
 
-#: The Kubernetes minors the operator is tested on: the oldest one upstream supports and the newest. Each is a
-#: cluster of its own (``@pytest.mark.vcluster(kubernetes=...)``); the host's version does not matter.
-KUBERNETES = ["1.35", "1.37"]
+#: The Kubernetes minors the operator's main test runs on besides the chart's default (every other test): the oldest
+#: one upstream supports. Each is a cluster of its own (``@pytest.mark.vcluster(kubernetes=...)``), whatever the
+#: host runs; add minors of the chart's table here (e.g. "1.37") to test on them too.
+KUBERNETES = ["1.35"]
 
 
 # Chart values for this test's cluster: copy every virtual ConfigMap to the host namespace (by default

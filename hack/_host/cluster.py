@@ -572,7 +572,7 @@ def serve_control_planes(layout: Layout, planes: list[versions.ControlPlane]) ->
 
 def host_control_planes() -> list[versions.ControlPlane]:
     """The virtual control planes `up` serves: those of VCLUSTER_HOST_KUBERNETES (default
-    versions.HOST_DEFAULT_KUBERNETES, 1.37 and 1.35) and the chart's default."""
+    versions.HOST_DEFAULT_KUBERNETES, 1.35) and the chart's default."""
     try:
         planes = versions.requested_control_planes()
     except ValueError as e:

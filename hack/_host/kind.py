@@ -256,7 +256,7 @@ NODE_CONTROL_PLANE_IMAGES = {versions.APISERVER_IMAGE, versions.CONTROLLER_MANAG
 
 def preloaded_control_planes() -> list[versions.ControlPlane]:
     """The virtual control planes whose images the node image carries besides its own version's: the chart's
-    default and those of VCLUSTER_HOST_KUBERNETES (the ones hack/host serves; the examples run 1.35 and 1.37), so
+    default and those of VCLUSTER_HOST_KUBERNETES (the ones hack/host serves; the operator example runs 1.35), so
     their virtual clusters start on a kind host that cannot pull."""
     planes = [versions.CONTROL_PLANES[versions.DEFAULT_MINOR], *versions.requested_control_planes()]
     out: list[versions.ControlPlane] = []

@@ -7,7 +7,7 @@ kube-apiserver, kube-controller-manager, etcd), its control-plane pod on the hos
 Deployment of two replicas running.
 
 Which minors: ``VCLUSTER_E2E_KUBERNETES`` (comma-separated minors, or ``all``); by default the ones
-`hack/host up` builds (``VCLUSTER_HOST_KUBERNETES``, which hack/_setup.sh sets; else 1.37 and 1.35). A listed
+`hack/host up` builds (``VCLUSTER_HOST_KUBERNETES``, which hack/_setup.sh sets; else 1.35). A listed
 minor whose images the host does not serve fails, naming the command that builds them: it never passes
 unchecked.
 """

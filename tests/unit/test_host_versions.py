@@ -75,7 +75,7 @@ def test_an_unsupported_version_names_the_supported_ones(bad: str) -> None:
 
 def test_requested_control_planes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VCLUSTER_HOST_KUBERNETES", raising=False)
-    assert [p.minor for p in versions.requested_control_planes()] == ["1.37", "1.35"]
+    assert [p.minor for p in versions.requested_control_planes()] == ["1.35"]
     monkeypatch.setenv("VCLUSTER_HOST_KUBERNETES", "1.36, 1.34,1.36")
     assert [p.minor for p in versions.requested_control_planes()] == ["1.36", "1.34"]
     assert [p.minor for p in versions.requested_control_planes("all")] == list(versions.CONTROL_PLANES)
@@ -148,7 +148,7 @@ def test_host_up_serves_the_requested_control_planes_and_the_charts_default(monk
     monkeypatch.delenv("VCLUSTER_HOST_KUBERNETES", raising=False)
     default = versions.CONTROL_PLANES[versions.DEFAULT_MINOR]
     planes = cluster.host_control_planes()
-    assert [p.minor for p in planes if p is not default] == ["1.37", "1.35"] and default in planes
+    assert [p.minor for p in planes if p is not default] == ["1.35"] and default in planes
     monkeypatch.setattr(versions, "DEFAULT_MINOR", "1.33")
     monkeypatch.setenv("VCLUSTER_HOST_KUBERNETES", "1.36")
     assert cluster.host_control_planes() == [versions.CONTROL_PLANES["1.33"], versions.CONTROL_PLANES["1.36"]]
