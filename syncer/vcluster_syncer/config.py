@@ -51,6 +51,9 @@ class Config:
     coredns: CoreDNSSettings = field(default_factory=CoreDNSSettings)  # DNS in the virtual cluster (coredns.py)
     sync_events: bool = True  # host events about synced objects -> virtual events (parts/events.py)
     syncer_image: str = ""  # the syncer's own image, for helper init containers of host pods (translate/helpers.py)
+    # the host node running pod R-0 and its IP (downward API; "" when run outside the chart)
+    node_name: str = ""
+    host_ip: str = ""
 
     def settings(self, service_uid: str) -> TranslatorSettings:
         return TranslatorSettings(
@@ -69,6 +72,10 @@ class Config:
             kubelet_address=self.kubelet_address,
             kubelet_port=self.kubelet_port,
             syncer_image=self.syncer_image,
+            # R-0 runs CoreDNS: its node is shown as the node of a pod of the cluster (vcluster shows the node
+            # of its CoreDNS pod); without CoreDNS no pod of the cluster runs there until a test's does
+            coredns_node=self.node_name if self.coredns.enabled else "",
+            coredns_node_ips=(self.host_ip,) if self.coredns.enabled and self.node_name and self.host_ip else (),
         )
 
 
@@ -154,5 +161,7 @@ def load_config(env: Mapping[str, str], *, check_files: bool = True) -> Config:
         kubelet_cert_file=_optional_file(env, contract.ENV_KUBELET_CERT_FILE, check_files),
         kubelet_key_file=_optional_file(env, contract.ENV_KUBELET_KEY_FILE, check_files),
         syncer_image=env.get(contract.ENV_SYNCER_IMAGE, "").strip(),
+        node_name=env.get(contract.ENV_NODE_NAME, "").strip(),
+        host_ip=env.get(contract.ENV_HOST_IP, "").strip(),
         coredns=_coredns(env, env.get(contract.ENV_CLUSTER_DOMAIN, "").strip() or "cluster.local"),
     )

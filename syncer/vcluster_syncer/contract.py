@@ -119,8 +119,9 @@ ANNOTATION_OBJECT_KIND = f"{SYNCER_DOMAIN}/object-kind"
 CLUSTER_SCOPED_LABEL = "vcluster.pytest-vcluster.io/host-namespace"
 
 #: Condition the syncer sets (status True) on its own pod R-0 once the virtual cluster is first ready:
-#: first sync done, default/default exists, DNS answers (vcluster_syncer/readiness.py). The plugin's
-#: VCluster.create returns on it, without waiting up to a probe period for the kubelet's Ready.
+#: first sync done, default/default exists, DNS answers, the node of CoreDNS is shown
+#: (vcluster_syncer/readiness.py). The plugin's VCluster.create returns on it, without waiting up to a
+#: probe period for the kubelet's Ready.
 CONDITION_CLUSTER_READY = "vcluster.pytest-vcluster.io/VirtualClusterReady"
 
 #: The plugin's domain: labels and annotations of the host namespaces it creates (pytest_vcluster/_labels.py).
@@ -162,6 +163,10 @@ def pod_security_settings(level: str) -> dict[str, str]:
 #: Set by the chart from the release and namespace, not from a value.
 ENV_VCLUSTER_NAME = "VCLUSTER_NAME"  # R
 ENV_HOST_NAMESPACE = "HOST_NAMESPACE"  # N (downward API)
+#: the host node that runs pod R-0, and its IP (downward API): with CoreDNS (a container of R-0) the
+#: virtual cluster shows that node from the start, as vcluster shows the node of its CoreDNS pod
+ENV_NODE_NAME = "NODE_NAME"
+ENV_HOST_IP = "HOST_IP"
 ENV_VIRTUAL_SERVER = "VIRTUAL_SERVER"  # VIRTUAL_SERVER above
 ENV_VIRTUAL_TOKEN_FILE = "VIRTUAL_TOKEN_FILE"
 ENV_VIRTUAL_CA_FILE = "VIRTUAL_CA_FILE"
@@ -202,10 +207,16 @@ CHART_VALUE_ENV: dict[str, str] = {
     "coredns.enabled": ENV_COREDNS_ENABLED,
     "syncer.image": ENV_SYNCER_IMAGE,
 }
+#: variables the chart sets from pod R-0's own fields (downward API ``fieldRef``): variable -> fieldPath
+CHART_FIELD_ENV: dict[str, str] = {
+    ENV_HOST_NAMESPACE: "metadata.namespace",
+    ENV_NODE_NAME: "spec.nodeName",
+    ENV_HOST_IP: "status.hostIP",
+}
 CHART_FIXED_ENV = frozenset({
-    ENV_VCLUSTER_NAME, ENV_HOST_NAMESPACE, ENV_VIRTUAL_SERVER, ENV_VIRTUAL_TOKEN_FILE, ENV_VIRTUAL_CA_FILE,
+    ENV_VCLUSTER_NAME, ENV_VIRTUAL_SERVER, ENV_VIRTUAL_TOKEN_FILE, ENV_VIRTUAL_CA_FILE,
     ENV_SERVICE_NAME, ENV_WORKLOAD_SERVICE_ACCOUNT, ENV_KUBELET_CERT_FILE, ENV_KUBELET_KEY_FILE,
-})
+}) | frozenset(CHART_FIELD_ENV)
 #: every variable the chart sets
 CHART_ENV = CHART_FIXED_ENV | frozenset(CHART_VALUE_ENV.values())
 #: variables the syncer reads that the chart does not set, with the default the chart relies on

@@ -17,7 +17,8 @@ def serve(port: int, ready: Callable[[], bool], host: str = "0.0.0.0") -> Thread
                 if ready():
                     self._answer(200, b"ok\n")
                 else:
-                    self._answer(503, b"not ready: first sync, default ServiceAccount or CoreDNS endpoints pending\n")
+                    self._answer(503, b"not ready: first sync, default ServiceAccount, CoreDNS endpoints or node "
+                                      b"pending\n")
             else:
                 self._answer(404, b"not found\n")
 

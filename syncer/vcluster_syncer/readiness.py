@@ -2,9 +2,9 @@
 
 Pod R-0 turns Ready only when the kubelet next probes the syncer's /readyz (every second) and then
 reports it; the plugin would read that up to about 1.5 s after the cluster was ready. So once
-:meth:`Syncer.ready` first holds (first sync done, default/default exists, DNS answers), the syncer
-sets condition :data:`contract.CONDITION_CLUSTER_READY` (status True) on its own pod, and the plugin's
-``VCluster.create`` returns on it. The kubelet keeps conditions it does not own. The condition says
+:meth:`Syncer.ready` first holds (first sync done, default/default exists, DNS answers, CoreDNS's node
+shown), the syncer sets condition :data:`contract.CONDITION_CLUSTER_READY` (status True) on its own pod,
+and the plugin's ``VCluster.create`` returns on it. The kubelet keeps conditions it does not own. The condition says
 "has been ready": it stays True when a container restarts later; the pod's Ready condition is the
 health signal after that.
 """
@@ -23,7 +23,7 @@ from .kube import PODS, ApiError, Conflict, Kube
 log = logging.getLogger(__name__)
 
 REASON = "VirtualClusterReady"
-MESSAGE = "first sync done, ServiceAccount default/default exists, DNS answers"
+MESSAGE = "first sync done, ServiceAccount default/default exists, DNS answers, its node is shown"
 
 
 def condition_patch(pod: dict[str, Any], now: str) -> dict[str, Any] | None:

@@ -203,6 +203,7 @@ class Syncer:
 
     def ready(self) -> bool:
         return (self.first_sync_done.is_set() and self.default_service_account.is_set()
+                and all(part.ready(self.context) for part in list(self.parts.values()))
                 and all(gate() for gate in self.readiness_gates))
 
     # ------------------------------------------------------------ synchronous driving (tests, debugging)

@@ -537,6 +537,8 @@ def test_only_apiserver_and_controller_manager_see_private_keys(default: Objects
 EXPECTED_ENV = {
     "VCLUSTER_NAME",
     "HOST_NAMESPACE",
+    "NODE_NAME",
+    "HOST_IP",
     "VIRTUAL_SERVER",
     "VIRTUAL_TOKEN_FILE",
     "VIRTUAL_CA_FILE",
@@ -566,6 +568,8 @@ def test_syncer_env_default(default: Objects) -> None:
     assert set(env) == EXPECTED_ENV
     assert env["VCLUSTER_NAME"] == RELEASE
     assert env["HOST_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert env["HOST_IP"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
     assert env["VIRTUAL_SERVER"] == "https://127.0.0.1:6443"
     assert env["SYNCER_IMAGE"] == containers(default)["syncer"]["image"]  # the helper init containers' image
     assert env["SERVICE_NAME"] == RELEASE

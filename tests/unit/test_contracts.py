@@ -233,6 +233,12 @@ class _Recorder(dict[str, str]):
         return super().__getitem__(key)
 
 
+#: pod R-0's fields as the kubelet would resolve the chart's downward API references
+NODE = "host-node-1"
+HOST_IP = "192.0.2.7"
+POD_FIELDS = {"metadata.namespace": NAMESPACE, "spec.nodeName": NODE, "status.hostIP": HOST_IP}
+
+
 def chart_env(helm: str, *sets: str) -> dict[str, str]:
     """The syncer container's environment as the chart renders it (downward API resolved)."""
     env: dict[str, str] = {}
@@ -240,8 +246,9 @@ def chart_env(helm: str, *sets: str) -> dict[str, str]:
         if "value" in item:
             env[item["name"]] = item["value"]
         else:
-            assert item["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, item
-            env[item["name"]] = NAMESPACE
+            field = contract.CHART_FIELD_ENV.get(item["name"])
+            assert item["valueFrom"] == {"fieldRef": {"fieldPath": field}}, item
+            env[item["name"]] = POD_FIELDS[field]
     return env
 
 
@@ -269,6 +276,7 @@ def test_the_chart_env_is_a_valid_syncer_config(helm: str) -> None:
     cfg, _ = load(chart_env(helm))
     assert cfg.vcluster_name == cfg.service_name == RELEASE
     assert cfg.host_namespace == NAMESPACE
+    assert (cfg.node_name, cfg.host_ip) == (NODE, HOST_IP)
     assert cfg.workload_service_account == contract.workload_service_account(RELEASE)
     assert cfg.virtual_server == contract.VIRTUAL_SERVER
     objs = render(helm)
@@ -380,6 +388,19 @@ def test_ports(helm: str, tmp_path: Path) -> None:
     assert vc.port_forward_command.endswith(
         f" pod/{contract.control_plane_pod(RELEASE)} {contract.LOCAL_PORT}:{contract.API_PORT}")
     assert ("StatefulSet", RELEASE) in objs  # whose pod is control_plane_pod(R)
+
+
+def test_the_chart_gives_the_syncer_its_pods_fields(helm: str) -> None:
+    """Every downward API variable of the contract, and only those, comes from pod R-0's fields; with CoreDNS
+    (the default) its node is the one a fresh cluster shows, without it none (no pod of the cluster runs)."""
+    env = containers(render(helm))["syncer"]["env"]
+    fields = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in env if "valueFrom" in item}
+    assert fields == contract.CHART_FIELD_ENV == {
+        "HOST_NAMESPACE": "metadata.namespace", "NODE_NAME": "spec.nodeName", "HOST_IP": "status.hostIP"}
+    settings = load(chart_env(helm))[0].settings("uid")
+    assert (settings.coredns_node, settings.coredns_node_ips) == (NODE, (HOST_IP,))
+    settings = load(chart_env(helm, "coredns.enabled=false"))[0].settings("uid")
+    assert (settings.coredns_node, settings.coredns_node_ips) == ("", ())
 
 
 def test_the_kubelet_port_is_written_in_the_contract_alone(helm: str) -> None:

@@ -57,6 +57,11 @@ class Part:
     def reconcile(self, ctx: Context, key: str) -> None:
         raise NotImplementedError
 
+    def ready(self, ctx: Context) -> bool:
+        """This part's share of the cluster's readiness (``Syncer.ready``), asked on every probe: keep it cheap
+        (the stores, no API call)."""
+        return True
+
     def subject(self, ctx: Context, key: str) -> Obj | None:
         """The virtual object a key is about: a failed sync is reported on it (a ``SyncError`` event), and a
         permanent failure is held until it changes. None: nothing to report on."""
@@ -142,6 +147,11 @@ class VirtualToHost(Part):
             if ref and ref[0] in kind_annotations:
                 keys.add(f"{ref[1]}/{ref[2]}")  # host copies whose virtual object may be gone
         return keys
+
+    def ready(self, ctx: Context) -> bool:
+        """This part's share of the cluster's readiness (``Syncer.ready``), asked on every probe: keep it cheap
+        (the stores, no API call)."""
+        return True
 
     def subject(self, ctx: Context, key: str) -> Obj | None:
         return ctx.vstore(self.kind).get(key)

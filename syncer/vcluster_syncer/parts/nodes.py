@@ -1,5 +1,5 @@
-"""Virtual Nodes for host nodes: fake ones for the nodes synced pods run on, or (SYNC_NODES_MODE=all)
-mirrors of every host node. Host -> virtual."""
+"""Virtual Nodes for host nodes: fake ones for the nodes the cluster's pods run on (synced pods, and pod R-0
+when it runs CoreDNS), or (SYNC_NODES_MODE=all) mirrors of every host node. Host -> virtual."""
 
 from __future__ import annotations
 
@@ -35,11 +35,23 @@ class Nodes(Part):
         return ctx.settings.nodes_mode == "all"
 
     def keys(self, ctx: Context) -> set[str]:
-        keys = {n for n in (((p.get("spec") or {}).get("nodeName")) for p in ctx.hstore(PODS).list()) if n}
-        keys.update(meta(n)["name"] for n in ctx.vstore(NODES).list() if nodes.is_ours(n, ctx.settings))
+        host_pods = ctx.hstore(PODS).list()
         if self.all_mode(ctx):
+            keys = {n for n in (((p.get("spec") or {}).get("nodeName")) for p in host_pods) if n}
             keys.update(ctx.informer(HOST, NODES).store.keys())
+        else:
+            keys = nodes.shown_nodes(host_pods, ctx.settings)
+        keys.update(meta(n)["name"] for n in ctx.vstore(NODES).list() if nodes.is_ours(n, ctx.settings))
         return keys
+
+    def ready(self, ctx: Context) -> bool:
+        """SYNC_NODES_MODE=synced: the node of the cluster's CoreDNS is shown, Ready. It is a key of the first
+        sync already; this holds the cluster's readiness when that reconcile failed, until a retry succeeds."""
+        name = ctx.settings.coredns_node
+        if not name or self.all_mode(ctx):
+            return True
+        vnode = ctx.vstore(NODES).get(name)
+        return vnode is not None and nodes.is_ready(vnode)
 
     def read_host_node(self, ctx: Context, name: str) -> Obj | None:
         """The host node, if the syncer may read nodes (its Role usually does not allow it)."""
@@ -65,11 +77,11 @@ class Nodes(Part):
             desired = nodes.mirrored_node(hnode, ctx.settings) if hnode else None
         else:
             host_pods = ctx.hstore(PODS).list()
-            used = any(((p.get("spec") or {}).get("nodeName")) == name for p in host_pods)
+            used = name in nodes.shown_nodes(host_pods, ctx.settings)
             # InternalIPs from the pods' hostIPs when the node is not readable; host pod events (hostIP set)
             # enqueue the node (Pods._on_host_pod), so it gets them as soon as a pod reports one
             desired = nodes.fake_node(name, self.read_host_node(ctx, name), ctx.now(), ctx.settings,
-                                      nodes.pod_host_ips(host_pods, name)) if used else None
+                                      nodes.known_host_ips(host_pods, name, ctx.settings)) if used else None
 
         if desired is None:
             if vnode is None:

@@ -1,10 +1,12 @@
 """Nodes and StorageClasses mirrored from the host into the virtual cluster.
 
-SYNC_NODES_MODE=synced (default): a *fake* virtual Node for each host node that runs synced pods. The
-syncer usually may not read host nodes (its Role is limited to N); when it can, the node's capacity and
-allocatable are copied, otherwise a nominal capacity is used. The Node exists so that a virtual pod can be
-bound (pods/binding) to the node its host copy runs on, and is deleted when no synced pod runs there. Its
-InternalIP is the host node's (read from the node, or from its pods' status.hostIPs).
+SYNC_NODES_MODE=synced (default): a *fake* virtual Node for each host node that runs the cluster's pods:
+synced pods, and pod R-0 when it runs the cluster's CoreDNS (so a fresh cluster shows one Node, as
+vcluster shows the node of its CoreDNS pod). The syncer usually may not read host nodes (its Role is
+limited to N); when it can, the node's capacity and allocatable are copied, otherwise a nominal capacity is
+used. The Node exists so that a virtual pod can be bound (pods/binding) to the node its host copy runs on,
+and is deleted when none of the cluster's pods runs there. Its InternalIP is the host node's (read from the
+node, or from its pods' status.hostIPs, or R-0's hostIP).
 
 SYNC_NODES_MODE=all: every host node is mirrored with its real labels, taints, capacity and conditions.
 """
@@ -54,6 +56,27 @@ def pod_host_ips(host_pods: Iterable[Mapping[str, Any]], node: str) -> list[str]
         if ips:
             return ips
     return []
+
+
+def shown_nodes(host_pods: Iterable[Mapping[str, Any]], settings: TranslatorSettings) -> set[str]:
+    """SYNC_NODES_MODE=synced: the host nodes the virtual cluster shows: those running synced pods
+    (``host_pods``), and the node of pod R-0 when it runs the cluster's CoreDNS."""
+    names = {n for n in (((p.get("spec") or {}).get("nodeName")) for p in host_pods) if n}
+    if settings.coredns_node:
+        names.add(settings.coredns_node)
+    return names
+
+
+def known_host_ips(host_pods: Iterable[Mapping[str, Any]], node: str, settings: TranslatorSettings) -> list[str]:
+    """Host node ``node``'s InternalIPs as far as the syncer knows them without reading the node: its synced
+    pods' (:func:`pod_host_ips`, dual-stack when the host is), else, for the node of pod R-0, R-0's hostIP."""
+    return pod_host_ips(host_pods, node) or (list(settings.coredns_node_ips) if node == settings.coredns_node else [])
+
+
+def is_ready(vnode: Mapping[str, Any]) -> bool:
+    """The node's Ready condition is True."""
+    conditions = ((vnode.get("status") or {}).get("conditions")) or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def kubelet_status(

@@ -35,6 +35,10 @@ class TranslatorSettings:
     kubelet_port: int = contract.KUBELET_PORT
     # the syncer's own image, which runs the helper init containers of host pods (helpers.py; "" = none)
     syncer_image: str = ""
+    # host node of pod R-0 when it runs the cluster's CoreDNS ("" = none): shown as a fake Node from the start,
+    # like the node of a synced pod (nodes.py); its IP (the pod's status.hostIP) until the node is readable
+    coredns_node: str = ""
+    coredns_node_ips: tuple[str, ...] = ()
 
     @property
     def owner_service(self) -> str:

@@ -21,6 +21,22 @@ def test_defaults() -> None:
     assert settings.service_uid == "uid" and settings.host_namespace == "ns"
 
 
+@pytest.mark.parametrize(("change", "node", "ips"), [
+    pytest.param({"NODE_NAME": "n1", "HOST_IP": "10.0.0.5", "COREDNS_ENABLED": "true"}, "n1", ("10.0.0.5",),
+                 id="CoreDNS in R-0: its node, with R-0's hostIP"),
+    pytest.param({"NODE_NAME": " n1 ", "HOST_IP": "", "COREDNS_ENABLED": "true"}, "n1", (),
+                 id="hostIP not known: the node without an IP"),
+    pytest.param({"NODE_NAME": "n1", "HOST_IP": "10.0.0.5", "COREDNS_ENABLED": "false"}, "", (),
+                 id="no CoreDNS: no pod of the cluster on R-0's node"),
+    pytest.param({"COREDNS_ENABLED": "true"}, "", (), id="outside the chart: node unknown"),
+    pytest.param({"NODE_NAME": "", "HOST_IP": "10.0.0.5", "COREDNS_ENABLED": "true"}, "", (),
+                 id="an IP without a node is not used"),
+])
+def test_the_node_of_coredns(change: dict[str, str], node: str, ips: tuple[str, ...]) -> None:
+    settings = load_config({**BASE, **change}, check_files=False).settings("uid")
+    assert (settings.coredns_node, settings.coredns_node_ips) == (node, ips)
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
