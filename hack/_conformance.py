@@ -49,10 +49,6 @@ SAMPLE_FILE = REPO / "hack" / "conformance-sample.txt"
 JUNIT_NAME = "junit_01.xml"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 TARGETS = ("host", "vcluster")
-#: a pod kept running in the virtual cluster's kube-system, so that it has a (fake) Node from the
-#: start: the suite's set-up needs a ready schedulable node, and the syncer creates a virtual Node
-#: only for a host node that runs one of its pods.
-ANCHOR_POD = "conformance-node-anchor"
 
 
 # ---------------------------------------------------------------------------------- pure logic
@@ -397,30 +393,17 @@ def _values(files: Sequence[str]) -> dict[str, Any]:
     return deep_merge(*(load_values_file(Path(f), source="--values") for f in files))
 
 
-def _anchor_node(vc: Any, image: str, timeout: float = 300.0) -> str:
-    """Runs the anchor pod in the virtual kube-system until the cluster has a ready Node; its name."""
+def ready_nodes(vc: Any) -> list[str]:
+    """The virtual cluster's ready Nodes, asked once. A fresh cluster shows the host node of its CoreDNS (pod
+    R-0's), Ready, by the time it is ready: the suite's set-up needs a ready schedulable node."""
     from kubernetes import client
 
-    core = client.CoreV1Api(vc.api_client)
-    pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(name=ANCHOR_POD, labels={"app": ANCHOR_POD}),
-        spec=client.V1PodSpec(
-            containers=[client.V1Container(name="pause", image=image, image_pull_policy="IfNotPresent")],
-            termination_grace_period_seconds=0,
-        ),
-    )
-    core.create_namespaced_pod("kube-system", pod)
-
-    def ready_node() -> str | None:
-        p = core.read_namespaced_pod(ANCHOR_POD, "kube-system")
-        node_name = p.spec.node_name if p.spec else None
-        if not node_name or p.status is None or p.status.phase != "Running":
-            return None
-        node = core.read_node(node_name)
+    names = []
+    for node in client.CoreV1Api(vc.api_client).list_node().items:
         conditions = (node.status.conditions if node.status else None) or []
-        return node_name if any(c.type == "Ready" and c.status == "True" for c in conditions) else None
-
-    return str(vc.wait("a ready node (the anchor pod running)", ready_node, timeout=timeout))
+        if any(c.type == "Ready" and c.status == "True" for c in conditions):
+            names.append(node.metadata.name)
+    return sorted(names)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -577,9 +560,6 @@ def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_ku
     from pytest_vcluster.core import labels, naming
     from pytest_vcluster.core.settings import DEFAULT_SYNCER_BASE_IMAGE
 
-    sys.path.insert(0, str(REPO / "hack"))
-    from _host import versions
-
     host = Host.from_kubeconfig(str(host_kubeconfig))
     host.image_loader = os.environ.get("VCLUSTER_IMAGE_LOADER")
     run_id = naming.new_run_id()
@@ -594,8 +574,12 @@ def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_ku
                                                                   DEFAULT_SYNCER_BASE_IMAGE),
                                  progress=lambda line: print(f"    {line}", flush=True))
             print(f"    {vc.name} in host namespace {vc.host_namespace}", flush=True)
-        with steps.step("a node in the virtual cluster (anchor pod)"):
-            print(f"    node {_anchor_node(vc, versions.PAUSE_IMAGE)}", flush=True)
+        with steps.step("a ready node in the virtual cluster (its CoreDNS's)"):
+            nodes = ready_nodes(vc)
+            if not nodes:
+                raise SystemExit("conformance: the fresh virtual cluster lists no ready Node (the suite's set-up "
+                                 "needs one)")
+            print(f"    node {', '.join(nodes)}", flush=True)
         with steps.step("suite in the virtual cluster"):
             t0 = time.monotonic()
             result = run_suite(tools, vc.kubeconfig_path, report_dir / "vcluster", kubectl,
