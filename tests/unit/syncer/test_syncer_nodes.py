@@ -236,8 +236,9 @@ def test_node_of_coredns_gets_its_heartbeat_without_pods() -> None:
     assert later["lastTransitionTime"] == first["lastTransitionTime"] == "2023-11-14T22:13:20Z"
 
 
-def test_fork_on_another_node_drops_the_templates_node() -> None:
-    """A fork's etcd holds its template's node; its R-0 runs elsewhere: the old node goes in the first sync."""
+def test_a_stale_node_of_ours_goes_in_the_first_sync() -> None:
+    """A fake node in etcd that neither R-0 nor a pod of the cluster runs on (written there before this syncer
+    started: snapshots leave Nodes out, so a fork does not get its template's) goes in the first sync."""
     w = coredns_world()
     w.virtual.put(NODES, fake_node("template-node", None, NOW, CORE))
     w.syncer.sync_once()
