@@ -1,8 +1,9 @@
 """Workloads in a virtual cluster behave as in a real cluster, on the real host (`hack/host up`).
 
 Storage (a claim binds through the host's provisioner, pods write and read it back, host StorageClasses
-mirrored), nodes (a node per host node that runs the cluster's pods; all host nodes with their labels and
-capacity, and a DaemonSet with one ready pod per host node), NetworkPolicies (a deny-all policy blocks and
+mirrored), nodes (a node per host node that runs the cluster's pods, so a fresh cluster shows the node of its
+CoreDNS, pod R-0's; all host nodes with their labels and capacity, and a DaemonSet with one ready pod per host
+node), NetworkPolicies (a deny-all policy blocks and
 then, deleted, lets traffic through again, through its translated host copy), events (what the host did to a
 synced pod, told about the virtual pod) and teardown with every option on (nothing of the release is left in
 the host, namespaced or cluster-scoped).
@@ -31,6 +32,7 @@ from kubernetes import client
 
 from pytest_vcluster import Host, VCluster
 from pytest_vcluster.core.cleanup import CLUSTER_SCOPED_LABEL
+from pytest_vcluster.core.contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
@@ -192,9 +194,41 @@ def test_host_storage_classes_visible_and_named_class_binds(full: Env) -> None:
 # ---------------------------------------------------------------------------------------------- 2. nodes
 
 
+def control_plane_pod(env: Env) -> client.V1Pod:
+    """Pod R-0 on the host: etcd, the API server, the syncer and CoreDNS."""
+    return env.hcore.read_namespaced_pod(contract.control_plane_pod(env.release), env.hns)
+
+
+@pytest.mark.vcluster(timeout=CREATE_TIMEOUT)
+def test_a_fresh_cluster_shows_the_node_of_its_coredns(vcluster: VCluster) -> None:
+    """Before any pod of a test runs, a fresh cluster (chart defaults) lists one Node, Ready and schedulable:
+    the host node of pod R-0, which runs its CoreDNS (vcluster shows the node of its CoreDNS pod). Read at
+    once: the cluster's readiness, which the plugin waited for, includes it. Its InternalIP is R-0's hostIP."""
+    env = Env(vcluster, vcluster.host.api_client)
+    vnodes = env.vcore.list_node().items
+    assert env.vcore.list_pod_for_all_namespaces().items == []  # no pod in the virtual cluster at all
+    r0 = control_plane_pod(env)
+    assert [n.metadata.name for n in vnodes] == [r0.spec.node_name]
+    node = vnodes[0]
+    assert (node.metadata.labels or {}).get(FAKE_NODE_LABEL) == "true", node.metadata.labels
+    assert [(c.type, c.status) for c in node.status.conditions or []] == [("Ready", "True")]
+    assert not node.spec.taints and not node.spec.unschedulable, node.spec
+    assert [a.address for a in node.status.addresses if a.type == "InternalIP"] == [r0.status.host_ip]
+    # a pod placed there by the host is bound to it, and the node stays after the last pod is gone
+    ns = env.namespace("first")
+    env.vcore.create_namespaced_pod(ns, pod("only", container(SHELL, ["sleep", "3600"])))
+    assert env.wait_running(ns, "only").spec.node_name == r0.spec.node_name  # one host node here
+    env.vcore.delete_namespaced_pod("only", ns)
+    host_copy = env.vc.host_name("Pod", "only", ns)
+    wait("the pod gone, on both sides", lambda: gone(lambda: env.vcore.read_namespaced_pod("only", ns))
+         and gone(lambda: env.hcore.read_namespaced_pod(host_copy, env.hns)), timeout=120)
+    time.sleep(2.0)  # the syncer reconciles the node on the host pod's deletion (an unused node went in ms)
+    assert [n.metadata.name for n in env.vcore.list_node().items] == [r0.spec.node_name]
+
+
 def test_synced_nodes_one_per_host_node_running_pods(plain: Env) -> None:
     """sync.fromHost.nodes.mode=synced (default): one (fake) virtual node per host node that runs the cluster's
-    pods, named like it; the pod is bound to it."""
+    pods (its synced pods, and pod R-0 with CoreDNS), named like it; the pod is bound to it."""
     ns = plain.namespace("nodes")
     plain.vcore.create_namespaced_pod(ns, pod("sleeper", container(SHELL, ["sleep", "3600"])))
     vpod = plain.wait_running(ns, "sleeper")
@@ -203,7 +237,7 @@ def test_synced_nodes_one_per_host_node_running_pods(plain: Env) -> None:
 
     def used_host_nodes() -> set[str]:
         pods = plain.hcore.list_namespaced_pod(plain.hns, label_selector=f"{MANAGED_BY}={plain.release}").items
-        return {p.spec.node_name for p in pods if p.spec.node_name}
+        return {p.spec.node_name for p in pods if p.spec.node_name} | {control_plane_pod(plain).spec.node_name}
 
     expected = used_host_nodes()
     assert expected == {hpod.spec.node_name}  # one host node here
