@@ -553,6 +553,13 @@ def from_reports(report_dir: Path, markdown_file: Path | None) -> int:
     return exit_status(results)
 
 
+def _suite_minor() -> str:
+    """The minor of the e2e.test this script builds (the host's Kubernetes): ``"1.33"``."""
+    from _host import versions
+
+    return ".".join(versions.KUBERNETES.lstrip("v").split(".")[:2])
+
+
 def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_kubeconfig: Path, report_dir: Path,
                     kubectl: str, steps: Steps, walls: dict[str, float],
                     common: Mapping[str, Any]) -> dict[str, SpecResult] | None:
@@ -567,13 +574,17 @@ def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_ku
     try:
         with steps.step("virtual cluster (with the syncer image of this checkout, put on the host first)"):
             # The plugin's labels (run, pid, host, created): the reaper removes it if this process dies.
+            # At the suite's own version (e2e.test is built at the host's Kubernetes), not the chart's default
+            # (1.37): a suite must match its API server; e2e.test v1.33 against v1.37 fails a spec on skew alone
+            # (docs/kubernetes-versions.md). --values/--set image tags still win.
             vc = VCluster.create(host, values=args.values_merged, set=args.set or None, timeout=300,
+                                 kubernetes=_suite_minor(),
                                  name=naming.make_name(run_id, "conformance", 1),
                                  labels=labels.namespace_labels(run_id, "conformance"), syncer_image="auto",
                                  syncer_base_image=os.environ.get("VCLUSTER_SYNCER_BASE_IMAGE",
                                                                   DEFAULT_SYNCER_BASE_IMAGE),
                                  progress=lambda line: print(f"    {line}", flush=True))
-            print(f"    {vc.name} in host namespace {vc.host_namespace}", flush=True)
+            print(f"    {vc.name} in host namespace {vc.host_namespace}, Kubernetes {_suite_minor()}", flush=True)
         with steps.step("a ready node in the virtual cluster (its CoreDNS's)"):
             nodes = ready_nodes(vc)
             if not nodes:
