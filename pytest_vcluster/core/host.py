@@ -439,7 +439,8 @@ def ensure_kind(
     run_pid: int | None = None,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> Host:
-    """The kind cluster ``--vcluster-kind-cluster``: reused if present, else created (once, under a lock).
+    """The kind cluster ``--vcluster-kind-cluster``: reused if present, else created (once, under a lock), from
+    ``--vcluster-kind-config`` when given (kind's own cluster config: nodes, their roles, networking).
 
     ``run_id``/``run_pid`` register the run as a user of the cluster (``run_pid`` is the process that
     ends the run: the xdist controller), so the cluster is deleted only when its last live user ends.
@@ -456,11 +457,14 @@ def ensure_kind(
             (users / run_id).write_text(str(run_pid or os.getpid()))
         clusters = _run([kind, "get", "clusters"], what="listing kind clusters", timeout=60).split()
         if name not in clusters:
-            progress(f"creating kind cluster {name} (node image {settings.kind_image or 'kind default'})")
+            config = f", config {settings.kind_config}" if settings.kind_config else ""
+            progress(f"creating kind cluster {name} (node image {settings.kind_image or 'kind default'}{config})")
             started = time.monotonic()
             command = [kind, "create", "cluster", "--name", name, "--wait", "180s"]
             if settings.kind_image:
                 command += ["--image", settings.kind_image]
+            if settings.kind_config:
+                command += ["--config", str(settings.kind_config)]
             kind_marker(state_dir, name).write_text(str(run_pid or os.getpid()))
             try:
                 _run(command, what="creating kind cluster", timeout=900)

@@ -49,6 +49,9 @@ class Settings:
     syncer_base_image: str = DEFAULT_SYNCER_BASE_IMAGE
     #: the node image of a kind host this run creates (None: kind's own default)
     kind_image: str | None = None
+    #: kind's own cluster config for a kind host this run creates (``kind create cluster --config``; None: kind's
+    #: default, one node)
+    kind_config: Path | None = None
     #: warm pool: clusters of the session's options kept ready ahead of demand (0: no pool)
     pool: int = 0
     #: leave the pool's unclaimed clusters for the next run

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, yaml_problem
 from ..core.kubernetes import versions_of
 from ..core.settings import (
     CONNECT_CHOICES,
@@ -148,6 +148,40 @@ def _kind_image(raw: _Raw, so_far: Mapping[str, Any]) -> str:
     return image
 
 
+KIND_CONFIG_FIX = ("pass a kind cluster config (kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4; "
+                   "https://kind.sigs.k8s.io/docs/user/configuration/), or leave the option out for kind's one-node "
+                   "default")
+
+
+def _kind_config(raw: _Raw, so_far: Mapping[str, Any]) -> Path:
+    """kind's own cluster config (``kind create cluster --config``): an existing, readable YAML file holding a
+    kind ``Cluster``, checked here rather than minutes later by kind."""
+    import yaml
+
+    path = _path(raw)
+    if so_far.get("host") == "kubeconfig":
+        raise ConfigError(
+            f"{raw.source} cannot be used with --vcluster-host=kubeconfig: it is the cluster config of a kind host"
+        )
+    if not path.exists():
+        raise ConfigError(f"{raw.source}: kind cluster config not found: {path}: {KIND_CONFIG_FIX}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{raw.source}: cannot read kind cluster config {path}: {exc.strerror or exc}: "
+                          f"{KIND_CONFIG_FIX}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problem = yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else "not UTF-8 text"
+        raise ConfigError(f"{raw.source}: cannot read kind cluster config {path} as YAML: {problem}: fix the file, or "
+                          "leave the option out for kind's one-node default") from None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    api = str(data.get("apiVersion") or "") if isinstance(data, dict) else ""
+    if kind != "Cluster" or not api.startswith("kind.x-k8s.io/"):
+        found = f"kind {kind!r}, apiVersion {api!r}" if isinstance(data, dict) else f"a YAML {type(data).__name__}"
+        raise ConfigError(f"{raw.source}: {path} is not a kind cluster config ({found}): {KIND_CONFIG_FIX}")
+    return path
+
+
 MAX_POOL = 20
 
 
@@ -230,6 +264,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("kind-image", "kind_image",
            "node image of the kind cluster this run creates (kind create cluster --image). Default: kind's own.",
            metavar="REF", parse=_kind_image),
+    Option("kind-config", "kind_config",
+           "kind's own cluster config for the kind cluster this run creates (kind create cluster --config), e.g. "
+           "one control-plane and two worker nodes; a cluster that exists already is used as it is. "
+           "Default: kind's one-node cluster.",
+           metavar="FILE", parse=_kind_config),
     Option("chart", "chart", "Helm chart of the virtual cluster (default: the chart shipped with pytest-vcluster).",
            metavar="PATH", parse=_chart),
     Option("kubernetes", "kubernetes",

@@ -25,10 +25,16 @@ def kubeconfig_host(path: Path, context: str | None) -> str:
     return f"kubeconfig {path} (context {context or '?'}, server {server})"
 
 
+def kind_part(settings: Settings) -> str:
+    """``kind cluster NAME``, and the kind config it is created from when one is given."""
+    config = f" (config {settings.kind_config})" if settings.kind_config is not None else ""
+    return f"kind cluster {settings.kind_cluster}{config}"
+
+
 def host_part(settings: Settings, env: Mapping[str, str]) -> str:
     """The host this run uses, as far as it is known without contacting a cluster."""
     if settings.host == "kind":
-        return f"kind cluster {settings.kind_cluster}"
+        return kind_part(settings)
     if settings.host_kubeconfig is not None:
         return kubeconfig_host(settings.host_kubeconfig, settings.host_context)
     if settings.host == "kubeconfig":
@@ -36,7 +42,7 @@ def host_part(settings: Settings, env: Mapping[str, str]) -> str:
     missing = kind_missing(env)
     if missing:
         return f"no host: no host kubeconfig given, and kind cannot run ({', '.join(missing)} not on PATH)"
-    return f"kind cluster {settings.kind_cluster}"
+    return kind_part(settings)
 
 
 def header_line(settings: Settings, env: Mapping[str, str]) -> str:

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.usefixtures("clean_vcluster_env")
 
 REFUSED = "http://127.0.0.1:1"  # nothing listens on port 1: connection refused at once
 LONG_NAME = "a" * 51
+KIND_CONFIG = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"
 
 
 @dataclass
@@ -84,6 +85,21 @@ USAGE = {
     "kind-image-with-kubeconfig-host": Case("ERROR: --vcluster-kind-image cannot be used with "
                                             "--vcluster-host=kubeconfig: it is the node image of a kind host",
                                             args=("--vcluster-host=kubeconfig", "--vcluster-kind-image=k/node:v1")),
+    "kind-config-missing": Case("ERROR: --vcluster-kind-config: kind cluster config not found: */nodes.yaml: pass a "
+                                "kind cluster config (kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4; "
+                                "https://kind.sigs.k8s.io/docs/user/configuration/), or leave the option out for "
+                                "kind's one-node default", args=("--vcluster-kind-config=nodes.yaml",)),
+    "kind-config-not-kind": Case("ERROR: --vcluster-kind-config: */values.yaml is not a kind cluster config (kind "
+                                 "None, apiVersion ''): pass a kind cluster config *",
+                                 args=("--vcluster-kind-config=values.yaml",), files={"values.yaml": "replicas: 2\n"}),
+    "kind-config-with-kubeconfig-host": Case("ERROR: --vcluster-kind-config cannot be used with "
+                                             "--vcluster-host=kubeconfig: it is the cluster config of a kind host",
+                                             args=("--vcluster-host=kubeconfig", "--vcluster-kind-config=kind.yaml"),
+                                             files={"kind.yaml": KIND_CONFIG}),
+    "env-kind-config": Case("ERROR: VCLUSTER_KIND_CONFIG: kind cluster config not found: */gone.yaml: pass a kind "
+                            "cluster config *", env={"VCLUSTER_KIND_CONFIG": "gone.yaml"}),
+    "ini-kind-config": Case("ERROR: ini option vcluster_kind_config: kind cluster config not found: */gone.yaml: "
+                            "pass a kind cluster config *", ini="vcluster_kind_config = gone.yaml"),
     "syncer-base-image": Case("ERROR: --vcluster-syncer-base-image='Not An Image' is not valid: give an image "
                               "reference with Python 3.11, e.g. python:3.11-slim-bookworm",
                               args=("--vcluster-syncer-base-image=Not An Image",)),

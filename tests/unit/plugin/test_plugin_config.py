@@ -284,6 +284,74 @@ def test_bad_image_options(tmp_path: Path, cli: dict[str, Any], message: str) ->
     assert str(info.value) == message
 
 
+KIND_CONFIG = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n"
+KIND_CONFIG_FIX = ("pass a kind cluster config (kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4; "
+                   "https://kind.sigs.k8s.io/docs/user/configuration/), or leave the option out for kind's one-node "
+                   "default")
+
+
+def test_kind_config_from_cli_env_and_ini(tmp_path: Path) -> None:
+    """--vcluster-kind-config, VCLUSTER_KIND_CONFIG and ini vcluster_kind_config: a path relative to the working
+    directory (command line, environment) or to the ini file's directory (ini), in that precedence."""
+    (tmp_path / "ini").mkdir()
+    for name in ("cli.yaml", "env.yaml", "ini/ini.yaml"):
+        (tmp_path / name).write_text(KIND_CONFIG)
+    assert _resolve(tmp_path).kind_config is None
+
+    def resolved(**layers: Any) -> Path | None:
+        return resolve(layers.get("cli", {}), layers.get("ini", {}), layers.get("env", {}), cwd=tmp_path,
+                       inidir=tmp_path / "ini").kind_config
+
+    assert resolved(ini={"vcluster_kind_config": "ini.yaml"}) == tmp_path / "ini" / "ini.yaml"
+    assert resolved(ini={"vcluster_kind_config": "ini.yaml"}, env={"VCLUSTER_KIND_CONFIG": "env.yaml"}) == (
+        tmp_path / "env.yaml")
+    assert resolved(ini={"vcluster_kind_config": "ini.yaml"}, env={"VCLUSTER_KIND_CONFIG": "env.yaml"},
+                    cli={"vcluster_kind_config": "cli.yaml"}) == tmp_path / "cli.yaml"
+    assert resolved(cli={"vcluster_kind_config": "cli.yaml", "vcluster_host": "kind"}) == tmp_path / "cli.yaml"
+
+
+def _kind_config_error(tmp_path: Path, **layers: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        resolve(layers.get("cli", {}), layers.get("ini", {}), layers.get("env", {}), cwd=tmp_path, inidir=tmp_path)
+    return str(info.value)
+
+
+def test_kind_config_missing_names_the_value_and_the_fix(tmp_path: Path) -> None:
+    assert _kind_config_error(tmp_path, cli={"vcluster_kind_config": "nodes.yaml"}) == (
+        f"--vcluster-kind-config: kind cluster config not found: {tmp_path / 'nodes.yaml'}: {KIND_CONFIG_FIX}")
+    assert _kind_config_error(tmp_path, env={"VCLUSTER_KIND_CONFIG": "gone.yaml"}) == (
+        f"VCLUSTER_KIND_CONFIG: kind cluster config not found: {tmp_path / 'gone.yaml'}: {KIND_CONFIG_FIX}")
+    assert _kind_config_error(tmp_path, ini={"vcluster_kind_config": "x.yaml"}) == (
+        f"ini option vcluster_kind_config: kind cluster config not found: {tmp_path / 'x.yaml'}: {KIND_CONFIG_FIX}")
+
+
+def test_kind_config_unreadable_or_not_a_kind_cluster(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    assert _kind_config_error(tmp_path, cli={"vcluster_kind_config": "folder"}) == (
+        f"--vcluster-kind-config: cannot read kind cluster config {tmp_path / 'folder'}: Is a directory: "
+        f"{KIND_CONFIG_FIX}")
+    (tmp_path / "bad.yaml").write_text("kind: [Cluster\n")
+    assert _kind_config_error(tmp_path, cli={"vcluster_kind_config": "bad.yaml"}) == (
+        f"--vcluster-kind-config: cannot read kind cluster config {tmp_path / 'bad.yaml'} as YAML: expected ',' or "
+        "']', but got '<stream end>' at line 2, column 1: fix the file, or leave the option out for kind's one-node "
+        "default")
+    (tmp_path / "values.yaml").write_text("replicas: 2\n")
+    assert _kind_config_error(tmp_path, cli={"vcluster_kind_config": "values.yaml"}) == (
+        f"--vcluster-kind-config: {tmp_path / 'values.yaml'} is not a kind cluster config (kind None, apiVersion ''): "
+        f"{KIND_CONFIG_FIX}")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    assert _kind_config_error(tmp_path, cli={"vcluster_kind_config": "list.yaml"}) == (
+        f"--vcluster-kind-config: {tmp_path / 'list.yaml'} is not a kind cluster config (a YAML list): "
+        f"{KIND_CONFIG_FIX}")
+
+
+def test_kind_config_refused_with_a_kubeconfig_host(tmp_path: Path) -> None:
+    (tmp_path / "kind.yaml").write_text(KIND_CONFIG)
+    assert _kind_config_error(tmp_path, cli={"vcluster_host": "kubeconfig", "vcluster_kind_config": "kind.yaml"}) == (
+        "--vcluster-kind-config cannot be used with --vcluster-host=kubeconfig: it is the cluster config of a kind "
+        "host")
+
+
 def test_library_path_imports_no_pytest() -> None:
     """``VCluster.create`` and the rest of the core are usable without pytest: no core module imports it, nor
     does ``python -m pytest_vcluster`` (the manager's bookkeeping is the pytest layer's, ``pytest_vcluster.plugin``)."""

@@ -191,6 +191,8 @@ def test_header_names_kind_cluster_or_no_host(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(_hostprovider.shutil, "which", which("kind", "docker"))
     assert _report.host_part(Settings(), env) == "kind cluster pytest-vcluster"
     assert _report.host_part(Settings(host="kind", kind_cluster="mine"), env) == "kind cluster mine"
+    assert _report.host_part(Settings(kind_config=Path("/c/kind.yaml")), env) == (
+        "kind cluster pytest-vcluster (config /c/kind.yaml)")
     monkeypatch.setattr(_hostprovider.shutil, "which", which())
     assert _report.host_part(Settings(host="kind", kind_cluster="mine"), env) == "kind cluster mine"
     assert _report.host_part(Settings(), env) == (

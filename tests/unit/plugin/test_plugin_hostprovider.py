@@ -199,3 +199,26 @@ def test_ensure_kind_creates_once_and_reuses(tmp_path: Path, monkeypatch: pytest
     _hostprovider.ensure_kind(Settings(host="kind", kind_cluster="k"), shared, run_id="bbbbbb")
     assert ["create", "cluster"] not in calls
     assert sorted(p.name for p in (shared / "k.users").iterdir()) == ["aaaaaa", "bbbbbb"]
+
+
+def test_ensure_kind_creates_from_the_kind_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--vcluster-kind-config goes to `kind create cluster --config FILE` (with --image, which kind applies to
+    every node of the config); the progress line names it."""
+    created: list[list[str]] = []
+    kc_text = kubeconfig(tmp_path, context="kind-k").read_text()
+
+    def fake_run(cmd: list[str], **kw: object) -> str:
+        if cmd[1:3] == ["create", "cluster"]:
+            created.append(cmd)
+        return kc_text if cmd[1:3] == ["get", "kubeconfig"] else ""
+
+    monkeypatch.setattr(_hostprovider.shutil, "which", lambda name: "/bin/kind")
+    monkeypatch.setattr(_hostprovider, "_run", fake_run)
+    monkeypatch.setattr(Host, "check_reachable", lambda self, timeout=15: "v1.33.0")
+    config = tmp_path / "three-nodes.yaml"
+    lines: list[str] = []
+    settings = Settings(host="kind", kind_cluster="k", kind_image="local/node:v1", kind_config=config)
+    _hostprovider.ensure_kind(settings, tmp_path / "shared", progress=lines.append)
+    assert created == [["/bin/kind", "create", "cluster", "--name", "k", "--wait", "180s", "--image", "local/node:v1",
+                        "--config", str(config)]]
+    assert lines[0] == f"creating kind cluster k (node image local/node:v1, config {config})"

@@ -12,6 +12,7 @@ OPTIONS = [
     "--vcluster-kind-cluster=NAME",
     "--vcluster-kind-keep*",
     "--vcluster-kind-image=REF",
+    "--vcluster-kind-config=FILE",
     "--vcluster-chart=PATH",
     "--vcluster-values=FILE",
     "--vcluster-set=KEY=VALUE",
