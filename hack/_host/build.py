@@ -320,41 +320,52 @@ def control_plane_cached(plane: versions.ControlPlane) -> bool:
     return all(cached(b) for b in control_plane_builds(plane))
 
 
-# The ginkgo CLI at the version k8s.io/kubernetes v1.33.13's go.mod requires (its e2e.test is
-# built with that library; the CLI and the library must agree).
-GINKGO = "v2.21.0"
+def conformance_builds(suite: versions.Suite | None = None) -> list[GoBuild]:
+    """Kubernetes' end-to-end suite (e2e.test) of ``suite`` (default: the host's own version's) and the ginkgo
+    CLI that runs it in parallel, at the version that release's go.mod requires (the CLI and the library must
+    agree).
 
-
-def conformance_builds() -> list[GoBuild]:
-    """Kubernetes' end-to-end suite (e2e.test) and the ginkgo CLI that runs it in parallel.
-
-    Not part of builds(): only hack/conformance needs them (a cold e2e.test build is long).
+    Not part of builds(): only hack/conformance needs them (a cold e2e.test build is long). The suite of a
+    virtual control plane's minor (1.37) is built in the same wrapper module as that minor's kube-apiserver
+    (control_plane_builds): same dependency versions and flags, so Go's build cache shares their packages.
+    Such a suite also gets the kubectl of its version (the host's is v1.33.13: kubectl supports one minor of
+    skew, and the kubectl specs run it against the suite's API server).
     """
+    suite = suite or versions.SUITES[versions.HOST_MINOR]
+    kubectl = [] if suite.kubernetes == versions.KUBERNETES else [GoBuild(
+        name="kubectl",
+        module="k8s.io/kubernetes",
+        version=suite.kubernetes,
+        packages=("k8s.io/kubernetes/cmd/kubectl",),
+        ldflags=_kube_ldflags(suite.kubernetes),
+        staging_version=suite.staging,
+    )]
     return [
         GoBuild(
             name="e2e",
             module="k8s.io/kubernetes",
-            version=versions.KUBERNETES,
+            version=suite.kubernetes,
             packages=("k8s.io/kubernetes/test/e2e",),
-            ldflags=_kube_ldflags(),
-            staging_version=versions.KUBERNETES_STAGING,
+            ldflags=_kube_ldflags(suite.kubernetes),
+            staging_version=suite.staging,
             test_package=True,
             # The proxy refuses k8s.io/sample-apiserver v0.33.10-v0.33.13; v0.33.0 has the aggregator spec's types.
-            module_versions=(("k8s.io/sample-apiserver", versions.SAMPLE_APISERVER),),
+            module_versions=(("k8s.io/sample-apiserver", suite.sample_apiserver),) if suite.sample_apiserver else (),
         ),
         GoBuild(
             name="ginkgo",
             module="github.com/onsi/ginkgo/v2",
-            version=GINKGO,
+            version=suite.ginkgo,
             packages=("github.com/onsi/ginkgo/v2/ginkgo",),
             ldflags="-s -w",
         ),
+        *kubectl,
     ]
 
 
-def build_conformance() -> dict[str, Path]:
-    """Builds (or finds cached) e2e.test and ginkgo; returns name -> binary path."""
-    return _build_each(conformance_builds())
+def build_conformance(suite: versions.Suite | None = None) -> dict[str, Path]:
+    """Builds (or finds cached) e2e.test and ginkgo of ``suite``; returns name -> binary path."""
+    return _build_each(conformance_builds(suite))
 
 
 def cached(build: GoBuild) -> bool:

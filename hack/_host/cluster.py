@@ -587,6 +587,18 @@ def served_control_planes(layout: Layout) -> list[versions.ControlPlane]:
     return [p for p in versions.CONTROL_PLANES.values() if all(i in present for i in p.images)]
 
 
+def serve_suite(layout: Layout, suite: versions.Suite) -> list[str]:
+    """What a conformance suite pulls (hack/conformance, before it runs the suite): its minor's virtual control
+    plane, and suite.images built unless cached (agnhost and nnp from the suite's Kubernetes, the images on them)
+    and pushed to the registry under upstream's names. ``hack/host up`` serves neither for a suite other than
+    the host's own: a run that asks pays once per version. Returns the upstream names pushed now."""
+    serve_control_planes(layout, [versions.control_plane(suite.minor)])
+    if not suite.images:
+        return []
+    images.build_images(layout, {}, images.suite_images(suite, build_outputs()))
+    return registry.push(layout, [(s.upstream, s.local) for s in suite.images])
+
+
 def _start_control_plane(layout: Layout, daemons: dict[str, Proc], ip: str) -> None:
     with step("control plane (etcd, kube-apiserver, controller-manager, scheduler)"):
         start(layout, daemons["etcd"])

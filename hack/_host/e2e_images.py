@@ -6,7 +6,9 @@ from its module) on a Debian root made by debootstrap, or is a stand-in that kee
 the behaviour the specs and manifests rely on.  versions.SERVED_IMAGES lists every
 upstream name with what stands behind it; hack/_host/images.py builds the local
 images through its catalogue and hack/host pushes versions.MIRRORED_IMAGES into
-its local registry.
+its local registry.  A conformance suite of another version (versions.Suite) adds
+the names its own manifest.go gives, with agnhost and nnp built at its version
+(images.suite_images; hack/conformance serves them when a run asks for the suite).
 """
 
 from __future__ import annotations
@@ -31,15 +33,18 @@ TOOLS_PACKAGES = (
 )
 
 
-def agnhost_build() -> GoBuild:
-    """agnhost and nnp (the nonewprivs image's program) from Kubernetes' module, as upstream builds them."""
+def agnhost_build(kubernetes: str = versions.KUBERNETES) -> GoBuild:
+    """agnhost and nnp (the nonewprivs image's program) from Kubernetes' module at ``kubernetes`` (the host's
+    version, or a conformance suite's: versions.Suite.kubernetes), as upstream builds them. Built in the wrapper
+    module of that version's other builds (the host's Kubernetes, a control plane's, e2e.test): their compiled
+    packages are shared."""
     return GoBuild(
         name="agnhost",
         module="k8s.io/kubernetes",
-        version=versions.KUBERNETES,
+        version=kubernetes,
         packages=("k8s.io/kubernetes/test/images/agnhost", "k8s.io/kubernetes/test/images/nonewprivs"),
         ldflags="-s -w",
-        staging_version=versions.KUBERNETES_STAGING,
+        staging_version="v0." + kubernetes.split(".", 1)[1],
     )
 
 
@@ -62,12 +67,13 @@ def sample_apiserver_build() -> GoBuild:
     )
 
 
-def kubernetes_source() -> Path:
-    """The k8s.io/kubernetes module in the module cache (its test/images files go into images)."""
+def kubernetes_source(kubernetes: str = versions.KUBERNETES) -> Path:
+    """The k8s.io/kubernetes module at ``kubernetes`` in the module cache (its test/images files go into images;
+    agnhost_build(kubernetes) downloads it)."""
     modcache = run(["go", "env", "GOMODCACHE"], capture=True).strip()
-    src = Path(modcache) / f"k8s.io/kubernetes@{versions.KUBERNETES}"
+    src = Path(modcache) / f"k8s.io/kubernetes@{kubernetes}"
     if not src.is_dir():
-        raise HostError(f"{src} is missing: build Kubernetes first (hack/host up builds it)")
+        raise HostError(f"{src} is missing: build Kubernetes {kubernetes} first (hack/host up builds the host's)")
     return src
 
 
@@ -143,10 +149,11 @@ def busybox_root(cache: Path) -> Path:
     return tarball
 
 
-def readme_table() -> str:
-    """The README's table of the upstream names the host serves (Markdown), one row per local image and note."""
+def readme_table(records: tuple[versions.Served, ...] = versions.SERVED_IMAGES) -> str:
+    """The README's table of the upstream names the host serves (Markdown), one row per local image and note
+    (default: what it always serves; a suite's versions.Suite.images for the names hack/conformance adds)."""
     groups: dict[tuple[str, bool, str], list[str]] = {}
-    for s in versions.SERVED_IMAGES:
+    for s in records:
         groups.setdefault((s.local, s.same, s.note), []).append(s.upstream)
     rows = ["| Upstream names | Local image | What it is | What it keeps / lacks |", "|---|---|---|---|"]
     for (local, same, note), names in groups.items():

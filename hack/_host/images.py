@@ -104,10 +104,8 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
               base=(versions.DEBIAN_TOOLS_IMAGE,)),
         Image(versions.JESSIE_DNSUTILS_IMAGE, "jessie-dnsutils.Dockerfile", {"coredns": binaries["coredns"]},
               base=(versions.DEBIAN_TOOLS_IMAGE,)),
-        *(Image(name, "agnhost-page.Dockerfile",
-                {"picture.jpg": pages / f"{page}/html/{page}.jpg", "data.json": pages / f"{page}/html/data.json"},
-                base=(versions.AGNHOST_IMAGE,), build_args={"NAME": page})
-          for name, page in ((versions.KITTEN_IMAGE, "kitten"), (versions.NAUTILUS_IMAGE, "nautilus"))),
+        *_agnhost_pages(pages, versions.AGNHOST_IMAGE, ((versions.KITTEN_IMAGE, "kitten"),
+                                                         (versions.NAUTILUS_IMAGE, "nautilus"))),
         Image(versions.NONEWPRIVS_IMAGE, "nonewprivs.Dockerfile", {"nnp": agnhost / "nonewprivs"},
               base=(versions.SHELL_IMAGE,)),
         Image(versions.NONROOT_IMAGE, "nonroot.Dockerfile", base=(versions.DEBIAN_TOOLS_IMAGE,)),
@@ -115,6 +113,48 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
               {"sample-apiserver": sample_apiserver / "sample-apiserver"}, base=(versions.SHELL_IMAGE,)),
         Image(versions.PYTHON_IMAGE, "", rootfs=python_rootfs(layout), changes=('CMD ["python3"]', "ENV LANG=C.UTF-8")),
     ]
+
+
+def _agnhost_pages(pages: Path, agnhost: str, names: tuple[tuple[str, str], ...]) -> list[Image]:
+    """kitten and nautilus: ``agnhost`` (a local image) plus the page's picture and data.json from ``pages``
+    (test/images of the Kubernetes module the agnhost is built from)."""
+    return [Image(name, "agnhost-page.Dockerfile",
+                  {"picture.jpg": pages / f"{page}/html/{page}.jpg", "data.json": pages / f"{page}/html/data.json"},
+                  base=(agnhost,), build_args={"AGNHOST": agnhost, "NAME": page})
+            for name, page in names]
+
+
+def suite_images(suite: versions.Suite, binaries: dict[str, Path]) -> list[Image]:
+    """The images a conformance suite needs built beyond the host's catalogue (``binaries``: the host's, for
+    CoreDNS): agnhost and nnp from the suite's own k8s.io/kubernetes version, then the kitten, nautilus and
+    nonewprivs images of suite.images on them. Every other name of suite.images stands for an image of the
+    catalogue. Empty for the host's own suite (the catalogue has its images)."""
+    wanted = sorted({s.local for s in suite.images} - _CATALOGUE_E2E)
+    if suite.agnhost_image not in wanted:
+        return []
+    with step(f"agnhost and nnp {suite.kubernetes} (cached)"):
+        agnhost = go_build(e2e_images.agnhost_build(suite.kubernetes))
+    pages = e2e_images.kubernetes_source(suite.kubernetes) / "test/images"
+
+    def named(name: str) -> list[str]:
+        return [local for local in wanted if local.startswith(f"pytest-vcluster.local/{name}:")]
+
+    return [
+        Image(suite.agnhost_image, "agnhost.Dockerfile",
+              {"agnhost": agnhost / "agnhost", "coredns": binaries["coredns"],
+               "localhost.crt": pages / "agnhost/porter/localhost.crt",
+               "localhost.key": pages / "agnhost/porter/localhost.key"},
+              base=(versions.DEBIAN_TOOLS_IMAGE,)),
+        *_agnhost_pages(pages, suite.agnhost_image,
+                        tuple((local, page) for page in ("kitten", "nautilus") for local in named(page))),
+        *(Image(local, "nonewprivs.Dockerfile", {"nnp": agnhost / "nonewprivs"}, base=(versions.SHELL_IMAGE,))
+          for local in named("nonewprivs")),
+    ]
+
+
+#: the catalogue's images built from the host's Kubernetes (a suite's record may name one as its stand-in)
+_CATALOGUE_E2E = frozenset({versions.AGNHOST_IMAGE, versions.KITTEN_IMAGE, versions.NAUTILUS_IMAGE,
+                            versions.NONEWPRIVS_IMAGE})
 
 
 def _key(image: Image, base_keys: dict[str, str] | None = None) -> str:
@@ -162,6 +202,10 @@ def build_images(layout: Layout, binaries: dict[str, Path], todo: list[Image] | 
     keys: dict[str, str] = {}
     for image in catalogue(binaries, layout) if todo is None else todo:
         names.append(image.name)
+        for base in image.base:
+            if base not in keys:  # a base built before, outside ``todo`` (a suite's agnhost on the tools root)
+                base_stamp = _stamp(layout, "docker", base)
+                keys[base] = base_stamp.read_text() if base_stamp.exists() else ""
         stamp = _stamp(layout, "docker", image.name)
         key = keys[image.name] = _key(image, keys)
         if image.name in present and stamp.exists() and stamp.read_text() == key:

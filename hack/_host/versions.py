@@ -259,3 +259,105 @@ SERVED_IMAGES: tuple[Served, ...] = (
 # Images hack/host serves from its local registry under upstream names (the host's containerd mirrors
 # the upstream registries to it: registry.MIRRORED_REGISTRIES): upstream name -> the image built here.
 MIRRORED_IMAGES: dict[str, str] = {s.upstream: s.local for s in SERVED_IMAGES}
+
+
+# ---------------------------------------------------------------- conformance suites (hack/conformance)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Kubernetes' end-to-end suite (e2e.test) of one minor, as hack/conformance builds and runs it.
+
+    A suite matches its API server: hack/conformance runs a minor's own e2e.test against a virtual cluster of
+    that minor.  ``images`` are the upstream names its test/utils/image/manifest.go names beyond what the host
+    always serves (SERVED_IMAGES: the host's own version's set); hack/conformance builds and pushes them when a
+    run asks for the suite (cached per version), so ``hack/host up`` never pays for them.
+    """
+
+    minor: str  # "1.37": a minor of CONTROL_PLANES
+    kubernetes: str  # "v1.37.2": the k8s.io/kubernetes version e2e.test (and agnhost, nnp) are built from
+    ginkgo: str  # the ginkgo CLI at the version that release's go.mod requires (CLI and library must agree)
+    agnhost: str  # the agnhost tag its manifest.go names (Agnhost)
+    # The k8s.io/sample-apiserver version to build with, when the proxy refuses the release's own.
+    sample_apiserver: str | None
+    images: tuple[Served, ...] = ()
+
+    @property
+    def staging(self) -> str:
+        return "v0." + self.kubernetes.split(".", 1)[1]
+
+    @property
+    def agnhost_image(self) -> str:
+        """The local image behind registry.k8s.io/e2e-test-images/agnhost:<agnhost>."""
+        return f"pytest-vcluster.local/agnhost:{self.agnhost}"
+
+
+_E2E = "registry.k8s.io/e2e-test-images"
+# v1.37.2's own builds (hack/_host/images.suite_images), tagged as upstream's images they stand for.
+AGNHOST_137_IMAGE = "pytest-vcluster.local/agnhost:2.66.1"
+KITTEN_137_IMAGE = "pytest-vcluster.local/kitten:1.8"
+NAUTILUS_137_IMAGE = "pytest-vcluster.local/nautilus:1.8"
+NONEWPRIVS_137_IMAGE = "pytest-vcluster.local/nonewprivs:1.4"
+
+# test/utils/image/manifest.go of k8s.io/kubernetes v1.37.2 (initImageConfigs), the names not in SERVED_IMAGES
+# that its conformance specs pull: Agnhost 2.66.1, AgnhostPrev 2.55 (kubectl's agnhost-rc manifests), BusyBox
+# 1.37.0-2, GlibcDnsTesting 2.1.1 (replaces jessie-dnsutils), Kitten/Nautilus 1.8, Nginx 1.27.0-2 and NginxNew
+# 1.28.0-2 (replace httpd and the old nginx tags), Nonewprivs 1.4, NonRoot 1.5, Pause 3.10.2, Etcd 3.7.0-0 (the
+# 1.37 control plane's own image, which hack/conformance serves first). APIServer sample-apiserver:1.29.2 is
+# unchanged (SERVED_IMAGES). The rest (node-perf, volume/*, perl, ...) no conformance spec uses, as in 1.33.
+SUITE_137_IMAGES: tuple[Served, ...] = (
+    Served(f"{_E2E}/agnhost:2.66.1", AGNHOST_137_IMAGE, False,
+           "agnhost built from k8s.io/kubernetes v1.37.2 (upstream's 2.66.1 source, same subcommands, ENTRYPOINT "
+           "/agnhost, CMD pause, agnhost-2, /uploads, porter's certificates, uid 1000 / gid 50000); base is Debian "
+           "bookworm (curl, nc, dig, ip, iptables, iperf, bash) instead of Alpine 3.21, /coredns is our CoreDNS "
+           f"{COREDNS} instead of 1.6.2; lacks socat and the fake-registry-server's /var/registry (only "
+           "non-conformance specs use them)"),
+    Served(f"{_E2E}/agnhost:2.55", AGNHOST_IMAGE, False,
+           f"our agnhost {AGNHOST} (built from k8s.io/kubernetes {KUBERNETES}) behind the 2.55 tag: the 1.37 suite "
+           "runs it as the previous agnhost of kubectl's agnhost-rc and agnhost-deployment3 manifests"),
+    Served(f"{_E2E}/busybox:1.37.0-2", SHELL_IMAGE, False, _BUSYBOX_NOTE),
+    Served(f"{_E2E}/glibc-dns-testing:2.1.1", JESSIE_DNSUTILS_IMAGE, False,
+           "our jessie-dnsutils stand-in: Debian bookworm with dnsutils (dig, nslookup, host), getent (glibc), "
+           "curl, bash and /coredns; upstream's is debian:bookworm-slim with dnsutils and CoreDNS 1.5.0"),
+    *(Served(f"{_E2E}/nginx:{tag}", WEB_NGINX_IMAGE, False, _web_note(WEB_NGINX_IMAGE))
+      for tag in ("1.27.0-2", "1.28.0-2")),
+    Served(f"{_E2E}/kitten:1.8", KITTEN_137_IMAGE, False,
+           "as upstream: our agnhost 2.66.1 plus kitten.jpg and data.json from k8s.io/kubernetes v1.37.2, CMD "
+           "test-webserver"),
+    Served(f"{_E2E}/nautilus:1.8", NAUTILUS_137_IMAGE, False,
+           "as upstream: our agnhost 2.66.1 plus nautilus.jpg and data.json from k8s.io/kubernetes v1.37.2, CMD "
+           "test-webserver"),
+    Served(f"{_E2E}/nonewprivs:1.4", NONEWPRIVS_137_IMAGE, False,
+           "nnp built from k8s.io/kubernetes v1.37.2, setuid root at /usr/local/bin/nnp, CMD nnp; base is our "
+           "busybox instead of Alpine 3.22"),
+    Served(f"{_E2E}/nonroot:1.5", NONROOT_IMAGE, False,
+           "our nonroot 1.4 stand-in: Debian bookworm with USER 1234, as upstream's 1.5 (debian-base "
+           "bookworm-v1.0.6, USER 1234)"),
+    Served("registry.k8s.io/pause:3.10.2", PAUSE_IMAGE, False,
+           f"our pause {PAUSE} (Kubernetes' pause.c, compiled statically) behind the 3.10.2 tag: pause.c is the "
+           "same file in v1.33.13 and v1.37.2, 3.10.1 and 3.10.2 changed only the Windows image's base"),
+    Served("registry.k8s.io/etcd:3.7.0-0", CONTROL_PLANES["1.37"].etcd_image, True,
+           "the 1.37 virtual control plane's etcd, built from go.etcd.io/etcd/server/v3 v3.7.0; the Aggregator "
+           "spec runs it beside sample-apiserver"),
+)
+
+#: the suites hack/conformance builds, per minor: the host's own (its images are SERVED_IMAGES) and the chart's
+#: default. Another minor needs its manifest.go's image set recorded here first.
+SUITES: dict[str, Suite] = {
+    "1.33": Suite("1.33", KUBERNETES, "v2.21.0", AGNHOST, SAMPLE_APISERVER),
+    # v1.37.2's go.mod requires github.com/onsi/ginkgo/v2 v2.32.0; the proxy serves k8s.io/sample-apiserver v0.37.2.
+    "1.37": Suite("1.37", "v1.37.2", "v2.32.0", "2.66.1", None, SUITE_137_IMAGES),
+}
+#: the minor of the host's own Kubernetes (its kubelet, its API server): "1.33"
+HOST_MINOR = ".".join(KUBERNETES.lstrip("v").split(".")[:2])
+
+
+def suite(version: str) -> Suite:
+    """The suite of ``version``: a minor or its exact patch, as control_plane() reads it; a ValueError names the
+    minors that have one."""
+    plane = control_plane(version)
+    found = SUITES.get(plane.minor)
+    if found is None:
+        raise ValueError(f"no conformance suite recorded for Kubernetes {plane.minor} (its e2e images are not in "
+                         f"hack/_host/versions.py SUITES); suites: {', '.join(SUITES)}")
+    return found

@@ -313,7 +313,7 @@ def test_module_versions_override_the_staging_version() -> None:
 
 def test_ginkgo_cli_is_a_command_build() -> None:
     ginkgo = build.conformance_builds()[1]
-    assert ginkgo.module == "github.com/onsi/ginkgo/v2" and ginkgo.version == build.GINKGO
+    assert ginkgo.module == "github.com/onsi/ginkgo/v2" and ginkgo.version == versions.SUITES["1.33"].ginkgo
     assert ginkgo.packages == ("github.com/onsi/ginkgo/v2/ginkgo",) and not ginkgo.test_package
 
 

@@ -93,9 +93,14 @@ def test_busybox_names_run_the_working_build() -> None:
             assert local == versions.SHELL_IMAGE
 
 
-def _from_lines(dockerfile: str) -> list[str]:
+def _from_lines(dockerfile: str, build_args: dict[str, str] | None = None) -> list[str]:
+    """The images a Dockerfile starts FROM, ``${ARG}`` resolved as docker does: the build argument, else the
+    ARG line's default."""
     text = (images.DOCKERFILES / dockerfile).read_text()
-    return [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
+    args = dict(line[4:].split("=", 1) for line in text.splitlines() if line.startswith("ARG ") and "=" in line)
+    args.update(build_args or {})
+    return [re.sub(r"\$\{?(\w+)\}?", lambda m: args[m.group(1)], line.split()[1])
+            for line in text.splitlines() if line.startswith("FROM ")]
 
 
 def test_catalogue_order_and_bases(catalogue: list[images.Image]) -> None:
@@ -110,7 +115,7 @@ def test_catalogue_order_and_bases(catalogue: list[images.Image]) -> None:
             text = (images.DOCKERFILES / image.dockerfile).read_text()
             stages = {line.split(" AS ")[1].strip() for line in text.splitlines()
                       if line.startswith("FROM ") and " AS " in line}
-            for ref in _from_lines(image.dockerfile):
+            for ref in _from_lines(image.dockerfile, image.build_args):
                 if ref != "scratch" and ref not in stages:
                     assert ref in image.base, f"{image.dockerfile}: FROM {ref} is not in the base of {image.name}"
         else:
