@@ -1,13 +1,20 @@
 """hack/conformance: Kubernetes' conformance suite against a virtual cluster and, as the baseline, the host.
 
-Builds ``e2e.test`` (``go test -c`` of ``k8s.io/kubernetes/test/e2e`` at the host's Kubernetes
-version) and the ``ginkgo`` CLI from the Go module proxy (cached like the host's binaries, see
-hack/_host/build.py), then for each target runs the selected specs with ``ginkgo --procs N``:
+Builds one version's suite, ``e2e.test`` (``go test -c`` of ``k8s.io/kubernetes/test/e2e`` at that
+Kubernetes version) and the ``ginkgo`` CLI its go.mod requires, from the Go module proxy (cached like the
+host's binaries, see hack/_host/build.py), has the host serve the images that suite pulls (its
+test/utils/image/manifest.go: hack/_host/versions.py ``SUITES``, built and pushed once per version), then
+for each target runs the selected specs with ``ginkgo --procs N``:
 
 * ``host``: the host cluster itself (``VCLUSTER_HOST_KUBECONFIG``), the baseline;
-* ``vcluster``: a fresh virtual cluster made with ``pytest_vcluster.VCluster.create`` (the chart's
-  default values unless ``--values``/``--set``; the syncer image of this checkout), deleted at the
-  end, also on failure, Ctrl-C or SIGTERM.
+* ``vcluster``: a fresh virtual cluster of the suite's minor made with ``pytest_vcluster.VCluster.create``
+  (the chart's default values otherwise, unless ``--values``/``--set``; the syncer image of this
+  checkout), deleted at the end, also on failure, Ctrl-C or SIGTERM.
+
+The version (:func:`select_suite`): ``--kubernetes MINOR``; else the chart's default minor
+(chart/kubernetes-versions.yaml ``default``: the version a user's virtual cluster runs), except with
+``--target host`` alone, which runs the host's own version's suite (the host is 1.33). Both targets of a
+run run the same suite, so each spec is compared with itself.
 
 Each target's JUnit file (the framework's ``junit_01.xml``) is kept under ``--report-dir``. Printed:
 per-step timings, each spec's result on the host and in the virtual cluster, a summary line per
@@ -17,7 +24,7 @@ Exit status: 1 if the virtual cluster falls short of the host (a spec failing th
 host, or passing on the host and not there; with ``--target vcluster`` or ``host``: any failure), 2 if
 a target produced no report or a line of the sample names no spec, else 0.
 
-    .venv/bin/python hack/_conformance.py [--target both] [--sample] [--procs N] [--dry-run] ...
+    .venv/bin/python hack/_conformance.py [--target both] [--kubernetes 1.37] [--sample] [--procs N] [--dry-run] ...
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ REPO = Path(__file__).resolve().parent.parent
 SUITE = "Kubernetes e2e suite"
 DEFAULT_FOCUS = r"\[Conformance\]"
 DEFAULT_SKIP = r"\[Serial\]|\[Disruptive\]"
-SAMPLE_FILE = REPO / "hack" / "conformance-sample.txt"
+#: one sample per suite (spec names change between versions): hack/conformance-sample-<minor>.txt
+SAMPLE_FILES = REPO / "hack" / "conformance-sample-{minor}.txt"
 #: the framework writes its (short) JUnit report there, inside --report-dir
 JUNIT_NAME = "junit_01.xml"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
@@ -269,8 +277,25 @@ def sample_focus(lines: Sequence[str]) -> str:
     return f"^{go_regex_escape(SUITE)} (?:" + "|".join(go_regex_escape(s) for s in specs) + ")$"
 
 
-def read_sample(path: Path = SAMPLE_FILE) -> list[str]:
+def sample_file(minor: str) -> Path:
+    """The sample of the suite of ``minor`` (the same specs in each, under that version's names)."""
+    return Path(str(SAMPLE_FILES).format(minor=minor))
+
+
+def read_sample(path: Path) -> list[str]:
     return _spec_lines(path.read_text().splitlines())
+
+
+def select_suite(kubernetes: str | None, target: str) -> Any:
+    """The suite a run builds and runs (a hack/_host/versions.py ``Suite``): ``kubernetes`` (a minor or its
+    patch) when given; else the host's own version's with ``--target host`` (the baseline of the host as it
+    is), else the chart's default minor (the version users' virtual clusters run). A ValueError names a
+    version without a recorded suite."""
+    from _host import versions
+
+    if kubernetes is not None:
+        return versions.suite(kubernetes)
+    return versions.SUITES[versions.HOST_MINOR if target == "host" else versions.DEFAULT_MINOR]
 
 
 # ---------------------------------------------------------------------------------- running
@@ -413,8 +438,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hack/conformance",
-        description="Kubernetes' conformance suite (e2e.test built from k8s.io/kubernetes at the host's version) "
-                    "against a fresh virtual cluster and, as the baseline, the host; prints a side-by-side table.",
+        description="Kubernetes' conformance suite of one version (e2e.test built from k8s.io/kubernetes) against a "
+                    "fresh virtual cluster of that version and, as the baseline, the host; prints a side-by-side "
+                    "table.",
         epilog="Exit status: 1 if a spec fails in the virtual cluster and not on the host, or passes on the host "
                "and not in the virtual cluster (with one target: any failure); 2 if a target produced no report "
                "or a line of the sample names no spec; 0 otherwise.",
@@ -427,8 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"ginkgo skip regex (default {DEFAULT_SKIP!r}, empty with --serial)")
     parser.add_argument("--serial", action="store_true",
                         help="also run [Serial] and [Disruptive] specs (ginkgo runs Serial ones alone, at the end)")
+    parser.add_argument("--kubernetes", default=None, metavar="MINOR",
+                        help="the suite's version (e2e.test of that k8s.io/kubernetes, a virtual cluster of that "
+                             "minor; a minor of chart/kubernetes-versions.yaml with a suite in hack/_host/versions.py "
+                             "SUITES: 1.33, 1.37); default: the chart's default minor, the host's own with "
+                             "--target host")
     parser.add_argument("--sample", action="store_true",
-                        help=f"focus on the specs listed in {SAMPLE_FILE.relative_to(REPO)} (overrides --focus)")
+                        help=f"focus on the specs listed in {SAMPLE_FILES.relative_to(REPO)} of the suite "
+                             "(overrides --focus)")
     parser.add_argument("--procs", type=int, default=4,
                         help="ginkgo parallel processes (default 4)")
     parser.add_argument("--values", action="append", default=[], metavar="FILE",
@@ -459,7 +491,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.from_reports is not None:
         return from_reports(args.from_reports, args.markdown)
 
-    focus = sample_focus(SAMPLE_FILE.read_text().splitlines()) if args.sample else args.focus
+    sys.path.insert(0, str(REPO / "hack"))
+    from _host import build, cluster
+    from _host._util import HostError
+    from _host.layout import Layout
+
+    try:
+        suite = select_suite(args.kubernetes, args.target)
+    except ValueError as e:
+        parser.error(f"--kubernetes: {e}")
+    sample = sample_file(suite.minor)
+    if args.sample and not sample.exists():
+        parser.error(f"--sample: no {sample.relative_to(REPO)} (the sample under Kubernetes {suite.minor}'s names)")
+    focus = sample_focus(sample.read_text().splitlines()) if args.sample else args.focus
     skip = args.skip if args.skip is not None else ("" if args.serial else DEFAULT_SKIP)
     if args.serial and args.skip is not None:
         skip = "|".join(p for p in args.skip.split("|") if p not in (r"\[Serial\]", r"\[Disruptive\]"))
@@ -468,14 +512,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     report_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _on_sigterm)
 
-    sys.path.insert(0, str(REPO / "hack"))
-    from _host import build, versions
-
     steps = Steps()
     started = time.monotonic()
-    with steps.step(f"e2e.test and ginkgo ({versions.KUBERNETES}, ginkgo {build.GINKGO})"):
-        tools = build.build_conformance()
-    kubectl = _kubectl()
+    with steps.step(f"e2e.test and ginkgo ({suite.kubernetes}, ginkgo {suite.ginkgo})"):
+        tools = build.build_conformance(suite)
+    # The suite's own kubectl (built with it unless the host's is that version: see build.conformance_builds).
+    kubectl = str(tools["kubectl"]) if "kubectl" in tools else _kubectl()
     host_kubeconfig = _host_kubeconfig()
     print(f"reports in {report_dir}", flush=True)
 
@@ -486,6 +528,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(specs)} specs selected (focus {focus[:120]!r}{'...' if len(focus) > 120 else ''}, "
               f"skip {skip!r})")
         return 0
+
+    with steps.step(f"images of the {suite.minor} suite and its virtual control plane (cached per version)"):
+        try:
+            pushed = cluster.serve_suite(Layout.default(), suite)
+        except HostError as e:
+            raise SystemExit(f"conformance: the {suite.minor} suite's images: {e}") from None
+        print(f"    {len(suite.images)} names beyond the host's own set, {len(pushed)} pushed now", flush=True)
 
     targets = list(TARGETS) if args.target == "both" else [args.target]
     results: dict[str, dict[str, SpecResult] | None] = {}
@@ -499,8 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             log=report_dir / "host.log", **common)
                 walls["host"] = time.monotonic() - t0
         if "vcluster" in targets:
-            results["vcluster"] = run_in_vcluster(args, tools, host_kubeconfig, report_dir, kubectl, steps, walls,
-                                                  common)
+            results["vcluster"] = run_in_vcluster(args, suite.minor, tools, host_kubeconfig, report_dir, kubectl,
+                                                  steps, walls, common)
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr, flush=True)
         print("steps:\n" + steps.report())
@@ -519,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = exit_status(results)
     if args.sample:
         for t, r in got.items():
-            lost = missing(read_sample(), r)
+            lost = missing(read_sample(sample), r)
             if lost:
                 print(f"{t}: {len(lost)} specs of the sample not in the report (renamed? typo?):")
                 print("\n".join(f"  {name}" for name in lost))
@@ -553,15 +602,8 @@ def from_reports(report_dir: Path, markdown_file: Path | None) -> int:
     return exit_status(results)
 
 
-def _suite_minor() -> str:
-    """The minor of the e2e.test this script builds (the host's Kubernetes): ``"1.33"``."""
-    from _host import versions
-
-    return ".".join(versions.KUBERNETES.lstrip("v").split(".")[:2])
-
-
-def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_kubeconfig: Path, report_dir: Path,
-                    kubectl: str, steps: Steps, walls: dict[str, float],
+def run_in_vcluster(args: argparse.Namespace, minor: str, tools: Mapping[str, Path], host_kubeconfig: Path,
+                    report_dir: Path, kubectl: str, steps: Steps, walls: dict[str, float],
                     common: Mapping[str, Any]) -> dict[str, SpecResult] | None:
     from pytest_vcluster import Host, VCluster
     from pytest_vcluster.core import labels, naming
@@ -574,17 +616,16 @@ def run_in_vcluster(args: argparse.Namespace, tools: Mapping[str, Path], host_ku
     try:
         with steps.step("virtual cluster (with the syncer image of this checkout, put on the host first)"):
             # The plugin's labels (run, pid, host, created): the reaper removes it if this process dies.
-            # At the suite's own version (e2e.test is built at the host's Kubernetes), not the chart's default
-            # (1.37): a suite must match its API server; e2e.test v1.33 against v1.37 fails a spec on skew alone
-            # (docs/kubernetes-versions.md). --values/--set image tags still win.
+            # At the suite's own minor: a suite must match its API server; e2e.test v1.33 against v1.37 fails a
+            # spec on skew alone (docs/kubernetes-versions.md). --values/--set image tags still win.
             vc = VCluster.create(host, values=args.values_merged, set=args.set or None, timeout=300,
-                                 kubernetes=_suite_minor(),
+                                 kubernetes=minor,
                                  name=naming.make_name(run_id, "conformance", 1),
                                  labels=labels.namespace_labels(run_id, "conformance"), syncer_image="auto",
                                  syncer_base_image=os.environ.get("VCLUSTER_SYNCER_BASE_IMAGE",
                                                                   DEFAULT_SYNCER_BASE_IMAGE),
                                  progress=lambda line: print(f"    {line}", flush=True))
-            print(f"    {vc.name} in host namespace {vc.host_namespace}, Kubernetes {_suite_minor()}", flush=True)
+            print(f"    {vc.name} in host namespace {vc.host_namespace}, Kubernetes {minor}", flush=True)
         with steps.step("a ready node in the virtual cluster (its CoreDNS's)"):
             nodes = ready_nodes(vc)
             if not nodes:
