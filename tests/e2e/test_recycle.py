@@ -143,7 +143,8 @@ def test_1_uses_everything(vcluster, vcluster_host):
 
 def inventory(vc):
     """Every object of every listable resource, as resource:namespace/name, with the names a cluster draws at
-    random (generated suffixes, Service IPs, the API server's identity lease) replaced by what they stand for."""
+    random (generated suffixes, Service IPs, the API server's identity lease, the hash of its CA in a
+    ClusterTrustBundle's name) replaced by what they stand for."""
     api = vc.api_client
 
     def get(path):
@@ -166,6 +167,11 @@ def inventory(vc):
                     object_name = f"<the IP of {{parent['resource']}} {{parent['namespace']}}/{{parent['name']}}>"
                 if name == "leases" and meta["name"].startswith("apiserver-"):
                     object_name = "apiserver-<identity>"
+                # 1.37's kube-controller-manager publishes the API server's serving CA as a ClusterTrustBundle
+                # named <signer, / as :>:<hash of the bundle>: each cluster's own CA, so its own hash
+                signer = (item.get("spec") or {{}}).get("signerName", "")
+                if name == "clustertrustbundles" and signer and meta["name"].startswith(signer.replace("/", ":") + ":"):
+                    object_name = signer.replace("/", ":") + ":<hash of the cluster's own CA>"
                 found.add(f"{{path}}/{{name}}:{{meta.get('namespace', '')}}/{{object_name}}")
     return found
 
