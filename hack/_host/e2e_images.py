@@ -44,7 +44,7 @@ def agnhost_build(kubernetes: str = versions.KUBERNETES) -> GoBuild:
         version=kubernetes,
         packages=("k8s.io/kubernetes/test/images/agnhost", "k8s.io/kubernetes/test/images/nonewprivs"),
         ldflags="-s -w",
-        staging_version="v0." + kubernetes.split(".", 1)[1],
+        staging_version=versions.staging_of(kubernetes),
     )
 
 

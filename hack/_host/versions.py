@@ -19,9 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KUBERNETES = "v1.33.13"
-# k8s.io/kubernetes publishes its staging modules (k8s.io/api, client-go, ...)
-# as v0.<minor>.<patch> of the same release.
-KUBERNETES_STAGING = "v0." + KUBERNETES.split(".", 1)[1]
+
+
+def staging_of(kubernetes: str) -> str:
+    """k8s.io/kubernetes publishes its staging modules (k8s.io/api, client-go, ...) as v0.<minor>.<patch> of the
+    same release: ``v1.37.2`` -> ``v0.37.2``."""
+    return "v0." + kubernetes.split(".", 1)[1]
+
+
+KUBERNETES_STAGING = staging_of(KUBERNETES)
 ETCD = "v3.5.24"
 ETCD_IMAGE_TAG = "3.5.24-0"
 
@@ -39,7 +45,7 @@ class ControlPlane:
     @property
     def staging(self) -> str:
         """The version of the published staging modules (k8s.io/api, client-go, ...) of this release."""
-        return "v0." + self.kubernetes.split(".", 1)[1]
+        return staging_of(self.kubernetes)
 
     @property
     def etcd(self) -> str:
@@ -284,7 +290,7 @@ class Suite:
 
     @property
     def staging(self) -> str:
-        return "v0." + self.kubernetes.split(".", 1)[1]
+        return staging_of(self.kubernetes)
 
     @property
     def agnhost_image(self) -> str:
