@@ -97,22 +97,32 @@ def catalogue(binaries: dict[str, Path], layout: Layout) -> list[Image]:
         Image(versions.HTTP_IMAGE, "httpd.Dockerfile", {}, base=(versions.SHELL_IMAGE,)),
         *(Image(name, "web.Dockerfile", base=(versions.SHELL_IMAGE,), build_args={"DOCROOT": root, "PAGE": page})
           for name, (root, page) in versions.WEB_PAGES.items()),
-        Image(versions.AGNHOST_IMAGE, "agnhost.Dockerfile",
-              {"agnhost": agnhost / "agnhost", "coredns": binaries["coredns"],
-               "localhost.crt": pages / "agnhost/porter/localhost.crt",
-               "localhost.key": pages / "agnhost/porter/localhost.key"},
-              base=(versions.DEBIAN_TOOLS_IMAGE,)),
+        _agnhost_image(versions.AGNHOST_IMAGE, agnhost, pages, binaries["coredns"]),
         Image(versions.JESSIE_DNSUTILS_IMAGE, "jessie-dnsutils.Dockerfile", {"coredns": binaries["coredns"]},
               base=(versions.DEBIAN_TOOLS_IMAGE,)),
         *_agnhost_pages(pages, versions.AGNHOST_IMAGE, ((versions.KITTEN_IMAGE, "kitten"),
                                                          (versions.NAUTILUS_IMAGE, "nautilus"))),
-        Image(versions.NONEWPRIVS_IMAGE, "nonewprivs.Dockerfile", {"nnp": agnhost / "nonewprivs"},
-              base=(versions.SHELL_IMAGE,)),
+        _nonewprivs_image(versions.NONEWPRIVS_IMAGE, agnhost),
         Image(versions.NONROOT_IMAGE, "nonroot.Dockerfile", base=(versions.DEBIAN_TOOLS_IMAGE,)),
         Image(versions.SAMPLE_APISERVER_IMAGE, "sample-apiserver.Dockerfile",
               {"sample-apiserver": sample_apiserver / "sample-apiserver"}, base=(versions.SHELL_IMAGE,)),
         Image(versions.PYTHON_IMAGE, "", rootfs=python_rootfs(layout), changes=('CMD ["python3"]', "ENV LANG=C.UTF-8")),
     ]
+
+
+def _agnhost_image(name: str, agnhost: Path, pages: Path, coredns: Path) -> Image:
+    """agnhost on the tools root: ``agnhost`` (the folder of an agnhost_build) with porter's certificates from
+    ``pages`` (test/images of the same Kubernetes module) and our CoreDNS."""
+    return Image(name, "agnhost.Dockerfile",
+                 {"agnhost": agnhost / "agnhost", "coredns": coredns,
+                  "localhost.crt": pages / "agnhost/porter/localhost.crt",
+                  "localhost.key": pages / "agnhost/porter/localhost.key"},
+                 base=(versions.DEBIAN_TOOLS_IMAGE,))
+
+
+def _nonewprivs_image(name: str, agnhost: Path) -> Image:
+    """nnp (built with agnhost, in the folder ``agnhost``) on our busybox."""
+    return Image(name, "nonewprivs.Dockerfile", {"nnp": agnhost / "nonewprivs"}, base=(versions.SHELL_IMAGE,))
 
 
 def _agnhost_pages(pages: Path, agnhost: str, names: tuple[tuple[str, str], ...]) -> list[Image]:
@@ -140,15 +150,10 @@ def suite_images(suite: versions.Suite, binaries: dict[str, Path]) -> list[Image
         return [local for local in wanted if local.startswith(f"pytest-vcluster.local/{name}:")]
 
     return [
-        Image(suite.agnhost_image, "agnhost.Dockerfile",
-              {"agnhost": agnhost / "agnhost", "coredns": binaries["coredns"],
-               "localhost.crt": pages / "agnhost/porter/localhost.crt",
-               "localhost.key": pages / "agnhost/porter/localhost.key"},
-              base=(versions.DEBIAN_TOOLS_IMAGE,)),
+        _agnhost_image(suite.agnhost_image, agnhost, pages, binaries["coredns"]),
         *_agnhost_pages(pages, suite.agnhost_image,
                         tuple((local, page) for page in ("kitten", "nautilus") for local in named(page))),
-        *(Image(local, "nonewprivs.Dockerfile", {"nnp": agnhost / "nonewprivs"}, base=(versions.SHELL_IMAGE,))
-          for local in named("nonewprivs")),
+        *(_nonewprivs_image(local, agnhost) for local in named("nonewprivs")),
     ]
 
 
