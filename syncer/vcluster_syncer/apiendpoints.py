@@ -30,20 +30,16 @@ from typing import Any
 
 from . import contract
 from .coredns import differs
-from .kube import ENDPOINTS, Kind
-
-ENDPOINTSLICES = Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
+from .kube import ENDPOINTS, ENDPOINTSLICES, Kind
+from .translate.endpointslices import LABEL_SERVICE_NAME, LABEL_SKIP_MIRROR, LABEL_SLICE_MANAGED_BY
 
 NAMESPACE, NAME = "default", "kubernetes"
 KEY = f"{NAMESPACE}/{NAME}"
 PORT_NAME = "https"  # as the API server names it (and Service R's port)
 
-LABEL_SERVICE_NAME = "kubernetes.io/service-name"
-LABEL_SLICE_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
-LABEL_SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 #: our value of LABEL_SLICE_MANAGED_BY (the controllers' are endpointslice-controller.k8s.io and
-#: endpointslicemirroring-controller.k8s.io)
-MANAGED_BY = f"vcluster-syncer.{contract.PLUGIN_DOMAIN}"
+#: endpointslicemirroring-controller.k8s.io); the host copies of users' slices carry it too
+MANAGED_BY = contract.ENDPOINTSLICE_MANAGED_BY
 
 
 def address_type(ip: str) -> str:

@@ -127,6 +127,12 @@ CONDITION_CLUSTER_READY = "vcluster.pytest-vcluster.io/VirtualClusterReady"
 #: The plugin's domain: labels and annotations of the host namespaces it creates (pytest_vcluster/_labels.py).
 PLUGIN_DOMAIN = "pytest-vcluster.io"
 
+#: Value of ``endpointslice.kubernetes.io/managed-by`` on the EndpointSlices the syncer writes: the virtual
+#: ``default/kubernetes`` (apiendpoints.py) and the host copies of users' slices (translate/endpointslices.py).
+#: Neither cluster's EndpointSlice or mirroring controller touches a slice managed by another (their values:
+#: ``endpointslice-controller.k8s.io``, ``endpointslicemirroring-controller.k8s.io``).
+ENDPOINTSLICE_MANAGED_BY = f"vcluster-syncer.{PLUGIN_DOMAIN}"
+
 # --------------------------------------------------------------------------- Pod Security
 
 #: Chart value (top level of values.yaml) choosing the Pod Security Standard level of a cluster. The

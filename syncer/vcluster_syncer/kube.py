@@ -53,6 +53,7 @@ EVENTS = Kind("v1", "Event", "events")
 SERVICEACCOUNTS = Kind("v1", "ServiceAccount", "serviceaccounts")
 NAMESPACES = Kind("v1", "Namespace", "namespaces", namespaced=False)
 NODES = Kind("v1", "Node", "nodes", namespaced=False)
+ENDPOINTSLICES = Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
 NETWORK_POLICIES = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 STORAGE_CLASSES = Kind("storage.k8s.io/v1", "StorageClass", "storageclasses", namespaced=False)
 

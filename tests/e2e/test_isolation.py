@@ -48,6 +48,7 @@ READ = ["get", "list", "watch"]
 SYNCER_ROLE_RULES = [
     ([""], ["pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims"], ALL),
     (["networking.k8s.io"], ["networkpolicies"], ALL),
+    (["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch", "create", "update", "patch", "delete"]),
     ([""], ["pods/status", "pods/ephemeralcontainers"], ["get", "update", "patch"]),
     ([""], ["pods/log"], READ),
     ([""], ["pods/exec", "pods/portforward", "pods/attach"], ["get", "create"]),

@@ -283,6 +283,7 @@ def role_grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
         ("", "secrets", {"get", "list", "watch", "create", "update", "patch", "delete"}),
         ("", "persistentvolumeclaims", {"get", "list", "watch", "create", "update", "patch", "delete"}),
         ("networking.k8s.io", "networkpolicies", {"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("discovery.k8s.io", "endpointslices", {"get", "list", "watch", "create", "update", "patch", "delete"}),
         ("", "events", {"get", "list", "watch"}),
         ("", "pods/log", {"get"}),
         ("", "pods/exec", {"create"}),
@@ -300,9 +301,9 @@ def test_syncer_role_is_bounded(default: Objects) -> None:
     for (group, res), verbs in grants.items():
         assert "*" not in verbs and group != "*" and res != "*", f"wildcard in {group}/{res}"
     assert grants[("", "events")] == {"get", "list", "watch"}
-    # unused by the syncer on the host (it reads ServiceAccounts and writes EndpointSlices only in the
-    # virtual cluster, and copies core events only)
-    for unused in (("", "serviceaccounts"), ("discovery.k8s.io", "endpointslices"), ("events.k8s.io", "events")):
+    # unused by the syncer on the host (it reads ServiceAccounts only in the virtual cluster, and copies core
+    # events only)
+    for unused in (("", "serviceaccounts"), ("events.k8s.io", "events")):
         assert unused not in grants, unused
 
 

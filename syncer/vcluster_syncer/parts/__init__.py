@@ -1,7 +1,7 @@
 """The parts of the reconcile loop, one module per kind.
 
-Virtual -> host (``base.VirtualToHost``, the generic reconcile): pods, services, endpoints, configmaps,
-secrets, pvcs, networkpolicies. Host -> virtual: nodes, storageclasses, events.
+Virtual -> host (``base.VirtualToHost``, the generic reconcile): pods, services, endpoints, endpointslices,
+configmaps, secrets, pvcs, networkpolicies. Host -> virtual: nodes, storageclasses, events.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from ..translate.settings import TranslatorSettings
 from .base import Part, VirtualToHost
 from .configmaps import ConfigMaps
 from .endpoints import Endpoints, KubernetesEndpoints
+from .endpointslices import EndpointSlices
 from .events import Events
 from .networkpolicies import NetworkPolicies
 from .nodes import Nodes
@@ -20,14 +21,14 @@ from .services import Services
 from .storageclasses import StorageClasses
 
 __all__ = [
-    "ConfigMaps", "Endpoints", "Events", "KubernetesEndpoints", "NetworkPolicies", "Nodes", "Part",
+    "ConfigMaps", "EndpointSlices", "Endpoints", "Events", "KubernetesEndpoints", "NetworkPolicies", "Nodes", "Part",
     "PersistentVolumeClaims", "Pods", "Secrets", "Services", "StorageClasses", "VirtualToHost", "default_parts",
 ]
 
 
 def default_parts(settings: TranslatorSettings) -> list[Part]:
     """The parts a syncer with these settings runs."""
-    parts: list[Part] = [Services(), Endpoints(), KubernetesEndpoints(), ConfigMaps(), Secrets(),
+    parts: list[Part] = [Services(), Endpoints(), EndpointSlices(), KubernetesEndpoints(), ConfigMaps(), Secrets(),
                          PersistentVolumeClaims(), Pods(), Nodes()]
     if settings.sync_events:
         parts.append(Events())

@@ -10,7 +10,7 @@ from typing import Any
 from .. import apiendpoints, contract
 from ..context import VIRTUAL, Context, UnknownPart
 from ..coredns import own_ip
-from ..kube import ENDPOINTS, SERVICES, AlreadyExists, Kind
+from ..kube import ENDPOINTS, ENDPOINTSLICES, SERVICES, AlreadyExists, Kind
 from ..translate import services
 from ..translate.metadata import virtual_ref
 from ..translate.names import host_name_for
@@ -107,7 +107,7 @@ class KubernetesEndpoints(Part):
                 ctx.enqueue(cls, key)
 
         # the Service too: re-created with Service R's ClusterIP, its Endpoints may go with the old one
-        for kind in (ENDPOINTS, apiendpoints.ENDPOINTSLICES, SERVICES):
+        for kind in (ENDPOINTS, ENDPOINTSLICES, SERVICES):
             ctx.informer(VIRTUAL, kind).add_handler(on_change)
 
     def keys(self, ctx: Context) -> set[str]:

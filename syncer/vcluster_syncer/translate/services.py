@@ -219,18 +219,26 @@ def should_sync_endpoints(vep: Mapping[str, Any], vsvc: Mapping[str, Any] | None
     return not (vsvc.get("spec") or {}).get("selector")
 
 
+def translate_target_ref(ref: Mapping[str, Any], vns: str, settings: TranslatorSettings) -> dict[str, Any] | None:
+    """The host form of the ``targetRef`` of an Endpoints address or an EndpointSlice endpoint (``vns``: the
+    namespace of the Endpoints or slice): a Pod's names its host copy (host name, namespace N, without the
+    virtual pod's uid and resourceVersion); any other names a virtual object the host does not have: None."""
+    if ref.get("kind") != "Pod" or not ref.get("name"):
+        return None
+    out = {k: v for k, v in ref.items() if k not in ("uid", "resourceVersion")}
+    out["name"] = host_name_for("Pod", ref["name"], ref.get("namespace") or vns, settings)
+    out["namespace"] = settings.host_namespace
+    return out
+
+
 def _translate_address(address: Mapping[str, Any], vns: str, settings: TranslatorSettings) -> dict[str, Any]:
-    out = dict(address)
-    ref = address.get("targetRef")
-    if ref:
-        ref = {k: v for k, v in ref.items() if k not in ("uid", "resourceVersion")}
-        if ref.get("kind") == "Pod" and ref.get("name"):
-            # The address belongs to the host copy of the pod.
-            ref["name"] = host_name_for("Pod", ref["name"], ref.get("namespace") or vns, settings)
-            ref["namespace"] = settings.host_namespace
-            out["targetRef"] = ref
+    out = dict(address)  # nodeName as it is: virtual nodes have their host node's name
+    if address.get("targetRef"):
+        ref = translate_target_ref(address["targetRef"], vns, settings)
+        if ref is None:
+            out.pop("targetRef")
         else:
-            out.pop("targetRef")  # it names a virtual object the host does not have
+            out["targetRef"] = ref
     return out
 
 

@@ -158,6 +158,25 @@ def test_host_leftovers_accepts_the_chart_and_copies_of_baseline_objects_only() 
     assert host_leftovers(FRESH, clean, FRESH.key_set()) == []
 
 
+def test_host_leftovers_and_the_syncers_endpoint_slices() -> None:
+    """The syncer's copies of users' EndpointSlices (labelled with the host Service's name, as the host
+    controllers' slices are) go with their Service: kept with a baseline Service, reported with a test's."""
+    def copy_of(vname: str, service: str) -> dict[str, object]:
+        return obj(f"{vname}-x-default-x-vc-r", managed=True, vname=vname, vns="default", labels={
+            "kubernetes.io/service-name": service,
+            "endpointslice.kubernetes.io/managed-by": "vcluster-syncer.pytest-vcluster.io"})
+
+    objects = {
+        "Pod": [obj("vc-r-0")], "Secret": [obj("vc-vc-r")],
+        "Service": [obj("vc-r"),
+                    obj("kube-dns-x-kube-system-x-vc-r", managed=True, vname="kube-dns", vns="kube-system")],
+        "EndpointSlice": [copy_of("dns-extra", "kube-dns-x-kube-system-x-vc-r"),
+                          copy_of("ext-1", "ext-x-default-x-vc-r")],
+    }
+    assert host_leftovers(FRESH, objects, FRESH.key_set()) == ["EndpointSlice ext-1-x-default-x-vc-r"]
+    assert foreign(FRESH, objects) == []
+
+
 def test_foreign_names_host_objects_nobody_removes() -> None:
     objects = {"ConfigMap": [obj("intruder")], "Pod": [obj("vc-r-0")], "Endpoints": [obj("someone-elses")]}
     assert foreign(FRESH, objects) == ["ConfigMap intruder"]

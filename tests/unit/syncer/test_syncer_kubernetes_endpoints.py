@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from test_syncer_loop import N, World
 from vcluster_syncer import apiendpoints, contract
-from vcluster_syncer.apiendpoints import ENDPOINTSLICES
-from vcluster_syncer.kube import ENDPOINTS, SERVICES
+from vcluster_syncer.kube import ENDPOINTS, ENDPOINTSLICES, SERVICES
 from vcluster_syncer.parts import default_parts
 from vcluster_syncer.parts.endpoints import (
     HOST_CONTROLLER,
