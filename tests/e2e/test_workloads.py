@@ -4,7 +4,8 @@ Storage (a claim binds through the host's provisioner, pods write and read it ba
 mirrored), nodes (a node per host node that runs the cluster's pods, so a fresh cluster shows the node of its
 CoreDNS, pod R-0's; all host nodes with their labels and capacity, and a DaemonSet with one ready pod per host
 node), NetworkPolicies (a deny-all policy blocks and
-then, deleted, lets traffic through again, through its translated host copy), events (what the host did to a
+then, deleted, lets traffic through again, through its translated host copy), a selector-less Service routed by
+a user's EndpointSlice (copied to the host), events (what the host did to a
 synced pod, told about the virtual pod) and teardown with every option on (nothing of the release is left in
 the host, namespaced or cluster-scoped).
 
@@ -325,7 +326,7 @@ def test_all_host_nodes_mirrored_and_daemonset_runs_one_pod_per_node(full: Env) 
         assert hp.spec.node_name == p.spec.node_name and hp.status.phase == "Running"
 
 
-# ---------------------------------------------------------------------------------------------- 3. network policies
+# ---------------------------------------------------------------------------------------------- 3. networking
 
 
 def test_network_policies_block_allow_and_open_again(full: Env) -> None:
@@ -429,6 +430,46 @@ def test_network_policies_block_allow_and_open_again(full: Env) -> None:
     print(f"open after {t1 - t0:.1f}s; blocked {blocked_after:.1f}s after the policy was created; "
           f"open again {time.monotonic() - t2:.1f}s after it was deleted (last answer #{last()})")
     assert env.vnet.list_namespaced_network_policy(ns).items == []
+
+
+def test_a_selectorless_service_routes_by_a_users_endpoint_slice(plain: Env) -> None:
+    """A Service without selector whose only endpoints are an EndpointSlice the user made (no Endpoints: the
+    conformance specs "... specified in multiple EndpointSlices"): the syncer copies the slice to the host,
+    labelled with the host Service's name and its pod reference renamed, and a virtual pod reaches the server
+    through the Service; deleting the slice deletes the copy."""
+    env = plain
+    ns = env.namespace("slices")
+    env.vcore.create_namespaced_pod(ns, pod("web", container(
+        HTTP, ports=[client.V1ContainerPort(container_port=8080)],
+        readiness_probe=client.V1Probe(tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=2))))
+    env.vcore.create_namespaced_service(ns, client.V1Service(
+        metadata=client.V1ObjectMeta(name="ext"),
+        spec=client.V1ServiceSpec(ports=[client.V1ServicePort(name="http", port=80, target_port=8080)])))
+    web = env.wait_running(ns, "web")
+    vdiscovery = client.DiscoveryV1Api(env.vc.api_client)
+    hdiscovery = client.DiscoveryV1Api(env.vc.host.api_client)
+    t0 = time.monotonic()
+    vdiscovery.create_namespaced_endpoint_slice(ns, client.V1EndpointSlice(
+        metadata=client.V1ObjectMeta(name="ext-1", labels={"kubernetes.io/service-name": "ext",
+                                                           "endpointslice.kubernetes.io/managed-by": "e2e"}),
+        address_type="IPv4",
+        endpoints=[client.V1Endpoint(addresses=[web.status.pod_ip], conditions=client.V1EndpointConditions(
+            ready=True), target_ref=client.V1ObjectReference(kind="Pod", name="web", namespace=ns))],
+        ports=[client.DiscoveryV1EndpointPort(name="http", port=8080, protocol="TCP")]))
+    hname = env.vc.host_name("EndpointSlice", "ext-1", ns)
+    hslice = wait(f"host EndpointSlice {hname}", lambda: hdiscovery.read_namespaced_endpoint_slice(hname, env.hns),
+                  timeout=60, diagnose=env.diagnose(ns))
+    print(f"host copy of the slice after {time.monotonic() - t0:.1f}s")
+    assert hslice.metadata.labels["kubernetes.io/service-name"] == env.vc.host_name("Service", "ext", ns)
+    assert hslice.metadata.labels["endpointslice.kubernetes.io/managed-by"] == "vcluster-syncer.pytest-vcluster.io"
+    assert [(e.addresses, e.target_ref.name, e.target_ref.namespace) for e in hslice.endpoints] == [
+        ([web.status.pod_ip], env.vc.host_name("Pod", "web", ns), env.hns)]
+    fetch = ("for i in $(seq 60); do out=$(timeout 5 wget -q -O- http://ext/ 2>&1) && [ \"$out\" = \"" + HELLO
+             + "\" ] && echo \"answered after $i tries\" && exit 0; sleep 1; done; echo \"$out\"; exit 1")
+    print(env.run_to_completion(ns, pod("client", container(SHELL, ["sh", "-c", fetch]), restart_policy="Never")))
+    vdiscovery.delete_namespaced_endpoint_slice("ext-1", ns)
+    wait(f"host EndpointSlice {hname} gone", lambda: gone(lambda: hdiscovery.read_namespaced_endpoint_slice(
+        hname, env.hns)), timeout=60)
 
 
 # ---------------------------------------------------------------------------------------------- 4. events
