@@ -467,6 +467,9 @@ def test_a_selectorless_service_routes_by_a_users_endpoint_slice(plain: Env) -> 
     fetch = ("for i in $(seq 60); do out=$(timeout 5 wget -q -O- http://ext/ 2>&1) && [ \"$out\" = \"" + HELLO
              + "\" ] && echo \"answered after $i tries\" && exit 0; sleep 1; done; echo \"$out\"; exit 1")
     print(env.run_to_completion(ns, pod("client", container(SHELL, ["sh", "-c", fetch]), restart_policy="Never")))
+    # settled: the copy the host stores equals what the syncer wants (no update after update)
+    assert hdiscovery.read_namespaced_endpoint_slice(hname, env.hns).metadata.resource_version == \
+        hslice.metadata.resource_version
     vdiscovery.delete_namespaced_endpoint_slice("ext-1", ns)
     wait(f"host EndpointSlice {hname} gone", lambda: gone(lambda: hdiscovery.read_namespaced_endpoint_slice(
         hname, env.hns)), timeout=60)
