@@ -80,7 +80,10 @@ VIRTUAL_PREFIX = {
     "PersistentVolumeClaim": "/registry/persistentvolumeclaims/",
     "Endpoints": "/registry/services/endpoints/",
     "NetworkPolicy": "/registry/networkpolicies/",
+    "EndpointSlice": "/registry/endpointslices/",
 }
+#: the label naming who manages an EndpointSlice (the syncer's copies: ``contract.ENDPOINTSLICE_MANAGED_BY``)
+ENDPOINTSLICE_MANAGER = "endpointslice.kubernetes.io/managed-by"
 SENTINEL_LABEL = "reset.pytest-vcluster.io/sentinel"
 #: tokens minted before a reset to prove afterwards that they are refused (one per probe, see :func:`reset`)
 PROBE_TOKENS = 3
@@ -225,8 +228,8 @@ def host_leftovers(
     """Host objects a fresh cluster would not have (pure): ``Kind name`` lines, empty when clean.
 
     An object is fresh when it is one the chart made (its name in the baseline) or a syncer copy of a virtual
-    object that is in the baseline (the copy's annotations name the virtual object); Endpoints and
-    EndpointSlices when they belong to such a Service.
+    object that is in the baseline (the copy's annotations name the virtual object); Endpoints and the host
+    controllers' EndpointSlices when they belong to such a Service.
     """
     def fresh(kind: str, meta: Mapping[str, Any]) -> bool:
         name = str(meta.get("name"))
@@ -249,8 +252,11 @@ def host_leftovers(
             name = str(meta.get("name"))
             if kind == "Endpoints" and name in services and not meta.get("deletionTimestamp"):
                 continue  # the host's endpoints controller keeps one per Service (labels copied, no annotations)
-            if kind == "EndpointSlice":
-                owner = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+            labels = meta.get("labels") or {}
+            if kind == "EndpointSlice" and labels.get(ENDPOINTSLICE_MANAGER) != contract.ENDPOINTSLICE_MANAGED_BY:
+                # the host's slice controllers' (the mirroring one copies the annotations of our Endpoints copy);
+                # the syncer's copy of a user's slice is judged below by its virtual slice
+                owner = labels.get("kubernetes.io/service-name")
                 if owner in services and not meta.get("deletionTimestamp"):
                     continue
                 if name in baseline.host.get(kind, frozenset()):

@@ -139,8 +139,12 @@ def test_host_leftovers_accepts_the_chart_and_copies_of_baseline_objects_only() 
                     obj("web-x-default-x-vc-r", managed=True, vname="web", vns="default")],
         "Endpoints": [obj("vc-r"), obj("kube-dns-x-kube-system-x-vc-r", managed=True),
                       obj("web-x-default-x-vc-r", managed=True)],
-        "EndpointSlice": [obj("kube-dns-x-kube-system-x-vc-r-abcde",
-                              labels={"kubernetes.io/service-name": "kube-dns-x-kube-system-x-vc-r"}),
+        # mirrored by the host from our Endpoints copy: its labels and annotations copied
+        "EndpointSlice": [obj("kube-dns-x-kube-system-x-vc-r-abcde", managed=True, vname="kube-dns",
+                              vns="kube-system", labels={
+                                  "kubernetes.io/service-name": "kube-dns-x-kube-system-x-vc-r",
+                                  "endpointslice.kubernetes.io/managed-by":
+                                      "endpointslicemirroring-controller.k8s.io"}),
                           obj("web-x-default-x-vc-r-fghij",
                               labels={"kubernetes.io/service-name": "web-x-default-x-vc-r"})],
         "Secret": [obj("vc-vc-r")],
@@ -160,7 +164,8 @@ def test_host_leftovers_accepts_the_chart_and_copies_of_baseline_objects_only() 
 
 def test_host_leftovers_and_the_syncers_endpoint_slices() -> None:
     """The syncer's copies of users' EndpointSlices (labelled with the host Service's name, as the host
-    controllers' slices are) go with their Service: kept with a baseline Service, reported with a test's."""
+    controllers' slices are) are judged by their virtual slice: a slice a test added, even to a baseline
+    Service, is reported until the syncer has deleted its copy; a copy of a baseline slice is kept."""
     def copy_of(vname: str, service: str) -> dict[str, object]:
         return obj(f"{vname}-x-default-x-vc-r", managed=True, vname=vname, vns="default", labels={
             "kubernetes.io/service-name": service,
@@ -171,9 +176,13 @@ def test_host_leftovers_and_the_syncers_endpoint_slices() -> None:
         "Service": [obj("vc-r"),
                     obj("kube-dns-x-kube-system-x-vc-r", managed=True, vname="kube-dns", vns="kube-system")],
         "EndpointSlice": [copy_of("dns-extra", "kube-dns-x-kube-system-x-vc-r"),
-                          copy_of("ext-1", "ext-x-default-x-vc-r")],
+                          copy_of("ext-1", "ext-x-default-x-vc-r"),
+                          copy_of("dns-kept", "kube-dns-x-kube-system-x-vc-r")],
     }
-    assert host_leftovers(FRESH, objects, FRESH.key_set()) == ["EndpointSlice ext-1-x-default-x-vc-r"]
+    with_slice = Baseline(keys=(*FRESH.keys, (b"/registry/endpointslices/default/dns-kept", b"slice")),
+                          discovery=FRESH.discovery, host=FRESH.host)
+    assert host_leftovers(with_slice, objects, with_slice.key_set()) == [
+        "EndpointSlice dns-extra-x-default-x-vc-r", "EndpointSlice ext-1-x-default-x-vc-r"]
     assert foreign(FRESH, objects) == []
 
 
