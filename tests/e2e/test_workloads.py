@@ -74,6 +74,13 @@ def pod(name: str, *containers: client.V1Container, restart_policy: str = "Alway
                               termination_grace_period_seconds=1, **spec))
 
 
+def http_server(name: str = "web") -> client.V1Pod:
+    """An httpd pod serving on 8080, ready once the port is open."""
+    return pod(name, container(
+        HTTP, ports=[client.V1ContainerPort(container_port=8080)],
+        readiness_probe=client.V1Probe(tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=2)))
+
+
 class Env(Sides):
     """A virtual cluster seen from both sides, with namespaces and diagnostics for workload tests."""
 
@@ -336,9 +343,7 @@ def test_network_policies_block_allow_and_open_again(full: Env) -> None:
     namespace) exist exactly while the virtual policies do."""
     env = full
     ns = env.namespace("netpol")
-    env.vcore.create_namespaced_pod(ns, pod("web", container(
-        HTTP, ports=[client.V1ContainerPort(container_port=8080)],
-        readiness_probe=client.V1Probe(tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=2))))
+    env.vcore.create_namespaced_pod(ns, http_server())
     env.vcore.create_namespaced_service(ns, client.V1Service(
         metadata=client.V1ObjectMeta(name="web"),
         spec=client.V1ServiceSpec(selector={"app": "web"}, ports=[client.V1ServicePort(port=8080, target_port=8080)])))
@@ -439,9 +444,7 @@ def test_a_selectorless_service_routes_by_a_users_endpoint_slice(plain: Env) -> 
     through the Service; deleting the slice deletes the copy."""
     env = plain
     ns = env.namespace("slices")
-    env.vcore.create_namespaced_pod(ns, pod("web", container(
-        HTTP, ports=[client.V1ContainerPort(container_port=8080)],
-        readiness_probe=client.V1Probe(tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=2))))
+    env.vcore.create_namespaced_pod(ns, http_server())
     env.vcore.create_namespaced_service(ns, client.V1Service(
         metadata=client.V1ObjectMeta(name="ext"),
         spec=client.V1ServiceSpec(ports=[client.V1ServicePort(name="http", port=80, target_port=8080)])))
