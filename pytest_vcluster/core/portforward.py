@@ -197,10 +197,12 @@ class PortForward:
         self.last_error = None
         connection = _Connection(client, remote, self._forget)
         with self._lock:
-            if self._closed.is_set():
-                connection.close()
-                return
-            self._connections.add(connection)
+            closed = self._closed.is_set()
+            if not closed:
+                self._connections.add(connection)
+        if closed:  # close() came while the stream opened; outside the lock: closing forgets it (_forget locks)
+            connection.close()
+            return
         connection.start(f"portforward-{self._name}")
 
     def _forget(self, connection: _Connection) -> None:

@@ -123,6 +123,36 @@ def test_close_closes_open_connections(echo_server: tuple[str, int]) -> None:
     forward.close()  # idempotent
 
 
+def test_close_while_a_stream_opens_neither_deadlocks_nor_leaks(echo_server: tuple[str, int]) -> None:
+    """``close`` comes while a connection's stream is being opened: the connection is closed at once, and
+    neither its thread nor ``close`` hangs (the connection's close used to take the forward's lock again
+    while holding it: an xdist worker hung at session end, 2026-12-07)."""
+    opened = threading.Event()
+    closing = threading.Event()
+
+    def open_stream() -> socket.socket:
+        stream = socket.create_connection(echo_server, timeout=10)
+        opened.set()
+        assert closing.wait(10)  # close() has begun
+        return stream
+
+    forward = PortForward(open_stream, name="late")  # type: ignore[arg-type]
+    conn = socket.create_connection(("127.0.0.1", forward.port), timeout=10)
+    assert opened.wait(10)
+    forward._closed.set()  # what close() does first; the stream then arrives
+    closing.set()
+    assert conn.recv(10) == b""  # the late connection was closed
+    done = threading.Thread(target=forward.close, daemon=True)
+    done.start()
+    done.join(10)
+    assert not done.is_alive(), "PortForward.close() hung"
+    assert forward.active_connections == 0
+    wait_until("the late connection's thread to end",
+               lambda: not any(t.name == "portforward-late-open" for t in threading.enumerate()), timeout=10,
+               interval=0.05)
+    conn.close()
+
+
 def test_connection_closed_by_client_is_forgotten(echo_server: tuple[str, int]) -> None:
     with PortForward(opener_to(echo_server)) as forward:  # type: ignore[arg-type]
         for _ in range(3):
