@@ -44,6 +44,8 @@ LABEL_POOL = _labels.LABEL_POOL
 LABEL_POOL_STATE = _labels.LABEL_POOL_STATE
 LABEL_POOL_KEPT = _labels.LABEL_POOL_KEPT
 WARMING, FREE, CLAIMED = "warming", "free", "claimed"
+#: a recycled cluster being reset: free again soon (for its process's next test or for the pool)
+RESETTING = "resetting"
 #: how many times a cluster was reset (absent: never used)
 LABEL_RESETS = _labels.LABEL_RESETS
 #: how often the filler looks at the pool (a claim in this process wakes it at once)
@@ -85,14 +87,22 @@ def _listed(core_v1: Any, key: str, state: str) -> list[Any]:
 def counts(core_v1: Any, key: str, *, unused: bool = False) -> tuple[int, int]:
     """``(free, coming)`` clusters of pool ``key`` on the host (all runs): free ones, and those warming (free
     soon). ``unused``: only clusters no test has used (free and never reset, or warming)."""
-    free = coming = 0
+    free, warming, _resetting = _counts(core_v1, key, unused=unused)
+    return free, warming
+
+
+def _counts(core_v1: Any, key: str, *, unused: bool = False) -> tuple[int, int, int]:
+    """``(free, warming, resetting)`` clusters of pool ``key`` on the host (all runs)."""
+    free = warming = resetting = 0
     for ns in _live(core_v1, f"{LABEL_POOL}={key}"):
         state = (ns.metadata.labels or {}).get(LABEL_POOL_STATE)
         if state == FREE and not (unused and resets_of(ns)):
             free += 1
         elif state == WARMING:
-            coming += 1
-    return free, coming
+            warming += 1
+        elif state == RESETTING:
+            resetting += 1
+    return free, warming, resetting
 
 
 def resets_of(ns: Any) -> int:
@@ -228,15 +238,17 @@ class Filler:
         self._wake.set()
 
     def _fill(self) -> None:
-        """Start making as many clusters as the pool lacks (free and warming ones of every run count)."""
+        """Start making as many clusters as the pool lacks (free, warming and resetting ones of every run count:
+        a recycled cluster being reset comes back, to its process's next test or to the pool, so a spare a test
+        took meanwhile is not replaced by a cold start)."""
         try:
-            free, warming = counts(self._core(), self.key)
+            free, warming, resetting = _counts(self._core(), self.key)
         except Exception as exc:  # noqa: BLE001 - the host is unreachable now: try again later
             log.debug("pytest-vcluster: pool: %s", exc)
             return
         with self._lock:
             mine = len(self._inflight)
-            missing = min(self.size - free - max(warming, mine), self.size - mine)
+            missing = min(self.size - free - resetting - max(warming, mine), self.size - mine)
             for _ in range(max(0, missing)):
                 self._counter += 1
                 thread = threading.Thread(target=self._make_one, args=(self._counter,),

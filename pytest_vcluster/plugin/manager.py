@@ -583,11 +583,27 @@ class VClusterManager:
         thread.start()
 
     def _reset_one(self, vc: VCluster, key: str) -> None:
-        """Reset ``vc``, count the reset on its host namespace and hold a new handle for the next test; delete it
-        when the reset fails or is unclean."""
+        """Reset ``vc``, count the reset on its host namespace and hold a new handle for this process's next test;
+        or, when this process already has a cluster of ``key`` for it (a spare it took from the pool meanwhile),
+        make it a free cluster of the pool. Delete it when the reset fails or is unclean."""
         try:
+            core = self.host.core_v1()
+            # the pool's filler counts it as coming back: a spare taken meanwhile is not replaced by a cold start
+            _pool.set_state(core, vc.host_namespace, _pool.pool_labels(key, _pool.RESETTING))
             report = vc.reset(timeout=RESET_TIMEOUT_SECONDS)
-            _pool.set_state(self.host.core_v1(), vc.host_namespace, {
+            with self._lock:
+                hold = not self._ready.get(key) and key not in self._recyclable.values()
+            if not hold:
+                vc.disconnect()
+                vc.forget_local_files()
+                owner = _labels.namespace_labels(self.run_id, "pool", pid=self.run_pid)
+                _pool.set_state(core, vc.host_namespace, {
+                    **owner, **_pool.pool_labels(key, _pool.FREE), _pool.LABEL_RESETS: str(vc.resets)})
+                with self._lock:
+                    self.summary.pool.recycled += 1
+                    self.summary.pool.reset_seconds.append(report.seconds)
+                return
+            _pool.set_state(core, vc.host_namespace, {
                 **_pool.pool_labels(key, _pool.CLAIMED), _pool.LABEL_RESETS: str(vc.resets)})
             fresh = vc._hand_on()
             fresh._mint_probe_tokens()  # for its next reset, while it waits for or serves the next test

@@ -237,6 +237,22 @@ def test_filler_counts_free_clusters_of_other_runs(monkeypatch: pytest.MonkeyPat
     assert "kept-by-earlier-run" in core.items, "a run deletes only the clusters its own pool made"
 
 
+def test_filler_counts_clusters_being_reset_as_coming_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_pool, "FILL_INTERVAL", 0.02)
+    core = FakeCore()
+    add_pool_cluster(core, "being-reset", _pool.RESETTING, run="mymrun")
+    add_pool_cluster(core, "in-use", _pool.CLAIMED, run="mymrun")
+    filler, made = make_filler(core, 2)
+    filler.start()
+    wait_for(lambda: _pool.counts(core, KEY) == (1, 0))
+    time.sleep(0.2)
+    assert made == ["p1"], "a cluster being reset comes back: the filler made a cold one for it"
+    core.patch_namespace("being-reset", {"metadata": {"labels": {_labels.LABEL_POOL_STATE: _pool.CLAIMED}}})
+    wait_for(lambda: _pool.counts(core, KEY) == (2, 0))  # its process kept it: now the pool lacks one
+    filler.stop(keep=False, timeout=5)
+    assert made == ["p1", "p2"]
+
+
 def test_filler_keep_waits_for_warming_and_marks_them_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_pool, "FILL_INTERVAL", 0.02)
     core = FakeCore()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from test_plugin_pool import KEY, FakeCore
 
+from pytest_vcluster import wait_until
 from pytest_vcluster.core import labels as _labels
 from pytest_vcluster.core import pool as _pool
 from pytest_vcluster.core.recycle import (
@@ -299,6 +300,35 @@ def test_a_reset_cluster_is_held_for_this_process_next_test_then_freed_at_the_en
         ("abcdef", "pool", "4242"), "at the end the run's sweep must own it"
 
 
+def test_a_reset_cluster_goes_to_the_pool_when_this_process_has_one_for_its_next_test(tmp_path: Path) -> None:
+    """While a cluster is reset, the pool's filler counts it as coming back; when the process's next test took a
+    spare meanwhile, the reset cluster becomes a free cluster of the pool (owned by the run, for its sweep)
+    instead of a second one held idle by this process, which made the filler start a cold cluster per spare."""
+    core = FakeCore()
+    worker = _labels.namespace_labels("abcdef", "gw1")
+    core.add("vc-a", worker)
+    manager = recycling_manager(tmp_path, core)
+    vc = BlockedCluster("vc-a")
+    manager._recyclable["vc-a"] = KEY
+    manager.release(vc)  # type: ignore[arg-type]
+    wait_until("the reset to begin", lambda: core.items["vc-a"].metadata.labels.get(_labels.LABEL_POOL_STATE),
+               timeout=10, interval=0.01)
+    assert _pool._counts(core, KEY) == (0, 0, 1), "the filler must see it coming back"
+    assert _pool.claim(core, KEY, {"x": "y"}) is None, "a cluster being reset was claimed"
+    manager._recyclable["vc-spare"] = KEY  # the next test runs on a spare from the pool
+    vc.go.set()
+    manager.wait_resets(10)
+    assert vc.calls == ["reset", "disconnect", "forget"]
+    assert manager._ready == {}
+    labels = core.items["vc-a"].metadata.labels
+    assert (labels[_labels.LABEL_POOL_STATE], labels[_labels.LABEL_RESETS], labels[_labels.LABEL_POOL]) == \
+        ("free", "1", KEY)
+    assert (labels[_labels.LABEL_RUN], labels[_labels.LABEL_WORKER], labels[_labels.LABEL_PID]) == \
+        ("abcdef", "pool", "4242")
+    assert manager.summary.pool.recycled == 1
+    assert _pool.claim(core, KEY, {"x": "y"}) == "vc-a"
+
+
 class BlockedCluster(FakeCluster):
     """A cluster whose reset waits until ``go`` is set."""
 
@@ -351,7 +381,8 @@ def test_a_failed_reset_deletes_the_cluster_and_says_why(tmp_path: Path) -> None
     assert vc.calls == ["reset", "delete"]
     assert manager.summary.pool.discarded == ["vc-b: virtual cluster vc-b was not fresh 60s after its reset began: x"]
     assert manager._deleted == ["vc-b"]
-    assert _labels.LABEL_POOL_STATE not in core.items["vc-b"].metadata.labels, "marked (the deletion removes it)"
+    assert core.items["vc-b"].metadata.labels[_labels.LABEL_POOL_STATE] == _pool.RESETTING, \
+        "marked free or held (the deletion removes it)"
 
 
 @pytest.mark.parametrize(("pool_keep", "calls"), [(False, ["delete"]), (True, ["reset", "hand on"])])
