@@ -258,6 +258,15 @@ def recycling_manager(tmp_path: Path, core: FakeCore, **settings: Any) -> VClust
     return manager
 
 
+def release_recycled(tmp_path: Path, core: FakeCore, vc: FakeCluster) -> VClusterManager:
+    """A manager of worker gw1 of run abcdef (pid 4242) that has just released ``vc``, a recyclable cluster."""
+    core.add(vc.name, _labels.namespace_labels("abcdef", "gw1"))
+    manager = recycling_manager(tmp_path, core)
+    manager._recyclable[vc.name] = KEY
+    manager.release(vc)  # type: ignore[arg-type]
+    return manager
+
+
 class CountingCore(FakeCore):
     def __init__(self) -> None:
         super().__init__()
@@ -272,11 +281,8 @@ class CountingCore(FakeCore):
 def test_a_reset_cluster_is_held_for_this_process_next_test_then_freed_at_the_end(tmp_path: Path) -> None:
     core = CountingCore()
     worker = _labels.namespace_labels("abcdef", "gw1")
-    core.add("vc-a", worker)
-    manager = recycling_manager(tmp_path, core)
     vc = FakeCluster("vc-a")
-    manager._recyclable["vc-a"] = KEY
-    manager.release(vc)  # type: ignore[arg-type]
+    manager = release_recycled(tmp_path, core, vc)
     manager.wait_resets(10)
     assert vc.calls == ["reset", "hand on"]
     labels = core.items["vc-a"].metadata.labels
@@ -305,12 +311,8 @@ def test_a_reset_cluster_goes_to_the_pool_when_this_process_has_one_for_its_next
     spare meanwhile, the reset cluster becomes a free cluster of the pool (owned by the run, for its sweep)
     instead of a second one held idle by this process, which made the filler start a cold cluster per spare."""
     core = FakeCore()
-    worker = _labels.namespace_labels("abcdef", "gw1")
-    core.add("vc-a", worker)
-    manager = recycling_manager(tmp_path, core)
     vc = BlockedCluster("vc-a")
-    manager._recyclable["vc-a"] = KEY
-    manager.release(vc)  # type: ignore[arg-type]
+    manager = release_recycled(tmp_path, core, vc)
     wait_until("the reset to begin", lambda: core.items["vc-a"].metadata.labels.get(_labels.LABEL_POOL_STATE),
                timeout=10, interval=0.01)
     assert _pool._counts(core, KEY) == (0, 0, 1), "the filler must see it coming back"
