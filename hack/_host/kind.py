@@ -414,32 +414,13 @@ def up(lay: Layout) -> None:
         _up(lay)
 
 
-def build_only(lay: Layout) -> None:
-    """What `up` builds before it needs kind's docker daemon (binaries, the node root), cached; no daemon is
-    started: CI builds it beside the host's end-to-end tests. Under `up`'s lock, so an `up` started meanwhile
-    waits and then finds it built."""
-    lay.cache.mkdir(parents=True, exist_ok=True)
-    with open(lay.cache / "up.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        start = time.monotonic()
-        _binaries()
-        with step("node root (debootstrap)"):
-            kind_rootfs.node_rootfs(lay.cache)
-        log(f"kind's binaries and node root are built in {time.monotonic() - start:.1f}s")
-
-
-def _binaries() -> tuple[dict[str, Path], dict[str, Path]]:
+def _up(lay: Layout) -> None:
+    start = time.monotonic()
+    warm = _pid(lay) is not None and procs.docker_ping(lay.docker_socket) and bool(image_id(lay, NODE_IMAGE))
     with step("binaries (host's Go builds, kubeadm, containerd, crictl, runc-wrapper)"):
         bins = build.build_all()
         kbins = kind_build.build_kind_binaries()
         build_runc_wrapper(lay_host())
-    return bins, kbins
-
-
-def _up(lay: Layout) -> None:
-    start = time.monotonic()
-    warm = _pid(lay) is not None and procs.docker_ping(lay.docker_socket) and bool(image_id(lay, NODE_IMAGE))
-    bins, kbins = _binaries()
     with step("docker daemon for kind"):
         ensure_dockerd(lay)
     with step("node root (debootstrap)"):
