@@ -82,8 +82,6 @@ VIRTUAL_PREFIX = {
     "NetworkPolicy": "/registry/networkpolicies/",
     "EndpointSlice": "/registry/endpointslices/",
 }
-#: the label naming who manages an EndpointSlice (the syncer's copies: ``contract.ENDPOINTSLICE_MANAGED_BY``)
-ENDPOINTSLICE_MANAGER = "endpointslice.kubernetes.io/managed-by"
 SENTINEL_LABEL = "reset.pytest-vcluster.io/sentinel"
 #: tokens minted before a reset to prove afterwards that they are refused (one per probe, see :func:`reset`)
 PROBE_TOKENS = 3
@@ -253,10 +251,11 @@ def host_leftovers(
             if kind == "Endpoints" and name in services and not meta.get("deletionTimestamp"):
                 continue  # the host's endpoints controller keeps one per Service (labels copied, no annotations)
             labels = meta.get("labels") or {}
-            if kind == "EndpointSlice" and labels.get(ENDPOINTSLICE_MANAGER) != contract.ENDPOINTSLICE_MANAGED_BY:
+            if kind == "EndpointSlice" and labels.get(contract.LABEL_SLICE_MANAGED_BY) != \
+                    contract.ENDPOINTSLICE_MANAGED_BY:
                 # the host's slice controllers' (the mirroring one copies the annotations of our Endpoints copy);
                 # the syncer's copy of a user's slice is judged below by its virtual slice
-                owner = labels.get("kubernetes.io/service-name")
+                owner = labels.get(contract.LABEL_SLICE_SERVICE_NAME)
                 if owner in services and not meta.get("deletionTimestamp"):
                     continue
                 if name in baseline.host.get(kind, frozenset()):

@@ -132,6 +132,10 @@ PLUGIN_DOMAIN = "pytest-vcluster.io"
 #: Neither cluster's EndpointSlice or mirroring controller touches a slice managed by another (their values:
 #: ``endpointslice-controller.k8s.io``, ``endpointslicemirroring-controller.k8s.io``).
 ENDPOINTSLICE_MANAGED_BY = f"vcluster-syncer.{PLUGIN_DOMAIN}"
+#: The EndpointSlice labels (discovery.k8s.io) the syncer writes on those slices and a reset reads on the host's:
+#: the controller that manages a slice, and the Service it belongs to.
+LABEL_SLICE_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+LABEL_SLICE_SERVICE_NAME = "kubernetes.io/service-name"
 
 # --------------------------------------------------------------------------- Pod Security
 

@@ -35,9 +35,9 @@ from .services import API_SERVICE, should_sync_endpoints, translate_target_ref
 from .settings import TranslatorSettings
 
 #: the Service a slice belongs to (well-known label, discovery.k8s.io)
-LABEL_SERVICE_NAME = "kubernetes.io/service-name"
+LABEL_SERVICE_NAME = contract.LABEL_SLICE_SERVICE_NAME
 #: the controller that manages a slice; each controller touches only slices with its own value
-LABEL_SLICE_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+LABEL_SLICE_MANAGED_BY = contract.LABEL_SLICE_MANAGED_BY
 #: Endpoints carrying it ``true`` are not mirrored to slices
 LABEL_SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 ENDPOINTSLICE_CONTROLLER = "endpointslice-controller.k8s.io"
