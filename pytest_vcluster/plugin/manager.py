@@ -593,22 +593,17 @@ class VClusterManager:
             report = vc.reset(timeout=RESET_TIMEOUT_SECONDS)
             with self._lock:
                 hold = not self._ready.get(key) and key not in self._recyclable.values()
-            if not hold:
-                vc.disconnect()
-                vc.forget_local_files()
-                owner = _labels.namespace_labels(self.run_id, "pool", pid=self.run_pid)
+            fresh: VCluster | None = None
+            if hold:
                 _pool.set_state(core, vc.host_namespace, {
-                    **owner, **_pool.pool_labels(key, _pool.FREE), _pool.LABEL_RESETS: str(vc.resets)})
-                with self._lock:
-                    self.summary.pool.recycled += 1
-                    self.summary.pool.reset_seconds.append(report.seconds)
-                return
-            _pool.set_state(core, vc.host_namespace, {
-                **_pool.pool_labels(key, _pool.CLAIMED), _pool.LABEL_RESETS: str(vc.resets)})
-            fresh = vc._hand_on()
-            fresh._mint_probe_tokens()  # for its next reset, while it waits for or serves the next test
+                    **_pool.pool_labels(key, _pool.CLAIMED), _pool.LABEL_RESETS: str(vc.resets)})
+                fresh = vc._hand_on()
+                fresh._mint_probe_tokens()  # for its next reset, while it waits for or serves the next test
+            else:
+                self._free_for_pool(vc, key)
             with self._lock:
-                self._ready.setdefault(key, []).append(fresh)
+                if fresh is not None:
+                    self._ready.setdefault(key, []).append(fresh)
                 self.summary.pool.recycled += 1
                 self.summary.pool.reset_seconds.append(report.seconds)
         except Exception as exc:  # noqa: BLE001 - never hand on a cluster whose reset did not end clean
@@ -644,6 +639,15 @@ class VClusterManager:
             if time.monotonic() >= deadline:
                 return
 
+    def _free_for_pool(self, vc: VCluster, key: str) -> None:
+        """Make a reset cluster a free cluster of pool ``key`` owned by the run (its sweep deletes or keeps it at
+        the end; until then any process of the key may claim it), and let go of this process's handle."""
+        vc.disconnect()
+        vc.forget_local_files()
+        owner = _labels.namespace_labels(self.run_id, "pool", pid=self.run_pid)
+        _pool.set_state(self.host.core_v1(), vc.host_namespace, {
+            **owner, **_pool.pool_labels(key, _pool.FREE), _pool.LABEL_RESETS: str(vc.resets)})
+
     def _hand_back_held(self) -> None:
         """At the end: the reset clusters this process holds become free clusters of the run (the process that
         ends the run deletes them, or keeps them with ``--vcluster-pool-keep``); resets still under way are
@@ -652,13 +656,9 @@ class VClusterManager:
             held = [(key, vc) for key, vcs in self._ready.items() for vc in vcs]
             self._ready.clear()
             stuck = list(self._resetting)
-        owner = _labels.namespace_labels(self.run_id, "pool", pid=self.run_pid)
         for key, vc in held:
-            vc.disconnect()
-            vc.forget_local_files()
             try:
-                _pool.set_state(self.host.core_v1(), vc.host_namespace, {
-                    **owner, **_pool.pool_labels(key, _pool.FREE), _pool.LABEL_RESETS: str(vc.resets)})
+                self._free_for_pool(vc, key)
             except Exception as exc:  # noqa: BLE001
                 with contextlib.suppress(Exception):
                     vc.delete(wait=False)
