@@ -21,6 +21,7 @@ Three things, each cached under ~/.cache/pytest-vcluster/kind:
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
 import gzip
 import hashlib
@@ -417,14 +418,18 @@ def up(lay: Layout) -> None:
 def _up(lay: Layout) -> None:
     start = time.monotonic()
     warm = _pid(lay) is not None and procs.docker_ping(lay.docker_socket) and bool(image_id(lay, NODE_IMAGE))
-    with step("binaries (host's Go builds, kubeadm, containerd, crictl, runc-wrapper)"):
-        bins = build.build_all()
-        kbins = kind_build.build_kind_binaries()
-        build_runc_wrapper(lay_host())
-    with step("docker daemon for kind"):
-        ensure_dockerd(lay)
-    with step("node root (debootstrap)"):
-        kind_rootfs.node_rootfs(lay.cache)
+    # The node's Debian root (debootstrap: Debian's mirror and the disk) is made while the Go builds use the
+    # CPU, as the host's roots are (cluster.build_outputs): on a cold machine that hides about 40 s.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kind-rootfs") as pool:
+        root = pool.submit(kind_rootfs.node_rootfs, lay.cache)
+        with step("binaries (host's Go builds, kubeadm, containerd, crictl, runc-wrapper)"):
+            bins = build.build_all()
+            kbins = kind_build.build_kind_binaries()
+            build_runc_wrapper(lay_host())
+        with step("docker daemon for kind"):
+            ensure_dockerd(lay)
+        with step("node root (debootstrap, made beside the builds)"):
+            root.result()
     with step("images"):
         build_images(lay, catalogue(lay, bins, kbins))
     with step("node image"):
