@@ -379,8 +379,8 @@ def test_etcd_args_default(default: Objects) -> None:
     assert f["listen-client-urls"] == "http://127.0.0.1:2379"
     assert f["listen-peer-urls"] == "http://127.0.0.1:2380"
     assert f["unsafe-no-fsync"] == "true"
-    # etcd 3.5 is given --snapshot-count=10000; from 3.6 on that is etcd's own default and the flag is left out
-    assert int(f.get("snapshot-count", "10000")) <= 10000
+    # etcd 3.5 is given --snapshot-count=1000; from 3.6 on the raft log is trimmed every 100 entries without it
+    assert int(f.get("snapshot-count", "1000")) <= 1000
     volumes = {v["name"]: v for v in pod_spec(default)["volumes"]}
     assert "emptyDir" in volumes["data"]
     assert "volumeClaimTemplates" not in default[("StatefulSet", RELEASE)]["spec"]
@@ -1166,15 +1166,17 @@ NODE_AND_VOLUME_CONTROLLERS = ("*,-nodeipam,-nodelifecycle,-persistentvolume-bin
                                "-persistentvolume-expander,-ttl,-bootstrapsigner,-tokencleaner")
 # kube-controller-manager 1.37 has no cloud-provider controllers: it refuses their names in --controllers.
 CLOUD_CONTROLLERS = ",-cloud-node-lifecycle,-service-lb-controller,-route"
-# What differs between minors, per minor of the table (docs/kubernetes-versions.md): etcd's --snapshot-count
-# (3.5 only: 3.6's default is the chart's 10000, and 3.6.5/3.6.6 warn that the flag is deprecated) and
+# What differs between minors, per minor of the table (docs/kubernetes-versions.md): etcd's raft-log flags
+# (3.5: --snapshot-count, which 3.6.5/3.6.6 warn is deprecated, and the catch-up entries' experimental name) and
 # kube-controller-manager's --controllers.
+ETCD35 = {"snapshot-count": "1000", "experimental-snapshot-catchup-entries": "100", "snapshot-catchup-entries": None}
+ETCD36 = {"snapshot-count": None, "experimental-snapshot-catchup-entries": None, "snapshot-catchup-entries": "100"}
 PER_MINOR_FLAGS = {
-    "1.33": {"snapshot-count": "10000", "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
-    "1.34": {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
-    "1.35": {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
-    "1.36": {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
-    "1.37": {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS},
+    "1.33": {**ETCD35, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
+    "1.34": {**ETCD36, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
+    "1.35": {**ETCD36, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
+    "1.36": {**ETCD36, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS},
+    "1.37": {**ETCD36, "controllers": NODE_AND_VOLUME_CONTROLLERS},
 }
 
 
@@ -1187,7 +1189,8 @@ def version_sets(minor: str) -> tuple[str, ...]:
 
 def per_minor_flags(objs: Objects) -> dict[str, str | None]:
     c = containers(objs)
-    return {"snapshot-count": flags(c["etcd"]["args"]).get("snapshot-count"),
+    etcd = flags(c["etcd"]["args"])
+    return {**{name: etcd.get(name) for name in ETCD35},
             "controllers": flags(c["kube-controller-manager"]["args"])["controllers"]}
 
 
@@ -1223,16 +1226,16 @@ def test_defaults_are_the_tables_default_minor(default: Objects) -> None:
 @pytest.mark.parametrize(
     ("sets", "expected"),
     [
-        # Each container follows its own image: an etcd 3.5 beside a 1.37 control plane keeps --snapshot-count.
+        # Each container follows its own image: an etcd 3.5 beside a 1.37 control plane keeps 3.5's flags.
         (("controlPlane.controllerManager.image.tag=v1.37.0", "controlPlane.etcd.image.tag=3.5.21-0"),
-         {"snapshot-count": "10000", "controllers": NODE_AND_VOLUME_CONTROLLERS}),
+         {**ETCD35, "controllers": NODE_AND_VOLUME_CONTROLLERS}),
         # Pre-releases and later patches of a minor count as that minor.
         (("controlPlane.controllerManager.image.tag=v1.37.0-alpha.1", "controlPlane.etcd.image.tag=3.6.0-rc.1"),
-         {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS}),
+         {**ETCD36, "controllers": NODE_AND_VOLUME_CONTROLLERS}),
         (("controlPlane.controllerManager.image.tag=v1.36.99", "controlPlane.etcd.image.tag=v3.5.99"),
-         {"snapshot-count": "10000", "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS}),
+         {**ETCD35, "controllers": NODE_AND_VOLUME_CONTROLLERS + CLOUD_CONTROLLERS}),
         (("controlPlane.controllerManager.image.tag=v1.38.0", "controlPlane.etcd.image.tag=3.8.0-0"),
-         {"snapshot-count": None, "controllers": NODE_AND_VOLUME_CONTROLLERS}),
+         {**ETCD36, "controllers": NODE_AND_VOLUME_CONTROLLERS}),
     ],
 )
 def test_flags_follow_each_containers_own_tag(helm: str, sets: tuple[str, ...], expected: dict[str, Any]) -> None:
