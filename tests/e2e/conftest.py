@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import E2E_TIMEOUT
+from e2e_helpers import E2E_TIMEOUT, wait_deleted
 from kubernetes import client, config
 
 from pytest_vcluster import Host
@@ -27,6 +27,16 @@ HOST = REPO / "hack" / "host"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that restart the host (marker `disruptive`) run after all others."""
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def deleted_clusters_are_gone() -> Iterator[None]:
+    """The fixtures delete their clusters without waiting (e2e_helpers.delete_later); the session's last teardown
+    waits until all their host namespaces are gone, and fails naming those that are not."""
+    yield
+    left = wait_deleted(timeout=300)
+    if left:
+        pytest.fail(f"host namespaces of deleted clusters still there after 300 s: {left}")
 
 
 @pytest.fixture(scope="session")

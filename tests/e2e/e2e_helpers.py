@@ -93,14 +93,39 @@ def create_vcluster(host: Any, name: str, *, labels: dict[str, str], timeout: fl
     return vc
 
 
+#: clusters deleted without waiting for their host namespaces (``delete_later``); conftest's session fixture
+#: waits for them at the end of the worker's session
+DELETED: list[Any] = []
+
+
+def delete_later(vc: Any) -> None:
+    """Deletes ``vc`` without waiting until its host namespace is gone (the host ends its pods' grace periods in
+    the background, while the worker runs its next test); the end of the session waits for it
+    (``wait_deleted``), so a namespace that never goes still fails the run."""
+    vc.delete(wait=False)
+    DELETED.append(vc)
+
+
+def wait_deleted(timeout: float) -> list[str]:
+    """Waits until the host namespace of every cluster given to ``delete_later`` is gone; returns those left."""
+    from pytest_vcluster.core.cleanup import wait_namespaces_gone
+
+    left: list[str] = []
+    for host in {id(vc.host): vc.host for vc in DELETED}.values():
+        names = [vc.host_namespace for vc in DELETED if vc.host is host]
+        left += wait_namespaces_gone(host.core_v1(), names, timeout)
+    DELETED.clear()
+    return left
+
+
 @contextmanager
 def created_vcluster(host: Any, name: str, *, labels: dict[str, str], timeout: float, **kw: Any) -> Iterator[Any]:
-    """``create_vcluster`` for a fixture: yields the cluster, then deletes it and waits until it is gone."""
+    """``create_vcluster`` for a fixture: yields the cluster, then deletes it (``delete_later``)."""
     vc = create_vcluster(host, name, labels=labels, timeout=timeout, **kw)
     try:
         yield vc
     finally:
-        vc.delete(wait=True, timeout=300)
+        delete_later(vc)
 
 
 def events_text(core: client.CoreV1Api, ns: str) -> str:

@@ -24,7 +24,7 @@ from pytest_vcluster.core.contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, create_vcluster, suffix, wait  # noqa: E402
+from e2e_helpers import Sides, create_vcluster, delete_later, suffix, wait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +106,7 @@ def env(host: Host, mod_host_api: client.ApiClient) -> Iterator[Env]:
     try:
         yield Env(vc, mod_host_api)
     finally:
-        vc.delete(wait=True, timeout=180)
+        delete_later(vc)
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -281,4 +281,4 @@ def test_coredns_disabled(host: Host, mod_host_api: client.ApiClient, env: Env) 
         print(f"ready with CoreDNS {env.vc.setup_seconds:.1f}s (pod-ready {on:.1f}s), "
               f"without {vc.setup_seconds:.1f}s (pod-ready {off_:.1f}s)")
     finally:
-        vc.delete(wait=True, timeout=180)
+        delete_later(vc)

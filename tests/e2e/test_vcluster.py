@@ -36,7 +36,17 @@ from pytest_vcluster.core.contract import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from _host import versions  # noqa: E402
-from e2e_helpers import Sides, crd_established, create_vcluster, events_text, gone, suffix, wait, widget_crd  # noqa: E402
+from e2e_helpers import (  # noqa: E402
+    Sides,
+    crd_established,
+    create_vcluster,
+    delete_later,
+    events_text,
+    gone,
+    suffix,
+    wait,
+    widget_crd,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -145,7 +155,7 @@ def shared(host: Host, host_api: client.ApiClient) -> Iterator[Env]:
     try:
         yield Env(vc, host_api)
     finally:
-        vc.delete(wait=True, timeout=180)
+        delete_later(vc)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +178,7 @@ def twins(host: Host, host_api: client.ApiClient) -> Iterator[tuple[Env, Env]]:
         yield Env(created[0], host_api), Env(created[1], host_api)
     finally:
         for vc in created:
-            vc.delete(wait=True, timeout=180)
+            delete_later(vc)
 
 
 # ---------------------------------------------------------------------------------------------- 1. helm install
