@@ -25,8 +25,12 @@ HOST = REPO / "hack" / "host"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that restart the host (marker `disruptive`) run after all others."""
-    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+    """Tests that restart the host (marker `disruptive`) run after all others. Before the rest come the modules
+    with pytest runs of their own (fixture ``run``: the longest tests, 40-140 s), each module's tests together, so
+    that xdist hands them out first and a run does not end on one of them while the other workers idle."""
+    nested = {item.nodeid.split("::")[0] for item in items if "run" in getattr(item, "fixturenames", ())}
+    items.sort(key=lambda item: (item.get_closest_marker("disruptive") is not None,
+                                 item.nodeid.split("::")[0] not in nested))
 
 
 @pytest.fixture(scope="session", autouse=True)
