@@ -59,7 +59,9 @@ def _go_env() -> dict[str, str]:
     env = dict(os.environ)
     env["CGO_ENABLED"] = "0"
     env.setdefault("GOFLAGS", "")
-    env["GOFLAGS"] = (env["GOFLAGS"] + " -mod=mod").strip()
+    # -dwarf=false: the compiler skips the debug info that the linker's -w drops anyway, the same
+    # binaries in about 0.88 x the time (helm: 74 s against 85, docs/speed.md).
+    env["GOFLAGS"] = (env["GOFLAGS"] + " -mod=mod -gcflags=all=-dwarf=false").strip()
     # The module proxy is the only source reachable here; never try VCS.
     env.setdefault("GOPROXY", "https://proxy.golang.org")
     env["GOTOOLCHAIN"] = "local"
