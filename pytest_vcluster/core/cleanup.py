@@ -161,26 +161,6 @@ def stale_namespaces(
     return result
 
 
-def delete_namespace_now(core_v1: Any, name: str, body: Any = None) -> None:
-    """Delete host namespace ``name`` (in the background: ``body``'s options, by default propagation
-    ``Background``), then its pods at once (grace period 0).
-
-    Left to the namespace controller, pods get their grace periods and the namespace its requeues: an empty
-    cluster's namespace took 10-26 s to go, one with a pod that ignores SIGTERM 46 s; with its pods deleted at
-    once, 7 s (docs/speed.md). The pods go after the namespace is terminating, so their StatefulSet cannot
-    make them again; the kubelet stops their containers as a recycled cluster's reset has them stopped. Errors
-    of the namespace's deletion are raised (the callers tell 404 and 409 apart); a refused pod deletion (no
-    ``deletecollection`` on pods) leaves the pods to the namespace controller."""
-    from kubernetes import client
-
-    core_v1.delete_namespace(name, body=body or client.V1DeleteOptions(propagation_policy="Background"),
-                             _request_timeout=30)
-    try:
-        core_v1.delete_collection_namespaced_pod(name, grace_period_seconds=0, _request_timeout=15)
-    except Exception as exc:  # noqa: BLE001 - best effort: the namespace controller deletes them anyway
-        log.debug("pytest-vcluster: deleting the pods of %s at once: %s", name, exc)
-
-
 def delete_if_unchanged(core_v1: Any, ns: Any) -> bool:
     """Delete namespace ``ns`` (a listed ``V1Namespace``) only if nobody changed it since it was listed,
     e.g. claimed it from the warm pool: the deletion carries its ``resourceVersion``; then the chart's
@@ -194,7 +174,7 @@ def delete_if_unchanged(core_v1: Any, ns: Any) -> bool:
         preconditions=client.V1Preconditions(resource_version=ns.metadata.resource_version),
     )
     try:
-        delete_namespace_now(core_v1, ns.metadata.name, body)
+        core_v1.delete_namespace(ns.metadata.name, body=body, _request_timeout=15)
     except ApiException as exc:
         if exc.status in (404, 409):
             return False

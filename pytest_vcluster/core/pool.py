@@ -275,7 +275,7 @@ class Filler:
                     self._deleted.append(vc.name)
             core = self._core()
             if drop:  # the run ended while it warmed
-                _cleanup.delete_namespace_now(core, vc.name)
+                core.delete_namespace(vc.name, propagation_policy="Background", _request_timeout=15)
             else:
                 set_state(core, vc.name, {LABEL_POOL_STATE: FREE})
         except Exception as exc:  # noqa: BLE001 - reported in the summary; tests fall back to cold clusters

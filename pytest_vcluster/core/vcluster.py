@@ -27,7 +27,7 @@ from . import naming as _naming
 from . import ready as _ready
 from . import recycle as _recycle
 from . import snapshot as _snapshot
-from .cleanup import delete_cluster_scoped, delete_namespace_now, wait_namespaces_gone
+from .cleanup import delete_cluster_scoped, wait_namespaces_gone
 from .contract import contract
 from .errors import ConditionTimeout, NotReadyError, ResetError, SnapshotError, VClusterError, forbidden
 from .host import Host
@@ -274,7 +274,7 @@ class VCluster(ClusterVerbs):
                 log.warning("pytest-vcluster: keeping host namespace %s of failed cluster %s", namespace, name)
             else:
                 with contextlib.suppress(Exception):
-                    delete_namespace_now(core, namespace)
+                    core.delete_namespace(namespace, propagation_policy="Background", _request_timeout=30)
                 delete_cluster_scoped(host.api_client, namespace)
                 if owned_dir is not None:
                     shutil.rmtree(owned_dir, ignore_errors=True)
@@ -497,7 +497,7 @@ class VCluster(ClusterVerbs):
         self.disconnect()
         core = self.host.core_v1()
         try:
-            delete_namespace_now(core, self.host_namespace)
+            core.delete_namespace(self.host_namespace, propagation_policy="Background", _request_timeout=30)
         except ApiException as exc:
             if exc.status != 404:
                 raise VClusterError(

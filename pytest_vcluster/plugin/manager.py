@@ -458,7 +458,7 @@ class VClusterManager:
             except VClusterError as exc:  # broken while it waited: drop it, try the next one
                 log.warning("pytest-vcluster: dropping pool cluster %s: %s", name, exc)
                 with contextlib.suppress(Exception):
-                    _cleanup.delete_namespace_now(core, name)
+                    core.delete_namespace(name, propagation_policy="Background", _request_timeout=30)
                 with self._lock:
                     self._deleted.append(name)
                     self.summary.pool.errors.append(f"pool cluster {name} was broken when claimed: {exc}")
@@ -667,7 +667,7 @@ class VClusterManager:
                     self._deleted.append(vc.host_namespace)
         for name in stuck:
             with contextlib.suppress(Exception):
-                _cleanup.delete_namespace_now(self.host.core_v1(), name)
+                self.host.core_v1().delete_namespace(name, propagation_policy="Background", _request_timeout=30)
             with self._lock:
                 self.summary.pool.discarded.append(f"{name}: its reset had not ended when the session did")
                 self._deleted.append(name)

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from pytest_vcluster.core import cleanup as _cleanup
 from pytest_vcluster.core import labels as _labels
@@ -188,43 +187,3 @@ def test_labels_are_valid_label_values() -> None:
         _labels.LABEL_CREATED: str(int(NOW)),
     }
     assert len(_labels.label_value("x" * 100)) == 63
-
-
-class RecordingCore:
-    """Records the calls of delete_namespace_now; ``pods_error``/``ns_error`` are raised by those deletions."""
-
-    def __init__(self, ns_error: Exception | None = None, pods_error: Exception | None = None) -> None:
-        self.calls: list[tuple[str, str, Any]] = []
-        self.ns_error, self.pods_error = ns_error, pods_error
-
-    def delete_namespace(self, name: str, body: Any, _request_timeout: Any = None) -> None:
-        self.calls.append(("namespace", name, body.propagation_policy))
-        if self.ns_error:
-            raise self.ns_error
-
-    def delete_collection_namespaced_pod(self, namespace: str, grace_period_seconds: Any = None,
-                                         _request_timeout: Any = None) -> None:
-        self.calls.append(("pods", namespace, grace_period_seconds))
-        if self.pods_error:
-            raise self.pods_error
-
-
-def test_delete_namespace_now_deletes_the_namespace_then_its_pods_without_grace() -> None:
-    core = RecordingCore()
-    _cleanup.delete_namespace_now(core, "vc-a")
-    # the namespace first: terminating, it refuses the pods its StatefulSet would make again
-    assert core.calls == [("namespace", "vc-a", "Background"), ("pods", "vc-a", 0)]
-
-
-def test_delete_namespace_now_leaves_refused_pods_to_the_namespace_controller() -> None:
-    core = RecordingCore(pods_error=ApiException(status=403, reason="Forbidden"))
-    _cleanup.delete_namespace_now(core, "vc-a")
-    assert core.calls == [("namespace", "vc-a", "Background"), ("pods", "vc-a", 0)]
-
-
-def test_delete_namespace_now_raises_the_namespace_error_and_leaves_pods_alone() -> None:
-    core = RecordingCore(ns_error=ApiException(status=404, reason="Not Found"))
-    with pytest.raises(ApiException) as info:
-        _cleanup.delete_namespace_now(core, "vc-gone")
-    assert info.value.status == 404
-    assert core.calls == [("namespace", "vc-gone", "Background")]
