@@ -150,17 +150,16 @@ def test_xdist_workers_and_two_concurrent_runs_never_share_a_cluster(
     first = pytester.mkdir("first")
     second = pytester.mkdir("second")
     for path in (first, second):
-        # two tests a run: one a worker, four tests at once over two runs (four a run cost 8 cold starts, 136 s)
-        (path / "test_pool.py").write_text(RECORDING_TESTS.format(n=2))
+        (path / "test_pool.py").write_text(RECORDING_TESTS.format(n=4))
     tag = own_pool()
     # without recycling: every test gets a cluster no other test ever had (recycled clusters: test_recycle.py)
     result, out = two_runs_at_once(run, host_kubeconfig, first, second, "-n", "2", "--vcluster-pool=2",
                                    "--vcluster-recycle=no", tag)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     names = list(recorded(first).values()) + list(recorded(second).values())
-    assert len(names) == 4
-    assert len(set(names)) == 4, f"two tests got the same cluster: {sorted(names)}"
-    result.stdout.fnmatch_lines(["pool (size 2, key *): * of 2 eligible cluster(s) claimed from the pool*"])
+    assert len(names) == 8
+    assert len(set(names)) == 8, f"two tests got the same cluster: {sorted(names)}"
+    result.stdout.fnmatch_lines(["pool (size 2, key *): * of 4 eligible cluster(s) claimed from the pool*"])
     key = pool_key(result.stdout.str())
     assert pool_key(out) == key, "the two runs did not share one pool"
     assert any("-pool-" in name for name in names), f"no test got a pool cluster: {names}"
